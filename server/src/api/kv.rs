@@ -1,0 +1,129 @@
+//! etcd's `KV` service: Range, Put, DeleteRange, Txn, Compact.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::kv::{range, txn, validate, Applied};
+use crate::node::Node;
+use crate::proto::cairnpb::{internal_request, InternalRequest};
+use crate::proto::etcdserverpb::kv_server::Kv;
+use crate::proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+};
+use crate::Error;
+
+/// The KV service over one member.
+#[derive(Clone)]
+pub struct KvService {
+    node: Arc<Node>,
+}
+
+impl KvService {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn header(&self, h: Option<ResponseHeader>) -> Option<ResponseHeader> {
+        Some(self.node.header(h.map_or(0, |h| h.revision)))
+    }
+
+    /// Checks the size limit and proposes `request` through the write path.
+    async fn propose(&self, request: internal_request::Request) -> Result<Applied, Status> {
+        let size = InternalRequest {
+            id: u64::MAX,
+            request: Some(request),
+        };
+        if size.encoded_len() > self.node.limits().max_request_bytes {
+            return Err(Error::RequestTooLarge.into());
+        }
+        let request = size.request.expect("set above");
+        Ok(self.node.propose(request).await?)
+    }
+}
+
+fn unexpected(applied: &Applied) -> Status {
+    Status::internal(format!(
+        "write path returned {applied:?} for another request kind"
+    ))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let r = req.into_inner();
+        validate::check_range(&r)?;
+        let mut resp = self.node.read(|view| range::range(&view, &r))?;
+        resp.header = self.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let r = req.into_inner();
+        validate::check_put(&r)?;
+        match self.propose(internal_request::Request::Put(r)).await? {
+            Applied::Put(mut resp) => {
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let r = req.into_inner();
+        validate::check_delete(&r)?;
+        match self
+            .propose(internal_request::Request::DeleteRange(r))
+            .await?
+        {
+            Applied::DeleteRange(mut resp) => {
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let r = req.into_inner();
+        validate::check_txn(&r, self.node.limits().max_txn_ops)?;
+        let mut resp = if validate::is_read_only(&r) {
+            self.node.read(|view| txn::read_only(&view, &r))?
+        } else {
+            match self.propose(internal_request::Request::Txn(r)).await? {
+                Applied::Txn(resp) => resp,
+                other => return Err(unexpected(&other)),
+            }
+        };
+        resp.header = self.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn compact(
+        &self,
+        req: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        let r = req.into_inner();
+        let (rev, physical) = (r.revision, r.physical);
+        match self
+            .propose(internal_request::Request::Compaction(r))
+            .await?
+        {
+            Applied::Compaction(mut resp) => {
+                if physical {
+                    self.node.wait_compacted(rev).await?;
+                }
+                resp.header = self.header(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! gRPC services, one per file, each a thin translation between etcd's API and the [`Node`].
+//!
+//! [`Node`]: crate::node::Node
+
+pub mod kv;

@@ -1,0 +1,103 @@
+//! The server's one error type. The etcd-visible variants carry etcd's exact texts, so clients
+//! that match on them (etcdctl, clientv3, Kubernetes) behave the same against cairn.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in cairn-server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A read or compaction below the compaction point.
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    /// A read or compaction above the newest revision.
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRevision,
+    /// A request without a key.
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    /// `ignore_value`/`ignore_lease` on a key that does not exist.
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    /// `ignore_value` together with a value.
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    /// `ignore_lease` together with a lease.
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    /// A txn with more compares or ops than `--max-txn-ops`.
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    /// A txn writing one key twice.
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    /// A request larger than `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// A sort order or target outside etcd's enums.
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
+    /// The server is shutting down.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// A stored record did not decode.
+    #[error("corrupt record in the data dir: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// A stored record has an impossible shape.
+    #[error("corrupt record in the data dir")]
+    CorruptRecord,
+    /// The data dir was written by an incompatible version.
+    #[error(
+        "data dir has layout version {found}, this build reads {want}: use a matching cairn-server"
+    )]
+    SchemaVersion {
+        /// Version found on disk.
+        found: u64,
+        /// Version this build understands.
+        want: u64,
+    },
+    /// A file the server needs could not be used.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {url}: {source} (is another server using the port?)")]
+    Listen {
+        /// The URL from the flags.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The flags contradict each other.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// TLS or HTTP/2 transport setup failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        use tonic::Code;
+        let code = match &e {
+            Error::Compacted | Error::FutureRevision => Code::OutOfRange,
+            Error::EmptyKey
+            | Error::KeyNotFound
+            | Error::ValueProvided
+            | Error::LeaseProvided
+            | Error::TooManyOps
+            | Error::DuplicateKey
+            | Error::RequestTooLarge
+            | Error::InvalidSortOption => Code::InvalidArgument,
+            Error::Stopped => Code::Unavailable,
+            _ => Code::Internal,
+        };
+        tonic::Status::new(code, e.to_string())
+    }
+}

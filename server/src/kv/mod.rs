@@ -1,0 +1,11 @@
+//! etcd's KV semantics on top of the MVCC store: request checks, Range, Put, DeleteRange, Txn and
+//! Compact. [`apply::apply`] is the one function every committed write goes through.
+
+pub mod apply;
+pub mod range;
+pub mod txn;
+pub mod validate;
+pub mod view;
+
+pub use apply::{apply, Applied};
+pub use view::{ReadView, Snapshot};

@@ -1,0 +1,21 @@
+//! cairn-server: an etcd-v3-compatible key-value server.
+//!
+//! Requests arrive through the gRPC services in [`api`], are checked and turned into commands,
+//! ordered by the write path ([`standalone`] today, raft under replication), and applied by the
+//! single function [`kv::apply`] to the MVCC store in [`mvcc`], which persists in sled.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod kv;
+pub mod mvcc;
+pub mod node;
+pub mod proto;
+pub mod server;
+pub mod standalone;
+pub mod tls;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::run;

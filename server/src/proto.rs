@@ -1,0 +1,17 @@
+//! Generated protobuf types and gRPC stubs (etcd's packages, our own .proto files).
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// etcd's `mvccpb` package: key-values and events.
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+/// etcd's `etcdserverpb` package: the client API.
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
+/// cairn's internal messages: the commands the write path logs and applies.
+pub mod cairnpb {
+    tonic::include_proto!("cairnpb");
+}

@@ -1,0 +1,163 @@
+//! Starting and stopping a member: open the data dir, start the node, serve every client URL.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::api::kv::KvService;
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::mvcc::store::{meta, read_u64};
+use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
+use crate::node::{Limits, Node};
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::{tls, Error};
+
+/// etcd lets gRPC messages exceed `--max-request-bytes` by this much, so the request-too-large
+/// error (not a transport error) is what clients see for oversized requests.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+fn create_private_dir(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| Error::File {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The member's identity: fixed in the data dir at first start, derived from the flags then.
+fn load_identity(backend: &dyn Backend, config: &Config) -> Result<Identity, Error> {
+    let stored = (
+        read_u64(backend, meta::CLUSTER_ID)?,
+        read_u64(backend, meta::MEMBER_ID)?,
+    );
+    if let (Some(cluster_id), Some(member_id)) = stored {
+        return Ok(Identity {
+            cluster_id,
+            member_id,
+        });
+    }
+    let id = Identity::derive(
+        &config.initial_cluster,
+        &config.name,
+        &config.initial_cluster_token,
+    );
+    let mut b = WriteBatch::new();
+    b.put(
+        meta::CLUSTER_ID.to_vec(),
+        id.cluster_id.to_be_bytes().to_vec(),
+    );
+    b.put(
+        meta::MEMBER_ID.to_vec(),
+        id.member_id.to_be_bytes().to_vec(),
+    );
+    backend.write(b)?;
+    backend.flush()?;
+    Ok(id)
+}
+
+async fn bind(url: &url::Url) -> Result<TcpListener, Error> {
+    let host = url
+        .host_str()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']']);
+    let port = url.port().unwrap_or(2379);
+    let err = |source| Error::Listen {
+        url: url.to_string(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(err)?
+        .collect();
+    // etcd binds "localhost" to its IPv4 loopback; prefer IPv4 when a name resolves to both.
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| {
+            err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "host did not resolve",
+            ))
+        })?;
+    TcpListener::bind(addr).await.map_err(err)
+}
+
+/// Runs a member until `shutdown` resolves, then stops cleanly (every acknowledged write is
+/// already durable; this only closes listeners and joins the write loop).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    config.validate()?;
+    let data_dir = config.data_dir();
+    create_private_dir(&data_dir.join("member"))?;
+    let backend: Arc<dyn Backend> =
+        Arc::new(SledBackend::open(&data_dir.join("member").join("db"))?);
+    let identity = load_identity(&*backend, &config)?;
+    let (store, pending) = MvccStore::open(backend)?;
+    tracing::info!(
+        name = %config.name,
+        data_dir = %data_dir.display(),
+        member_id = %format!("{:x}", identity.member_id),
+        cluster_id = %format!("{:x}", identity.cluster_id),
+        revision = store.revision(),
+        compact_revision = store.compact_revision(),
+        "opened data dir"
+    );
+    let limits = Limits {
+        max_request_bytes: config.max_request_bytes as usize,
+        max_txn_ops: config.max_txn_ops as usize,
+    };
+    let node = Node::start(store, pending, identity, limits);
+    let tls = tls::client_tls(&config)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for url in &config.listen_client_urls {
+        let listener = bind(url).await?;
+        let mut builder = Server::builder();
+        if url.scheme() == "https" {
+            let tls = tls
+                .clone()
+                .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()))?;
+            builder = builder.tls_config(tls)?;
+        }
+        let kv = KvServer::new(KvService::new(node.clone()))
+            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
+            .max_encoding_message_size(usize::MAX);
+        let mut stop = stop_rx.clone();
+        let router = builder.add_service(kv);
+        tracing::info!(url = %url, addr = %listener.local_addr().map_err(|source| Error::Listen { url: url.to_string(), source })?, "serving client requests");
+        servers.spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    tracing::info!("ready to serve client requests");
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        Some(res) = servers.join_next() => {
+            if let Ok(Err(e)) = res {
+                tracing::error!(error = %e, "a listener failed");
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while servers.join_next().await.is_some() {}
+    let node_for_stop = node.clone();
+    tokio::task::spawn_blocking(move || node_for_stop.shutdown())
+        .await
+        .ok();
+    Ok(())
+}
