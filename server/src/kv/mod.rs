@@ -9,3 +9,6 @@ pub mod view;
 
 pub use apply::{apply, Applied};
 pub use view::{ReadView, Snapshot};
+
+#[cfg(test)]
+mod model_test;

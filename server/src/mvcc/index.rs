@@ -93,6 +93,21 @@ impl KeyIndex {
         g.ver += 1;
     }
 
+    /// Rebuilds from a stored record: a generation whose start was compacted away takes its
+    /// creation revision and version from the record itself.
+    fn restore(&mut self, rev: Revision, created: i64, version: i64) {
+        if self.generations.is_empty() {
+            self.generations.push(Generation::default());
+        }
+        let g = self.generations.last_mut().expect("non-empty");
+        if g.revs.is_empty() {
+            g.created = Revision::new(created, 0);
+            g.ver = version - 1;
+        }
+        g.revs.push(rev);
+        g.ver += 1;
+    }
+
     /// Records a deletion; false (and no change) when the key is not live.
     fn tombstone(&mut self, rev: Revision) -> bool {
         match self.generations.last() {
@@ -193,6 +208,14 @@ impl Index {
                 self.keys.insert(key.to_vec(), ki);
             }
         }
+    }
+
+    /// Records a stored put of `key` at `rev` while rebuilding the index from the backend.
+    pub fn restore(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
+        self.keys
+            .entry(key.to_vec())
+            .or_default()
+            .restore(rev, created, version);
     }
 
     /// Records a deletion of `key` at `rev`; false when the key was not live.

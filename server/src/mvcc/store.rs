@@ -184,7 +184,7 @@ impl MvccStore {
                 if kind == KIND_TOMBSTONE {
                     index.tombstone(&kv.key, rev);
                 } else {
-                    index.put(&kv.key, rev);
+                    index.restore(&kv.key, rev, kv.create_revision, kv.version);
                 }
                 last_rev = last_rev.max(rev.main);
             }

@@ -1,0 +1,1 @@
+//! etcdctl 3.4 against cairn-server and etcd (being written).
