@@ -125,13 +125,9 @@ async fn main() {
     ];
     let cairn = Member::builder(Kind::Cairn)
         .cairn_binary(env!("CARGO_BIN_EXE_cairn-server"))
-        .arg("--log-level=warn")
         .start()
         .expect("start cairn-server");
-    let etcd = Member::builder(Kind::Etcd)
-        .arg("--log-level=warn")
-        .start()
-        .expect("start etcd");
+    let etcd = Member::builder(Kind::Etcd).start().expect("start etcd");
     println!("single member, 8-byte keys, 256-byte values, same machine, same run");
     println!(
         "{:<36} {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>7}",

@@ -1,5 +1,6 @@
 //! Store-level throughput on sled: puts applied and flushed in groups (as the write loop does),
 //! and point and prefix ranges over a preloaded keyspace.
+#![allow(missing_docs)] // criterion_group! generates an undocumented pub fn.
 
 use std::sync::Arc;
 
@@ -87,5 +88,9 @@ fn bench_range(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_put, bench_range);
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = bench_put, bench_range
+}
 criterion_main!(benches);

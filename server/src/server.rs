@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::api::kv::KvService;
@@ -136,9 +136,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .max_encoding_message_size(usize::MAX);
         let mut stop = stop_rx.clone();
         let router = builder.add_service(kv);
-        tracing::info!(url = %url, addr = %listener.local_addr().map_err(|source| Error::Listen { url: url.to_string(), source })?, "serving client requests");
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            url: url.to_string(),
+            source,
+        })?;
+        tracing::info!(url = %url, addr = %addr, "serving client requests");
         servers.spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },

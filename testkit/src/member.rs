@@ -530,6 +530,70 @@ mod tests {
         assert_eq!(put.stdout, "OK\n", "{put:?}");
     }
 
+    const ORPHAN_ENV: &str = "CAIRN_TESTKIT_ORPHAN_HELPER";
+
+    /// Not a test on its own: when `ORPHAN_ENV` is set, starts etcd, reports its pid and
+    /// blocks, for `members_die_with_the_test_binary` to SIGKILL.
+    #[test]
+    fn orphan_helper() {
+        if std::env::var_os(ORPHAN_ENV).is_none() {
+            return;
+        }
+        let m = Member::builder(Kind::Etcd).start().unwrap();
+        println!("ETCD_PID {}", m.pid());
+        // Blocks until the parent kills us (it never writes to our stdin).
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
+
+    #[test]
+    fn members_die_with_the_test_binary() {
+        use std::io::BufRead;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut helper = Command::new(std::env::current_exe().unwrap())
+            .args(["member::tests::orphan_helper", "--exact", "--nocapture"])
+            .env(ORPHAN_ENV, "1")
+            // The helper cannot clean up after SIGKILL; keep its temp files in ours.
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(helper.stdout.take().unwrap());
+        let pid: u32 = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("ETCD_PID ").map(|p| p.parse().unwrap()))
+            .expect("the helper reports etcd's pid");
+        let alive = |pid: u32| {
+            // Gone, or a zombie nobody has reaped yet.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false)
+        };
+        assert!(alive(pid));
+        helper.kill().unwrap();
+        helper.wait().unwrap();
+        let died = wait_until(
+            "etcd to die with its test binary",
+            Duration::from_secs(10),
+            || !alive(pid),
+        );
+        if died.is_err() {
+            // Do not leave it behind when the guarantee is broken.
+            if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, Signal::KILL);
+            }
+        }
+        died.unwrap();
+    }
+
     #[test]
     fn bad_setups_fail_clearly() {
         assert!(matches!(

@@ -7,6 +7,9 @@ use std::ops::Bound;
 
 use super::revision::Revision;
 
+/// Start and end bounds over keys, as `BTreeMap::range` takes them.
+type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// Which keys a request addresses, decoded from etcd's `key`/`range_end` convention.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyRange {
@@ -37,7 +40,7 @@ impl KeyRange {
         }
     }
 
-    fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+    fn bounds(&self) -> Option<KeyBounds<'_>> {
         match self {
             Self::Single(k) => Some((Bound::Included(k), Bound::Included(k))),
             Self::From(s) => Some((Bound::Included(s), Bound::Unbounded)),
