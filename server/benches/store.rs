@@ -45,6 +45,7 @@ fn bench_put(c: &mut Criterion) {
                 n += 1;
                 put(&mut store, format!("{:08}", n % 100_000).into_bytes());
             }
+            store.persist().expect("persist");
             store.backend().flush().expect("flush");
         })
     });
@@ -56,6 +57,7 @@ fn bench_range(c: &mut Criterion) {
     for i in 0..10_000u32 {
         put(&mut store, format!("k/{:03}/{i:05}", i % 100).into_bytes());
     }
+    store.persist().expect("persist");
     store.backend().flush().expect("flush");
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(1));

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::kv::{apply, Applied};
-use crate::mvcc::CompactionJob;
+use crate::mvcc::{CompactionJob, MvccStore};
 use crate::node::Shared;
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::Error;
@@ -81,6 +81,7 @@ fn write_loop(
 ) {
     let mut batch: Vec<Proposal> = Vec::with_capacity(MAX_BATCH);
     let mut answers = Vec::with_capacity(MAX_BATCH);
+    let mut new_jobs = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -92,12 +93,10 @@ fn write_loop(
         let rev = {
             let mut store = shared.store.write();
             for p in batch.drain(..) {
-                // A compaction must never pass the revision readers see: publish first.
-                let compaction = matches!(p.request, Request::Compaction(_));
-                if compaction && store.revision() > shared.visible_rev.load(Ordering::Acquire) {
-                    if let Err(e) = store.backend().flush() {
-                        fatal(&e);
-                    }
+                // A compaction must never pass the revision readers see: make what came before
+                // it durable and visible first.
+                if matches!(p.request, Request::Compaction(_)) && store.has_pending() {
+                    durable(&mut store);
                     shared
                         .visible_rev
                         .store(store.revision(), Ordering::Release);
@@ -108,9 +107,7 @@ fn write_loop(
                     request: Some(p.request),
                 };
                 let result = apply(&mut store, index, &cmd).map(|(applied, job)| {
-                    if let Some(job) = job {
-                        let _ = jobs.send(job);
-                    }
+                    new_jobs.extend(job);
                     applied
                 });
                 if let Err(e @ (Error::Storage(_) | Error::Decode(_) | Error::CorruptRecord)) =
@@ -120,15 +117,30 @@ fn write_loop(
                 }
                 answers.push((p.done, result));
             }
+            if let Err(e) = store.persist() {
+                fatal(&e);
+            }
             store.revision()
         };
+        // One fsync for the whole group, outside the lock so readers go on meanwhile.
         if let Err(e) = shared.store.read().backend().flush() {
             fatal(&e);
         }
         shared.visible_rev.store(rev, Ordering::Release);
+        // Compaction jobs only start once the compaction itself is durable.
+        for job in new_jobs.drain(..) {
+            let _ = jobs.send(job);
+        }
         for (done, result) in answers.drain(..) {
             let _ = done.send(result);
         }
+    }
+}
+
+/// Persists and flushes what the store has applied so far.
+fn durable(store: &mut MvccStore) {
+    if let Err(e) = store.persist().and_then(|()| store.backend().flush()) {
+        fatal(&e);
     }
 }
 

@@ -37,7 +37,7 @@ pub fn apply(
     }
     let result = apply_request(store, index, cmd);
     if result.is_err() {
-        store.mark_applied(index)?;
+        store.mark_applied(index);
     }
     result
 }
@@ -51,19 +51,19 @@ fn apply_request(
         Some(Request::Put(p)) => {
             let mut w = store.write();
             let resp = txn::put(&mut w, p)?;
-            w.commit(index)?;
+            w.commit(index);
             Applied::Put(resp)
         }
         Some(Request::DeleteRange(d)) => {
             let mut w = store.write();
             let resp = txn::delete_range(&mut w, d)?;
-            w.commit(index)?;
+            w.commit(index);
             Applied::DeleteRange(resp)
         }
         Some(Request::Txn(t)) => {
             let mut w = store.write();
             let resp = txn::write(&mut w, t)?;
-            w.commit(index)?;
+            w.commit(index);
             Applied::Txn(resp)
         }
         Some(Request::Compaction(c)) => {
@@ -80,7 +80,7 @@ fn apply_request(
             ));
         }
         None => {
-            store.mark_applied(index)?;
+            store.mark_applied(index);
             Applied::Noop
         }
     };

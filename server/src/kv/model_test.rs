@@ -264,11 +264,13 @@ fn run(backend: Arc<dyn Backend>, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::PhysicalCompact => {
+                store.persist().expect("persist");
                 for job in jobs.drain(..) {
                     job.run(&*backend).expect("compaction job");
                 }
             }
             Op::Restart => {
+                store.persist().expect("persist");
                 drop(store);
                 backend.flush().expect("flush");
                 let (reopened, pending) = MvccStore::open(backend.clone()).expect("reopen");
