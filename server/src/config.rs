@@ -73,6 +73,33 @@ impl LogLevel {
     }
 }
 
+/// How `--auto-compaction-retention` is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AutoCompactionMode {
+    /// Keep history for a period ("1h", "30m", or a bare number of hours).
+    Periodic,
+    /// Keep this many revisions of history.
+    Revision,
+}
+
+/// How many metrics `/metrics` exports (etcd's names; cairn exports the same set for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricsLevel {
+    /// The metrics etcd exports by default.
+    Basic,
+    /// Also per-request histograms.
+    Extensive,
+}
+
+/// Parses a Go-style duration as etcd's flags take them ("500ms", "10m", "1h30m", "0").
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration like 500ms, 10m or 1h30m: {e}"))
+}
+
 /// Whether this member bootstraps a new cluster or joins an existing one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClusterState {
@@ -221,6 +248,26 @@ pub struct Config {
     /// Logger kind (accepted for etcd compatibility; cairn always logs through tracing).
     #[arg(long, env = "ETCD_LOGGER", default_value = "zap")]
     pub logger: String,
+    /// Additional URLs to serve /metrics and /health on (plain HTTP or https with the client cert).
+    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS", value_delimiter = ',', value_parser = parse_urls)]
+    pub listen_metrics_urls: Vec<Url>,
+    /// Metrics detail: basic or extensive.
+    #[arg(long, env = "ETCD_METRICS", value_enum, default_value = "basic")]
+    pub metrics: MetricsLevel,
+    /// Interpret --auto-compaction-retention as a period (periodic) or a revision count (revision).
+    #[arg(
+        long,
+        env = "ETCD_AUTO_COMPACTION_MODE",
+        value_enum,
+        default_value = "periodic"
+    )]
+    pub auto_compaction_mode: AutoCompactionMode,
+    /// History to keep when compacting automatically ("0" disables auto compaction).
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    pub auto_compaction_retention: String,
+    /// How often watchers that asked for progress notifications get one when idle.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub experimental_watch_progress_notify_interval: std::time::Duration,
     /// Path to the client server TLS certificate file.
     #[arg(long, env = "ETCD_CERT_FILE")]
     pub cert_file: Option<PathBuf>,

@@ -36,6 +36,21 @@ pub enum Error {
     /// A sort order or target outside etcd's enums.
     #[error("etcdserver: invalid sort option")]
     InvalidSortOption,
+    /// A put or lease operation names a lease that does not exist.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// A grant with an ID already in use.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A grant with a TTL over etcd's maximum.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    /// The backend quota is exhausted (NOSPACE alarm active).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// A CORRUPT alarm is active.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
@@ -95,6 +110,11 @@ impl From<Error> for tonic::Status {
             | Error::DuplicateKey
             | Error::RequestTooLarge
             | Error::InvalidSortOption => Code::InvalidArgument,
+            Error::LeaseNotFound => Code::NotFound,
+            Error::LeaseExists => Code::FailedPrecondition,
+            Error::LeaseTtlTooLarge => Code::OutOfRange,
+            Error::NoSpace => Code::ResourceExhausted,
+            Error::Corrupt => Code::DataLoss,
             Error::Stopped => Code::Unavailable,
             _ => Code::Internal,
         };

@@ -79,7 +79,8 @@ fn apply_request(
                 Some(job),
             ));
         }
-        None => {
+        // Lease and alarm commands are applied by their own modules (being added).
+        Some(Request::LeaseGrant(_) | Request::LeaseRevoke(_) | Request::Alarm(_)) | None => {
             store.mark_applied(index);
             Applied::Noop
         }
