@@ -34,6 +34,9 @@ pub struct Shared {
     pub term: AtomicU64,
     /// The newest compaction revision whose deletions are finished.
     pub compacted: watch::Sender<i64>,
+    /// Active alarms as (member ID, etcd `AlarmType` number); set and cleared only by applied
+    /// Alarm commands, so every member agrees.
+    pub alarms: RwLock<std::collections::BTreeSet<(u64, i32)>>,
 }
 
 /// One cairn-server member.
@@ -62,6 +65,7 @@ impl Node {
             store: RwLock::new(store),
             term: AtomicU64::new(1),
             compacted: watch::Sender::new(compacted_rev),
+            alarms: RwLock::default(),
         });
         let writer = Standalone::start(shared.clone(), pending);
         Arc::new(Self {
@@ -106,6 +110,26 @@ impl Node {
             revision,
             raft_term: self.shared.term.load(Ordering::Relaxed),
         }
+    }
+
+    /// Active alarms, as the Alarm API and `/health` report them.
+    pub fn alarms(&self) -> Vec<crate::proto::etcdserverpb::AlarmMember> {
+        self.shared
+            .alarms
+            .read()
+            .iter()
+            .map(|&(member_id, alarm)| crate::proto::etcdserverpb::AlarmMember { member_id, alarm })
+            .collect()
+    }
+
+    /// Whether this member knows a leader (always, while it runs without replication).
+    pub fn has_leader(&self) -> bool {
+        true
+    }
+
+    /// State shared with the write loop.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// This member's identity.
