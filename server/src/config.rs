@@ -268,6 +268,9 @@ pub struct Config {
     /// How often watchers that asked for progress notifications get one when idle.
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub experimental_watch_progress_notify_interval: std::time::Duration,
+    /// Events kept in memory for watchers; watchers further behind read history from disk.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_EVENT_BUFFER", default_value_t = crate::watch::log::DEFAULT_CAPACITY, hide = true)]
+    pub experimental_watch_event_buffer: usize,
     /// Path to the client server TLS certificate file.
     #[arg(long, env = "ETCD_CERT_FILE")]
     pub cert_file: Option<PathBuf>,

@@ -9,12 +9,14 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod kv;
+pub mod lessor;
 pub mod mvcc;
 pub mod node;
 pub mod proto;
 pub mod server;
 pub mod standalone;
 pub mod tls;
+pub mod watch;
 
 pub use config::Config;
 pub use error::Error;

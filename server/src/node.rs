@@ -9,10 +9,12 @@ use tokio::sync::watch;
 
 use crate::identity::Identity;
 use crate::kv::{Applied, Snapshot};
+use crate::lessor::Lessor;
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, ResponseHeader};
 use crate::standalone::Standalone;
+use crate::watch::log::EventLog;
 use crate::Error;
 
 /// Limits that requests are checked against.
@@ -22,6 +24,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
+    /// Events the watch ring holds.
+    pub watch_event_buffer: usize,
 }
 
 /// State shared by the read path and the write loop.
@@ -37,6 +41,10 @@ pub struct Shared {
     /// Active alarms as (member ID, etcd `AlarmType` number); set and cleared only by applied
     /// Alarm commands, so every member agrees.
     pub alarms: RwLock<std::collections::BTreeSet<(u64, i32)>>,
+    /// Recent applied events for watchers.
+    pub events: EventLog,
+    /// Announces each newly visible revision to watchers.
+    pub revisions: watch::Sender<i64>,
 }
 
 /// One cairn-server member.
@@ -45,6 +53,7 @@ pub struct Node {
     identity: Identity,
     limits: Limits,
     writer: Standalone,
+    lessor: Lessor,
 }
 
 impl Node {
@@ -54,18 +63,26 @@ impl Node {
         pending: Option<crate::mvcc::CompactionJob>,
         identity: Identity,
         limits: Limits,
+        lessor: Lessor,
     ) -> Arc<Self> {
         let compacted_rev = if pending.is_some() {
             0
         } else {
             store.compact_revision()
         };
+        // Leases found on disk get a full TTL from now, as etcd does after a restart.
+        for (id, lease) in store.leases().iter() {
+            lessor.start(id, lease.ttl);
+        }
+        let current = store.revision();
         let shared = Arc::new(Shared {
             visible_rev: AtomicI64::new(store.revision()),
             store: RwLock::new(store),
             term: AtomicU64::new(1),
             compacted: watch::Sender::new(compacted_rev),
             alarms: RwLock::default(),
+            events: EventLog::new(current, limits.watch_event_buffer),
+            revisions: watch::Sender::new(current),
         });
         let writer = Standalone::start(shared.clone(), pending);
         Arc::new(Self {
@@ -73,6 +90,7 @@ impl Node {
             identity,
             limits,
             writer,
+            lessor,
         })
     }
 
@@ -91,6 +109,63 @@ impl Node {
     /// Orders, applies and makes durable one command; resolves once it is durable.
     pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
         self.writer.propose(request).await
+    }
+
+    /// The newest revision clients may see.
+    pub fn visible_revision(&self) -> i64 {
+        self.shared.visible_rev.load(Ordering::Acquire)
+    }
+
+    /// Notifications of newly visible revisions (for watchers).
+    pub fn subscribe_revisions(&self) -> watch::Receiver<i64> {
+        self.shared.revisions.subscribe()
+    }
+
+    /// Recent events held in memory.
+    pub fn events(&self) -> &EventLog {
+        &self.shared.events
+    }
+
+    /// Lease deadlines.
+    pub fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    /// Grants a lease: TTL and ID are settled here, existence is decided when applied.
+    pub async fn grant_lease(&self, ttl: i64, id: i64) -> Result<Applied, Error> {
+        let (id, ttl) = {
+            let store = self.shared.store.read();
+            self.lessor
+                .prepare_grant(ttl, id, |x| store.leases().contains(x))?
+        };
+        let applied = self
+            .propose(Request::LeaseGrant(LeaseGrantRequest { ttl, id }))
+            .await?;
+        self.lessor.start(id, ttl);
+        Ok(applied)
+    }
+
+    /// Revokes a lease, deleting its keys in one revision.
+    pub async fn revoke_lease(&self, id: i64) -> Result<Applied, Error> {
+        let applied = self
+            .propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
+            .await?;
+        self.lessor.stop(id);
+        Ok(applied)
+    }
+
+    /// Revokes every lease past its deadline; run periodically by the member that decides
+    /// expiry.
+    pub async fn expire_leases(&self) {
+        for id in self.lessor.take_expired() {
+            match self.revoke_lease(id).await {
+                Ok(_) => tracing::debug!(lease = id, "lease expired and was revoked"),
+                Err(Error::LeaseNotFound) => {}
+                Err(e) => {
+                    tracing::warn!(lease = id, error = %e, "revoking an expired lease failed")
+                }
+            }
+        }
     }
 
     /// Waits until the compaction at `rev` has physically freed its revisions.

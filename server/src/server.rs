@@ -10,12 +10,17 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::api::kv::KvService;
+use crate::api::lease::LeaseService;
+use crate::api::watch::WatchService;
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::lessor::{Lessor, SystemClock};
 use crate::mvcc::store::{meta, read_u64};
 use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
 use crate::node::{Limits, Node};
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::{tls, Error};
 
 /// etcd lets gRPC messages exceed `--max-request-bytes` by this much, so the request-too-large
@@ -116,8 +121,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let limits = Limits {
         max_request_bytes: config.max_request_bytes as usize,
         max_txn_ops: config.max_txn_ops as usize,
+        watch_event_buffer: config.experimental_watch_event_buffer,
     };
-    let node = Node::start(store, pending, identity, limits);
+    let lessor = Lessor::new(
+        Arc::new(SystemClock),
+        identity.member_id,
+        config.heartbeat_interval,
+        config.election_timeout,
+    );
+    let node = Node::start(store, pending, identity, limits, lessor);
     let tls = tls::client_tls(&config)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -134,8 +146,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let kv = KvServer::new(KvService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
             .max_encoding_message_size(usize::MAX);
+        let watch = WatchServer::new(WatchService::new(
+            node.clone(),
+            config.experimental_watch_progress_notify_interval,
+        ))
+        .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
+        .max_encoding_message_size(usize::MAX);
+        let lease = LeaseServer::new(LeaseService::new(node.clone()))
+            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES);
         let mut stop = stop_rx.clone();
-        let router = builder.add_service(kv);
+        let router = builder
+            .add_service(kv)
+            .add_service(watch)
+            .add_service(lease);
         let addr = listener.local_addr().map_err(|source| Error::Listen {
             url: url.to_string(),
             source,
@@ -148,6 +171,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         ));
     }
+    // This member decides lease expiry (it is its own leader); check twice a second like etcd.
+    let expiry = {
+        let node = node.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => node.expire_leases().await,
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     tracing::info!("ready to serve client requests");
     tokio::select! {
         () = shutdown => tracing::info!("shutting down"),
@@ -159,6 +196,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}
+    let _ = expiry.await;
     let node_for_stop = node.clone();
     tokio::task::spawn_blocking(move || node_for_stop.shutdown())
         .await

@@ -90,16 +90,18 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let rev = {
+        let (rev, events) = {
             let mut store = shared.store.write();
             for p in batch.drain(..) {
                 // A compaction must never pass the revision readers see: make what came before
                 // it durable and visible first.
                 if matches!(p.request, Request::Compaction(_)) && store.has_pending() {
                     durable(&mut store);
+                    shared.events.push(store.take_events());
                     shared
                         .visible_rev
                         .store(store.revision(), Ordering::Release);
+                    shared.revisions.send_replace(store.revision());
                 }
                 let index = store.applied_index() + 1;
                 let cmd = InternalRequest {
@@ -120,13 +122,15 @@ fn write_loop(
             if let Err(e) = store.persist() {
                 fatal(&e);
             }
-            store.revision()
+            (store.revision(), store.take_events())
         };
         // One fsync for the whole group, outside the lock so readers go on meanwhile.
         if let Err(e) = shared.store.read().backend().flush() {
             fatal(&e);
         }
+        shared.events.push(events);
         shared.visible_rev.store(rev, Ordering::Release);
+        shared.revisions.send_replace(rev);
         // Compaction jobs only start once the compaction itself is durable.
         for job in new_jobs.drain(..) {
             let _ = jobs.send(job);

@@ -18,6 +18,7 @@
 //! # Ok::<(), cairn_testkit::Error>(())
 //! ```
 
+mod background;
 mod member;
 mod pki;
 mod process;
@@ -27,6 +28,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+pub use background::Background;
 pub use member::{Kind, Member, MemberBuilder};
 pub use pki::Pki;
 

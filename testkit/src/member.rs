@@ -362,6 +362,14 @@ impl Member {
         run(self.etcdctl_command(args), Some(stdin), ETCDCTL_TIMEOUT)
     }
 
+    /// Starts a long-running etcdctl command (e.g. `watch`) against this member.
+    pub fn etcdctl_background(&self, args: &[&str]) -> Result<crate::Background, Error> {
+        crate::Background::spawn(
+            format!("etcdctl {}", args.join(" ")),
+            self.etcdctl_command(args),
+        )
+    }
+
     fn etcdctl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("etcdctl");
         scrub_env(&mut cmd);

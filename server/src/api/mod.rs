@@ -3,3 +3,5 @@
 //! [`Node`]: crate::node::Node
 
 pub mod kv;
+pub mod lease;
+pub mod watch;

@@ -2,10 +2,12 @@
 //! group-commit loop feeds it today; the raft log feeds the same function under replication.
 
 use super::txn;
+use crate::mvcc::KeyRange;
 use crate::mvcc::{CompactionJob, MvccStore};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    ResponseHeader, TxnResponse,
 };
 use crate::Error;
 
@@ -20,6 +22,10 @@ pub enum Applied {
     Txn(TxnResponse),
     /// A Compact.
     Compaction(CompactionResponse),
+    /// A LeaseGrant.
+    LeaseGrant(LeaseGrantResponse),
+    /// A LeaseRevoke.
+    LeaseRevoke(LeaseRevokeResponse),
     /// A command with no request (nothing to do but advance the applied index).
     Noop,
 }
@@ -79,8 +85,40 @@ fn apply_request(
                 Some(job),
             ));
         }
-        // Lease and alarm commands are applied by their own modules (being added).
-        Some(Request::LeaseGrant(_) | Request::LeaseRevoke(_) | Request::Alarm(_)) | None => {
+        Some(Request::LeaseGrant(g)) => {
+            // The proposer chose the ID and clamped the TTL; only existence is decided here.
+            if store.leases().contains(g.id) {
+                return Err(Error::LeaseExists);
+            }
+            store.grant_lease(g.id, g.ttl, index);
+            let header = ResponseHeader {
+                revision: store.revision(),
+                ..Default::default()
+            };
+            Applied::LeaseGrant(LeaseGrantResponse {
+                header: Some(header),
+                id: g.id,
+                ttl: g.ttl,
+                error: String::new(),
+            })
+        }
+        Some(Request::LeaseRevoke(r)) => {
+            let keys = store.revoke_lease(r.id)?;
+            let mut w = store.write();
+            for key in keys {
+                w.delete_range(&KeyRange::Single(key));
+            }
+            let revision = w.commit(index);
+            let header = ResponseHeader {
+                revision,
+                ..Default::default()
+            };
+            Applied::LeaseRevoke(LeaseRevokeResponse {
+                header: Some(header),
+            })
+        }
+        // Alarm commands are applied by the maintenance module (being added).
+        Some(Request::Alarm(_)) | None => {
             store.mark_applied(index);
             Applied::Noop
         }

@@ -96,10 +96,16 @@ pub fn check_ops(view: &impl ReadView, r: &TxnRequest, path: &[bool]) -> Result<
                     return Err(Error::Compacted);
                 }
             }
-            Some(Request::RequestPut(p)) if p.ignore_value || p.ignore_lease => {
-                let found = view.range(&KeyRange::new(&p.key, &[]), &RangeOptions::default())?;
-                if found.kvs.is_empty() {
-                    return Err(Error::KeyNotFound);
+            Some(Request::RequestPut(p)) => {
+                if p.ignore_value || p.ignore_lease {
+                    let found =
+                        view.range(&KeyRange::new(&p.key, &[]), &RangeOptions::default())?;
+                    if found.kvs.is_empty() {
+                        return Err(Error::KeyNotFound);
+                    }
+                }
+                if p.lease != 0 && !view.lease_exists(p.lease) {
+                    return Err(Error::LeaseNotFound);
                 }
             }
             Some(Request::RequestTxn(t)) => used += check_ops(view, t, &path[used..])?,
@@ -109,8 +115,11 @@ pub fn check_ops(view: &impl ReadView, r: &TxnRequest, path: &[bool]) -> Result<
     Ok(used)
 }
 
-/// Put through `txn`, as etcd's applier (prev_kv, ignore_value, ignore_lease).
+/// Put through `txn`, as etcd's applier (lease check, prev_kv, ignore_value, ignore_lease).
 pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, Error> {
+    if p.lease != 0 && !txn.leases().contains(p.lease) {
+        return Err(Error::LeaseNotFound);
+    }
     let mut value = p.value.clone();
     let mut lease = p.lease;
     let mut prev = None;

@@ -11,6 +11,8 @@ pub trait ReadView {
     fn revision(&self) -> i64;
     /// The store's compaction point.
     fn compact_revision(&self) -> i64;
+    /// Whether lease `id` exists.
+    fn lease_exists(&self, id: i64) -> bool;
 }
 
 /// Committed state up to `rev`: what clients may see (only durable writes).
@@ -32,6 +34,9 @@ impl ReadView for Snapshot<'_> {
     fn compact_revision(&self) -> i64 {
         self.store.compact_revision()
     }
+    fn lease_exists(&self, id: i64) -> bool {
+        self.store.leases().contains(id)
+    }
 }
 
 impl ReadView for WriteTxn<'_> {
@@ -43,5 +48,8 @@ impl ReadView for WriteTxn<'_> {
     }
     fn compact_revision(&self) -> i64 {
         WriteTxn::compact_revision(self)
+    }
+    fn lease_exists(&self, id: i64) -> bool {
+        self.leases().contains(id)
     }
 }

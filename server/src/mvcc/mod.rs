@@ -2,12 +2,14 @@
 
 pub mod backend;
 pub mod index;
+pub mod lease;
 pub mod revision;
 pub mod sled_backend;
 pub mod store;
 
 pub use backend::{Backend, MemBackend, WriteBatch};
 pub use index::KeyRange;
+pub use lease::{Lease, LeaseTable};
 pub use revision::Revision;
 pub use sled_backend::SledBackend;
 pub use store::{CompactionJob, MvccStore, RangeOptions, RangeResult, WriteTxn};

@@ -10,8 +10,9 @@ use prost::Message;
 
 use super::backend::{Backend, WriteBatch};
 use super::index::{Index, KeyRange};
+use super::lease::{lease_key, LeaseTable, LEASE_END, LEASE_PREFIX};
 use super::revision::{Revision, REVISION_LEN};
-use crate::proto::mvccpb::KeyValue;
+use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::Error;
 
 const KV_PREFIX: u8 = b'k';
@@ -145,6 +146,8 @@ pub struct MvccStore {
     pending: WriteBatch,
     overlay: HashMap<Revision, KeyValue>,
     persisted_index: u64,
+    leases: LeaseTable,
+    events: Vec<Event>,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -210,7 +213,18 @@ impl MvccStore {
                 });
             }
         }
-        let store = Self {
+        let mut leases = LeaseTable::default();
+        for (k, v) in backend.scan(LEASE_PREFIX, LEASE_END, None)? {
+            let id = i64::from_be_bytes(
+                k[LEASE_PREFIX.len()..]
+                    .try_into()
+                    .map_err(|_| Error::CorruptRecord)?,
+            );
+            let ttl =
+                i64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::CorruptRecord)?);
+            leases.grant(id, ttl);
+        }
+        let mut store = Self {
             backend,
             index,
             rev: last_rev.max(compact_rev),
@@ -219,8 +233,32 @@ impl MvccStore {
             pending: WriteBatch::new(),
             overlay: HashMap::new(),
             persisted_index: applied_index,
+            leases,
+            events: Vec::new(),
         };
+        store.attach_leases()?;
         Ok((store, job))
+    }
+
+    /// Rebuilds key → lease attachments from the live keys' stored lease fields.
+    fn attach_leases(&mut self) -> Result<(), Error> {
+        if self.leases.ids().is_empty() {
+            return Ok(());
+        }
+        let all = KeyRange::From(vec![0]);
+        let live: Vec<_> = self
+            .index
+            .range(&all, self.rev)
+            .into_iter()
+            .map(|(_, at)| at.modified)
+            .collect();
+        for rev in live {
+            let kv = self.fetch(rev)?;
+            if kv.lease != 0 {
+                self.leases.attach(&kv.key, kv.lease);
+            }
+        }
+        Ok(())
     }
 
     /// The newest revision applied.
@@ -343,6 +381,55 @@ impl MvccStore {
         self.applied_index = applied_index;
     }
 
+    /// The leases and their keys.
+    pub fn leases(&self) -> &LeaseTable {
+        &self.leases
+    }
+
+    /// Grants lease `id` as command `applied_index` (the caller checked it is new).
+    pub fn grant_lease(&mut self, id: i64, ttl: i64, applied_index: u64) {
+        self.leases.grant(id, ttl);
+        self.pending.put(lease_key(id), ttl.to_be_bytes().to_vec());
+        self.mark_applied(applied_index);
+    }
+
+    /// Removes lease `id`; returns its keys, which the caller deletes in the same command.
+    pub fn revoke_lease(&mut self, id: i64) -> Result<std::collections::BTreeSet<Vec<u8>>, Error> {
+        let keys = self.leases.revoke(id).ok_or(Error::LeaseNotFound)?;
+        self.pending.delete(lease_key(id));
+        Ok(keys)
+    }
+
+    /// The changes applied since the last call, in revision order, for watchers.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Stored events with revisions in `[from, to]`, at most `limit` of them, in revision order.
+    /// The caller must check that `from` is not below the compaction point.
+    pub fn events_between(&self, from: i64, to: i64, limit: usize) -> Result<Vec<Event>, Error> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let start = kv_key(Revision::new(from, 0));
+        let end = kv_key(Revision::new(to + 1, 0));
+        let mut out = Vec::new();
+        for (_, raw) in self.backend.scan(&start, &end, Some(limit))? {
+            let (kind, kv) = decode_record(&raw)?;
+            let r#type = if kind == KIND_TOMBSTONE {
+                EventType::Delete
+            } else {
+                EventType::Put
+            };
+            out.push(Event {
+                r#type: r#type as i32,
+                kv: Some(kv),
+                prev_kv: None,
+            });
+        }
+        Ok(out)
+    }
+
     /// Whether applied commands wait for [`MvccStore::persist`].
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.applied_index != self.persisted_index
@@ -389,6 +476,11 @@ impl WriteTxn<'_> {
         self.store.compact_rev
     }
 
+    /// The store's leases.
+    pub fn leases(&self) -> &LeaseTable {
+        &self.store.leases
+    }
+
     /// Reads `range` including this txn's own changes.
     pub fn range(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, Error> {
         let pending = self.begin + 1;
@@ -422,6 +514,12 @@ impl WriteTxn<'_> {
             .pending
             .put(kv_key(rev), encode_record(KIND_PUT, &kv));
         self.store.index.put(key, rev);
+        self.store.leases.attach(key, lease);
+        self.store.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv.clone()),
+            prev_kv: None,
+        });
         self.changes.push(kv);
         main
     }
@@ -447,6 +545,12 @@ impl WriteTxn<'_> {
                 .pending
                 .put(kv_key(rev), encode_record(KIND_TOMBSTONE, &kv));
             self.store.index.tombstone(key, rev);
+            self.store.leases.detach(key);
+            self.store.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(kv.clone()),
+                prev_kv: None,
+            });
             self.changes.push(kv);
         }
         (keys.len() as i64, self.read_revision())

@@ -5,7 +5,9 @@ mod crash;
 mod etcdctl;
 mod flags;
 mod kv;
+mod lease;
 mod tls;
+mod watch;
 
 use cairn_testkit::{Kind, Member, MemberBuilder};
 

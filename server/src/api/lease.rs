@@ -1,0 +1,140 @@
+//! etcd's `Lease` service: grant, revoke, keep-alive stream, time-to-live, list.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::kv::Applied;
+use crate::node::Node;
+use crate::proto::etcdserverpb::lease_server::Lease;
+use crate::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+
+/// The Lease service over one member.
+#[derive(Clone)]
+pub struct LeaseService {
+    node: Arc<Node>,
+}
+
+impl LeaseService {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn unexpected(applied: &Applied) -> Status {
+    Status::internal(format!(
+        "write path returned {applied:?} for a lease request"
+    ))
+}
+
+/// Renews lease `id`: its granted TTL, or 0 when it does not exist (etcd's answer).
+fn keep_alive(node: &Node, id: i64) -> LeaseKeepAliveResponse {
+    let ttl = node.read(|snap| snap.store.leases().get(id).map(|l| l.ttl));
+    if let Some(ttl) = ttl {
+        node.lessor().renew(id, ttl);
+    }
+    LeaseKeepAliveResponse {
+        header: Some(node.header(node.visible_revision())),
+        id,
+        ttl: ttl.unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        req: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let r = req.into_inner();
+        match self.node.grant_lease(r.ttl, r.id).await? {
+            Applied::LeaseGrant(mut resp) => {
+                resp.header = Some(self.node.header(resp.header.map_or(0, |h| h.revision)));
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        match self.node.revoke_lease(req.into_inner().id).await? {
+            Applied::LeaseRevoke(mut resp) => {
+                resp.header = Some(self.node.header(resp.header.map_or(0, |h| h.revision)));
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    type LeaseKeepAliveStream = ReceiverStream<Result<LeaseKeepAliveResponse, Status>>;
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(r)) = inbound.next().await {
+                if tx.send(Ok(keep_alive(&node, r.id))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let r = req.into_inner();
+        let node = &self.node;
+        let found = node.read(|snap| snap.store.leases().get(r.id).cloned());
+        let header = Some(node.header(node.visible_revision()));
+        let resp = match found {
+            Some(lease) => LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: node.lessor().remaining(r.id).unwrap_or(0),
+                granted_ttl: lease.ttl,
+                keys: if r.keys {
+                    lease.keys.into_iter().collect()
+                } else {
+                    Vec::new()
+                },
+            },
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: -1,
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _req: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let node = &self.node;
+        let ids = node.read(|snap| snap.store.leases().ids());
+        Ok(Response::new(LeaseLeasesResponse {
+            header: Some(node.header(node.visible_revision())),
+            leases: ids.into_iter().map(|id| LeaseStatus { id }).collect(),
+        }))
+    }
+}
