@@ -293,3 +293,43 @@ async fn watch_options_match_etcd() {
     let (on_cairn, on_etcd) = (run(&cairn).await, run(&etcd).await);
     assert_same("watch options", &on_cairn, &on_etcd);
 }
+
+#[tokio::test]
+async fn idle_watchers_get_progress_notifications_like_etcd() {
+    async fn run(m: &Member) -> Vec<String> {
+        let mut c = super::client(m).await;
+        let rev = c
+            .put("p", "1", None)
+            .await
+            .expect("put")
+            .header()
+            .expect("h")
+            .revision();
+        let mut s = c
+            .watch("p", Some(WatchOptions::new().with_progress_notify()))
+            .await
+            .expect("watch");
+        let created = s.message().await.expect("ok").expect("open");
+        let mut t = vec![format!("created {}", created.created())];
+        let note = tokio::time::timeout(WAIT, s.message())
+            .await
+            .expect("a progress notification within the timeout")
+            .expect("ok")
+            .expect("open");
+        t.push(format!(
+            "progress: events {} canceled {} at current revision {}",
+            note.events().len(),
+            note.canceled(),
+            note.header().expect("h").revision() == rev
+        ));
+        t
+    }
+    let interval = "--experimental-watch-progress-notify-interval=300ms";
+    let cairn = cairn_builder().arg(interval).start().expect("cairn");
+    let etcd = cairn_testkit::Member::builder(cairn_testkit::Kind::Etcd)
+        .arg(interval)
+        .start()
+        .expect("etcd");
+    let (on_cairn, on_etcd) = (run(&cairn).await, run(&etcd).await);
+    assert_same("progress notify", &on_cairn, &on_etcd);
+}
