@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod kv;
+pub mod maintenance;
 pub mod mvcc;
 pub mod node;
 pub mod proto;

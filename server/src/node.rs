@@ -22,6 +22,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
+    /// `--quota-backend-bytes` (resolved to etcd's default when unset).
+    pub quota_bytes: i64,
 }
 
 /// State shared by the read path and the write loop.
@@ -37,6 +39,9 @@ pub struct Shared {
     /// Active alarms as (member ID, etcd `AlarmType` number); set and cleared only by applied
     /// Alarm commands, so every member agrees.
     pub alarms: RwLock<std::collections::BTreeSet<(u64, i32)>>,
+    /// Held shared by snapshots and HashKV while they read revisions from the backend, and
+    /// exclusively by the compactor for each batch it deletes: what they read stays put.
+    pub compaction_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// One cairn-server member.
@@ -60,12 +65,14 @@ impl Node {
         } else {
             store.compact_revision()
         };
+        let alarms = RwLock::new(store.alarms().clone());
         let shared = Arc::new(Shared {
             visible_rev: AtomicI64::new(store.revision()),
             store: RwLock::new(store),
             term: AtomicU64::new(1),
             compacted: watch::Sender::new(compacted_rev),
-            alarms: RwLock::default(),
+            alarms,
+            compaction_gate: Arc::default(),
         });
         let writer = Standalone::start(shared.clone(), pending);
         Arc::new(Self {
@@ -120,6 +127,57 @@ impl Node {
             .iter()
             .map(|&(member_id, alarm)| crate::proto::etcdserverpb::AlarmMember { member_id, alarm })
             .collect()
+    }
+
+    /// etcd's quota check, made before proposing a command that costs `cost` bytes: when the
+    /// bytes in use plus the cost reach `--quota-backend-bytes`, it raises NOSPACE through the
+    /// write path (so every member records it) and refuses the request.
+    ///
+    /// The bytes in use ([`MvccStore::in_use_bytes`]) stand in for etcd's file size: sled's
+    /// file size includes log segments it reclaims lazily, which would make the quota trip
+    /// (or not) by accident of its garbage collection.
+    pub async fn check_quota(&self, cost: i64) -> Result<(), Error> {
+        let in_use = self.shared.store.read().in_use_bytes();
+        if in_use + cost < self.limits.quota_bytes {
+            return Ok(());
+        }
+        tracing::warn!(
+            in_use,
+            cost,
+            quota = self.limits.quota_bytes,
+            "backend quota exceeded, raising the NOSPACE alarm"
+        );
+        let activate = crate::proto::etcdserverpb::AlarmRequest {
+            action: crate::proto::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
+            member_id: self.identity.member_id,
+            alarm: crate::proto::etcdserverpb::AlarmType::Nospace as i32,
+        };
+        self.propose(Request::Alarm(activate)).await?;
+        Err(Error::NoSpace)
+    }
+
+    /// Returns the space compaction freed to the file system: waits for the compactions
+    /// applied so far to finish deleting, then rewrites the backend with writers and readers
+    /// held off (etcd's defragment blocks the member the same way).
+    pub async fn defragment(&self) -> Result<(), Error> {
+        let compact_rev = self.shared.store.read().compact_revision();
+        self.wait_compacted(compact_rev).await?;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = shared.store.write();
+            let started = std::time::Instant::now();
+            let before = store.backend().size()?;
+            store.backend().defragment()?;
+            tracing::info!(
+                before,
+                after = store.backend().size()?,
+                took = ?started.elapsed(),
+                "defragmented the backend"
+            );
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::Stopped)?
     }
 
     /// Whether this member knows a leader (always, while it runs without replication).

@@ -10,19 +10,23 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::api::kv::KvService;
+use crate::api::maintenance::MaintenanceService;
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::maintenance::auto_compaction::AutoCompactor;
 use crate::mvcc::store::{meta, read_u64};
 use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
 use crate::node::{Limits, Node};
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::{tls, Error};
 
 /// etcd lets gRPC messages exceed `--max-request-bytes` by this much, so the request-too-large
 /// error (not a transport error) is what clients see for oversized requests.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-fn create_private_dir(path: &Path) -> Result<(), Error> {
+/// Creates `path` and its parents, owner-only (etcd's data dir mode).
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -116,8 +120,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let limits = Limits {
         max_request_bytes: config.max_request_bytes as usize,
         max_txn_ops: config.max_txn_ops as usize,
+        quota_bytes: config.quota_bytes(),
     };
     let node = Node::start(store, pending, identity, limits);
+    let _auto_compactor = AutoCompactor::from_flags(
+        node.clone(),
+        config.auto_compaction_mode,
+        &config.auto_compaction_retention,
+    )?;
     let tls = tls::client_tls(&config)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -134,8 +144,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let kv = KvServer::new(KvService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
             .max_encoding_message_size(usize::MAX);
+        let maintenance = MaintenanceServer::new(MaintenanceService::new(node.clone()))
+            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
+            .max_encoding_message_size(usize::MAX);
         let mut stop = stop_rx.clone();
-        let router = builder.add_service(kv);
+        let router = builder.add_service(kv).add_service(maintenance);
         let addr = listener.local_addr().map_err(|source| Error::Listen {
             url: url.to_string(),
             source,

@@ -3,3 +3,4 @@
 //! [`Node`]: crate::node::Node
 
 pub mod kv;
+pub mod maintenance;

@@ -1,27 +1,80 @@
 //! The production backend: one sled tree, batches applied atomically, flush = fsync.
+//!
+//! sled never gives the space of deleted entries back to the file system, so
+//! [`Backend::defragment`] copies the live entries into a fresh database next to the current one
+//! and swaps the directories. The swap is crash-safe: [`SledBackend::open`] finishes or discards
+//! an interrupted one (see [`recover_swap`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
 
 use super::backend::{Backend, Entry, WriteBatch};
 use crate::Error;
 
+/// Entries copied per batch while defragmenting.
+const DEFRAG_BATCH: usize = 10_000;
+
 /// sled 0.34 behind the [`Backend`] trait.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SledBackend {
-    db: sled::Db,
+    /// `None` only for the instant of a defragment swap, or after a swap failed half-way.
+    db: RwLock<Option<sled::Db>>,
+    /// The database directory; `None` for a temporary database (which is never swapped).
+    path: Option<PathBuf>,
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Finishes or discards a defragment swap a crash interrupted. The new copy (`<db>.defrag`) is
+/// only renamed into place once complete and flushed, so: with `<db>` present, a leftover copy
+/// is incomplete and removed; without `<db>`, the copy is complete and takes its place. A
+/// leftover `<db>.old` is the replaced database and is removed.
+pub fn recover_swap(path: &Path) -> Result<(), Error> {
+    let copy = sibling(path, ".defrag");
+    let old = sibling(path, ".old");
+    if copy.exists() {
+        if path.exists() {
+            std::fs::remove_dir_all(&copy).map_err(file_err(&copy))?;
+        } else {
+            std::fs::rename(&copy, path).map_err(file_err(path))?;
+        }
+    }
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(file_err(&old))?;
+    }
+    Ok(())
+}
+
+fn open_db(path: &Path) -> Result<sled::Db, Error> {
+    Ok(sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(256 * 1024 * 1024)
+        // Durability comes from our explicit flush after each group of writes.
+        .flush_every_ms(None)
+        .open()?)
 }
 
 impl SledBackend {
     /// Opens (or creates) the database in directory `path`.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(256 * 1024 * 1024)
-            // Durability comes from our explicit flush after each group of writes.
-            .flush_every_ms(None)
-            .open()?;
-        Ok(Self { db })
+        recover_swap(path)?;
+        Ok(Self {
+            db: RwLock::new(Some(open_db(path)?)),
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// A database in a temporary directory that is removed on drop.
@@ -30,34 +83,62 @@ impl SledBackend {
             .temporary(true)
             .flush_every_ms(None)
             .open()?;
-        Ok(Self { db })
+        Ok(Self {
+            db: RwLock::new(Some(db)),
+            path: None,
+        })
     }
+
+    fn with_db<T>(&self, f: impl FnOnce(&sled::Db) -> Result<T, Error>) -> Result<T, Error> {
+        let guard = self.db.read();
+        f(guard.as_ref().ok_or(Error::BackendClosed)?)
+    }
+}
+
+fn copy_all(from: &sled::Db, to: &sled::Db) -> Result<(), Error> {
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for item in from.iter() {
+        let (k, v) = item?;
+        batch.insert(k, v);
+        n += 1;
+        if n == DEFRAG_BATCH {
+            to.apply_batch(std::mem::take(&mut batch))?;
+            n = 0;
+        }
+    }
+    to.apply_batch(batch)?;
+    to.flush()?;
+    Ok(())
 }
 
 impl Backend for SledBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        self.with_db(|db| Ok(db.get(key)?.map(|v| v.to_vec())))
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: Option<usize>) -> Result<Vec<Entry>, Error> {
-        let mut out = Vec::new();
-        for item in self.db.range(start..end) {
-            if limit.is_some_and(|n| out.len() >= n) {
-                break;
+        self.with_db(|db| {
+            let mut out = Vec::new();
+            for item in db.range(start..end) {
+                if limit.is_some_and(|n| out.len() >= n) {
+                    break;
+                }
+                let (k, v) = item?;
+                out.push((k.to_vec(), v.to_vec()));
             }
-            let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, Error> {
-        Ok(self
-            .db
-            .range(start..end)
-            .next_back()
-            .transpose()?
-            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+        self.with_db(|db| {
+            Ok(db
+                .range(start..end)
+                .next_back()
+                .transpose()?
+                .map(|(k, v)| (k.to_vec(), v.to_vec())))
+        })
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), Error> {
@@ -68,16 +149,43 @@ impl Backend for SledBackend {
                 None => b.remove(k),
             }
         }
-        self.db.apply_batch(b)?;
-        Ok(())
+        self.with_db(|db| Ok(db.apply_batch(b)?))
     }
 
     fn flush(&self) -> Result<(), Error> {
-        self.db.flush()?;
-        Ok(())
+        self.with_db(|db| {
+            db.flush()?;
+            Ok(())
+        })
     }
 
     fn size(&self) -> Result<u64, Error> {
-        Ok(self.db.size_on_disk()?)
+        self.with_db(|db| Ok(db.size_on_disk()?))
+    }
+
+    fn defragment(&self) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            // A temporary database lives for one test: nothing worth reclaiming.
+            return Ok(());
+        };
+        let copy_path = sibling(path, ".defrag");
+        let old_path = sibling(path, ".old");
+        let mut guard = self.db.write();
+        let current = guard.as_ref().ok_or(Error::BackendClosed)?;
+        current.flush()?;
+        if copy_path.exists() {
+            std::fs::remove_dir_all(&copy_path).map_err(file_err(&copy_path))?;
+        }
+        {
+            let copy = open_db(&copy_path)?;
+            copy_all(current, &copy)?;
+        }
+        // From here the copy is complete and durable: close the old database and swap.
+        drop(guard.take());
+        std::fs::rename(path, &old_path).map_err(file_err(path))?;
+        std::fs::rename(&copy_path, path).map_err(file_err(path))?;
+        *guard = Some(open_db(path)?);
+        std::fs::remove_dir_all(&old_path).map_err(file_err(&old_path))?;
+        Ok(())
     }
 }
