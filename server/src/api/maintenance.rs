@@ -126,7 +126,12 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(HashKvResponse {
             header: Some(self.node.header(h.revision)),
             hash: h.hash,
-            compact_revision: h.compact_revision,
+            // etcd's store starts with compaction revision -1 ("never compacted").
+            compact_revision: if h.compact_revision == 0 {
+                -1
+            } else {
+                h.compact_revision
+            },
             hash_revision: h.hash_revision,
         }))
     }

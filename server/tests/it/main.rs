@@ -5,6 +5,7 @@ mod crash;
 mod etcdctl;
 mod flags;
 mod kv;
+mod maintenance;
 mod tls;
 
 use cairn_testkit::{Kind, Member, MemberBuilder};
