@@ -648,6 +648,94 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshot_is_one_revision_while_writes_and_compactions_go_on() {
+        use crate::identity::Identity;
+        use crate::mvcc::{KeyRange, MemBackend, MvccStore, RangeOptions};
+        use crate::node::{Limits, Node};
+        use crate::proto::cairnpb::internal_request::Request;
+        use crate::proto::etcdserverpb::{CompactionRequest, PutRequest};
+
+        let backend = Arc::new(SledBackend::temporary().unwrap());
+        let (store, _) = MvccStore::open(backend).unwrap();
+        let identity = Identity {
+            cluster_id: 1,
+            member_id: 2,
+        };
+        let limits = Limits {
+            max_request_bytes: 1 << 20,
+            max_txn_ops: 128,
+            quota_bytes: 1 << 40,
+        };
+        let node = Node::start(store, None, identity, limits);
+        let put = |i: usize| {
+            Request::Put(PutRequest {
+                key: format!("k{:03}", i % 100).into_bytes(),
+                value: vec![(i % 251) as u8; 1024],
+                ..Default::default()
+            })
+        };
+        for i in 0..2000 {
+            node.propose(put(i)).await.unwrap();
+        }
+        let all = KeyRange::From(Vec::new());
+        let read_at = |node: &Node, rev: i64| {
+            node.read(|v| {
+                let opts = RangeOptions {
+                    rev,
+                    ..Default::default()
+                };
+                v.store.range(&all, &opts, v.rev).unwrap().kvs
+            })
+        };
+        let at = node.read(|v| v.rev);
+        let (now, before) = (read_at(&node, at), read_at(&node, at - 1000));
+
+        // Captured here; then history is compacted away and rewritten while it streams.
+        let mut rx = stream(node.shared().clone()).await;
+        let compact = |rev| {
+            Request::Compaction(CompactionRequest {
+                revision: rev,
+                physical: false,
+            })
+        };
+        node.propose(compact(at)).await.unwrap();
+        for i in 0..300 {
+            node.propose(put(i + 7)).await.unwrap();
+        }
+        node.propose(compact(at + 200)).await.unwrap();
+        let mut bytes = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = rx.recv().await {
+            bytes.extend(chunk.unwrap().0);
+            chunks += 1;
+        }
+        assert!(chunks > 4, "streamed in chunks, not at once ({chunks})");
+        // The compactions go on once the stream is done.
+        node.wait_compacted(at + 200).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap");
+        std::fs::write(&path, &bytes).unwrap();
+        verify(&path).unwrap();
+        let restored = Arc::new(MemBackend::new());
+        let meta = restore_into(&path, &*restored, identity).unwrap();
+        assert_eq!(meta.revision, at);
+        let (store, job) = MvccStore::open(restored).unwrap();
+        assert!(job.is_none());
+        assert_eq!(store.revision(), at);
+        let read = |rev| {
+            let opts = RangeOptions {
+                rev,
+                ..Default::default()
+            };
+            store.range(&all, &opts, at).unwrap().kvs
+        };
+        assert_eq!(read(at), now);
+        assert_eq!(read(at - 1000), before);
+        node.shutdown();
+    }
+
     #[test]
     fn damaged_files_are_refused() {
         let meta = Meta {

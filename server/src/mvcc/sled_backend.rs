@@ -49,12 +49,21 @@ pub fn recover_swap(path: &Path) -> Result<(), Error> {
             std::fs::remove_dir_all(&copy).map_err(file_err(&copy))?;
         } else {
             std::fs::rename(&copy, path).map_err(file_err(path))?;
+            sync_parent(path)?;
         }
     }
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(file_err(&old))?;
     }
     Ok(())
+}
+
+/// Makes renames inside `path`'s parent durable.
+fn sync_parent(path: &Path) -> Result<(), Error> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(file_err(parent))
 }
 
 fn open_db(path: &Path) -> Result<sled::Db, Error> {
@@ -184,6 +193,7 @@ impl Backend for SledBackend {
         drop(guard.take());
         std::fs::rename(path, &old_path).map_err(file_err(path))?;
         std::fs::rename(&copy_path, path).map_err(file_err(path))?;
+        sync_parent(path)?;
         *guard = Some(open_db(path)?);
         std::fs::remove_dir_all(&old_path).map_err(file_err(&old_path))?;
         Ok(())

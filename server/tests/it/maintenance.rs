@@ -490,3 +490,50 @@ async fn defragment_returns_compacted_space() {
         b"defrag"
     );
 }
+
+#[test]
+fn periodic_auto_compaction_compacts_old_revisions_like_etcd() {
+    let start = |kind: cairn_testkit::Kind| {
+        let b = match kind {
+            cairn_testkit::Kind::Cairn => cairn_builder(),
+            cairn_testkit::Kind::Etcd => Member::builder(kind),
+        };
+        b.arg("--auto-compaction-mode")
+            .arg("periodic")
+            .arg("--auto-compaction-retention")
+            .arg("1s")
+            .start()
+            .unwrap()
+    };
+    for m in [
+        start(cairn_testkit::Kind::Cairn),
+        start(cairn_testkit::Kind::Etcd),
+    ] {
+        for i in 0..5 {
+            assert!(m.etcdctl(&["put", "k", &i.to_string()]).unwrap().success());
+        }
+        cairn_testkit::wait_until(
+            &format!("{} to compact revision 2 on its own", m.kind()),
+            std::time::Duration::from_secs(30),
+            || {
+                let out = m.etcdctl(&["get", "k", "--rev", "2"]).unwrap();
+                out.stderr.contains("required revision has been compacted")
+            },
+        )
+        .unwrap();
+        // The newest revision stays readable.
+        let out = m.etcdctl(&["get", "k", "--print-value-only"]).unwrap();
+        assert_eq!(out.stdout.trim(), "4");
+    }
+}
+
+#[test]
+fn a_bad_auto_compaction_retention_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn-server"))
+        .args(["--auto-compaction-retention", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--auto-compaction-retention"), "{err}");
+}
