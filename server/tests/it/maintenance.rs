@@ -357,6 +357,15 @@ async fn hashkv_matches_across_members_with_the_same_history() {
     assert_eq!(hash_at(&mut ca, 45).await, hash_at(&mut cb, 45).await);
 }
 
+/// A result as code and message (not gRPC metadata, which carries e.g. a date).
+fn outcome(r: Result<i64, etcd_client::Error>) -> String {
+    match r {
+        Ok(n) => format!("ok {n}"),
+        Err(etcd_client::Error::GRpcStatus(s)) => format!("{:?}: {}", s.code(), s.message()),
+        Err(e) => format!("client error: {e}"),
+    }
+}
+
 #[tokio::test]
 async fn status_alarm_and_moveleader_through_the_client_like_etcd() {
     let mut transcripts = Vec::new();
@@ -385,6 +394,48 @@ async fn status_alarm_and_moveleader_through_the_client_like_etcd() {
             .await
             .unwrap();
         t.push(format!("alarms {}", alarms.alarms().len()));
+        // Alarms raised and cleared through the API, and what each one blocks.
+        use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
+        for alarm in [AlarmType::Nospace, AlarmType::Corrupt] {
+            let own = || {
+                let mut o = AlarmOptions::new();
+                o.with_member(id);
+                Some(o)
+            };
+            let on = c.alarm(AlarmAction::Activate, alarm, own()).await.unwrap();
+            t.push(format!(
+                "activate {alarm:?}: {:?}",
+                on.alarms()
+                    .iter()
+                    .map(|a| (a.member_id() == id, a.alarm()))
+                    .collect::<Vec<_>>()
+            ));
+            let listed = c
+                .alarm(AlarmAction::Get, AlarmType::None, None)
+                .await
+                .unwrap();
+            t.push(format!("listed {}", listed.alarms().len()));
+            let st = c.status().await.unwrap();
+            t.push(format!("status errors {}", st.errors().len()));
+            let put = c.put("k", "w", None).await.map(|_| 0);
+            t.push(format!("put: {}", outcome(put)));
+            let get = c.get("k", None).await.map(|r| r.count());
+            t.push(format!("get: {}", outcome(get)));
+            let del = c.delete("gone", None).await.map(|r| r.deleted());
+            t.push(format!("del: {}", outcome(del)));
+            let off = c
+                .alarm(AlarmAction::Deactivate, alarm, own())
+                .await
+                .unwrap();
+            t.push(format!("deactivate: {}", off.alarms().len()));
+            let again = c
+                .alarm(AlarmAction::Deactivate, alarm, own())
+                .await
+                .unwrap();
+            t.push(format!("deactivate again: {}", again.alarms().len()));
+            let put = c.put("k", "x", None).await.map(|_| 0);
+            t.push(format!("put after: {}", outcome(put)));
+        }
         transcripts.push(t);
     }
     assert_same("status/move-leader", &transcripts[0], &transcripts[1]);
@@ -411,6 +462,7 @@ fn quota_raises_nospace_and_the_documented_recovery_works_like_etcd() {
     s.fails(&["put", "big"], Some(&big), "database space exceeded");
     s.ok(&["alarm", "list"]);
     s.ok(&["endpoint", "status", "-w", "json"]);
+    s.ok(&["endpoint", "status", "-w", "table"]);
     s.fails(&["put", "small2", "v"], None, "database space exceeded");
     s.ok(&["get", "small"]);
     s.ok(&["del", "small"]);
