@@ -26,7 +26,7 @@
 //! compaction made unreachable but had not deleted yet may be included; the restored member
 //! finishes that compaction when it opens, as after a crash.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -203,13 +203,6 @@ pub struct Decoder<R: Read> {
     done: bool,
 }
 
-/// A decoded record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    /// The KV record.
-    Kv(KvRecord),
-}
-
 impl<R: Read> Decoder<R> {
     /// Reads the header of `reader` (a whole file of `size` bytes) and returns its META record
     /// with a decoder positioned at the first KV record.
@@ -267,7 +260,7 @@ impl<R: Read> Decoder<R> {
 
     /// The next KV record, or `None` after the END record (whose count is checked, as is the
     /// padding after it).
-    pub fn next_record(&mut self) -> Result<Option<Record>, FormatError> {
+    pub fn next_record(&mut self) -> Result<Option<KvRecord>, FormatError> {
         if self.done {
             return Ok(None);
         }
@@ -278,10 +271,10 @@ impl<R: Read> Decoder<R> {
                 let rev = Revision::from_bytes(&payload[..REVISION_LEN])
                     .ok_or(FormatError::Record { index, tag })?;
                 self.records += 1;
-                Ok(Some(Record::Kv(KvRecord {
+                Ok(Some(KvRecord {
                     rev,
                     record: payload[REVISION_LEN..].to_vec(),
-                })))
+                }))
             }
             TAG_END if payload.len() == 8 => {
                 let declared = u64::from_be_bytes(payload[..].try_into().expect("8 bytes"));
@@ -381,7 +374,7 @@ pub fn status(path: &Path) -> Result<Status, Error> {
     };
     let mut crc = Crc32c::new();
     let mut total_key = 0;
-    while let Some(Record::Kv(kv)) = d.next_record().map_err(err)? {
+    while let Some(kv) = d.next_record().map_err(err)? {
         crc.update(&kv.rev.to_bytes());
         crc.update(&kv.record);
         total_key += 1;
@@ -415,7 +408,7 @@ pub fn restore_into(
     };
     let mut batch = WriteBatch::new();
     let mut n = 0;
-    while let Some(Record::Kv(kv)) = d.next_record().map_err(err)? {
+    while let Some(kv) = d.next_record().map_err(err)? {
         crate::mvcc::store::decode_record(&kv.record)?;
         batch.put(kv_key(kv.rev), kv.record);
         n += 1;
@@ -583,19 +576,6 @@ fn produce(cap: &Capture, tx: &mpsc::Sender<Chunk>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes a whole snapshot of `shared` to `out` (used by tests and tools in-process).
-pub async fn save_to(shared: Arc<Shared>, mut out: impl Write) -> Result<(), Error> {
-    let mut rx = stream(shared).await;
-    while let Some(chunk) = rx.recv().await {
-        let (bytes, _) = chunk?;
-        out.write_all(&bytes).map_err(|source| Error::File {
-            path: PathBuf::from("<snapshot output>"),
-            source,
-        })?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,7 +595,7 @@ mod tests {
     fn decode(bytes: &[u8]) -> Result<(Meta, Vec<KvRecord>), FormatError> {
         let (meta, mut d) = Decoder::open(bytes, bytes.len() as u64)?;
         let mut out = Vec::new();
-        while let Some(Record::Kv(kv)) = d.next_record()? {
+        while let Some(kv) = d.next_record()? {
             out.push(kv);
         }
         Ok((meta, out))
