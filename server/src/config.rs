@@ -39,6 +39,19 @@ pub enum ConfigError {
     /// `--client-cert-auth` without a CA to check client certificates against.
     #[error("--client-cert-auth needs --trusted-ca-file")]
     ClientAuthWithoutCa,
+    /// `--auto-compaction-retention` does not parse for the mode.
+    #[error("--auto-compaction-retention {0:?} is not a number of hours/revisions or a duration like 30m")]
+    BadRetention(String),
+    /// A restore's advertised peer URLs are not the member's `--initial-cluster` URLs.
+    #[error("--initial-cluster has {cluster} for {name} but --initial-advertise-peer-urls is {advertised}")]
+    AdvertiseMismatch {
+        /// The member.
+        name: String,
+        /// Its URLs in `--initial-cluster`.
+        cluster: String,
+        /// `--initial-advertise-peer-urls`.
+        advertised: String,
+    },
     /// Replication is configured but this build only runs single members.
     #[error("--initial-cluster names {0} members; this cairn-server runs single-member clusters only (replication is not built yet)")]
     MultiMember(usize),
@@ -358,6 +371,10 @@ impl Config {
         if self.client_cert_auth && self.trusted_ca_file.is_none() {
             return Err(ConfigError::ClientAuthWithoutCa);
         }
+        crate::maintenance::auto_compaction::parse_retention(
+            self.auto_compaction_mode,
+            &self.auto_compaction_retention,
+        )?;
         Ok(())
     }
 }

@@ -51,6 +51,9 @@ pub enum Error {
     /// A CORRUPT alarm is active.
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    /// MoveLeader named a member that cannot become leader.
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
@@ -60,6 +63,20 @@ pub enum Error {
     /// A stored record did not decode.
     #[error("corrupt record in the data dir: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// The backend's database was closed by a defragment that failed half-way.
+    #[error("storage: the database is closed (a defragment failed; restart the member)")]
+    BackendClosed,
+    /// A snapshot file is damaged or not a cairn snapshot.
+    #[error("snapshot {}: {source}", path.display())]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: crate::maintenance::snapshot::FormatError,
+    },
+    /// A restore would overwrite an existing data dir.
+    #[error("data-dir {} exists; restore only creates new data dirs", .0.display())]
+    DataDirExists(PathBuf),
     /// A stored record has an impossible shape.
     #[error("corrupt record in the data dir")]
     CorruptRecord,
@@ -111,6 +128,7 @@ impl From<Error> for tonic::Status {
             | Error::RequestTooLarge
             | Error::InvalidSortOption => Code::InvalidArgument,
             Error::LeaseNotFound => Code::NotFound,
+            Error::BadLeaderTransferee => Code::FailedPrecondition,
             Error::LeaseExists => Code::FailedPrecondition,
             Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::NoSpace => Code::ResourceExhausted,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod identity;
 pub mod kv;
 pub mod lessor;
+pub mod maintenance;
 pub mod mvcc;
 pub mod node;
 pub mod proto;

@@ -6,6 +6,9 @@ use cairn_server::Config;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("snapshot") {
+        return cairn_server::maintenance::cli::snapshot_main(std::env::args().collect());
+    }
     let config = match Config::try_parse_etcd_args(std::env::args()) {
         Ok(c) => c,
         Err(e) => {

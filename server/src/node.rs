@@ -17,6 +17,9 @@ use crate::standalone::Standalone;
 use crate::watch::log::EventLog;
 use crate::Error;
 
+/// What a lease costs against the backend quota (etcd's `leaseOverhead`).
+const LEASE_OVERHEAD_BYTES: i64 = 64;
+
 /// Limits that requests are checked against.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -26,6 +29,8 @@ pub struct Limits {
     pub max_txn_ops: usize,
     /// Events the watch ring holds.
     pub watch_event_buffer: usize,
+    /// `--quota-backend-bytes` (resolved to etcd's default when unset).
+    pub quota_bytes: i64,
 }
 
 /// State shared by the read path and the write loop.
@@ -45,6 +50,9 @@ pub struct Shared {
     pub events: EventLog,
     /// Announces each newly visible revision to watchers.
     pub revisions: watch::Sender<i64>,
+    /// Held shared by snapshots and HashKV while they read revisions from the backend, and
+    /// exclusively by the compactor for each batch it deletes: what they read stays put.
+    pub compaction_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// One cairn-server member.
@@ -75,14 +83,16 @@ impl Node {
             lessor.start(id, lease.ttl);
         }
         let current = store.revision();
+        let alarms = RwLock::new(store.alarms().clone());
         let shared = Arc::new(Shared {
             visible_rev: AtomicI64::new(store.revision()),
             store: RwLock::new(store),
             term: AtomicU64::new(1),
             compacted: watch::Sender::new(compacted_rev),
-            alarms: RwLock::default(),
             events: EventLog::new(current, limits.watch_event_buffer),
             revisions: watch::Sender::new(current),
+            alarms,
+            compaction_gate: Arc::default(),
         });
         let writer = Standalone::start(shared.clone(), pending);
         Arc::new(Self {
@@ -133,6 +143,7 @@ impl Node {
 
     /// Grants a lease: TTL and ID are settled here, existence is decided when applied.
     pub async fn grant_lease(&self, ttl: i64, id: i64) -> Result<Applied, Error> {
+        self.check_quota(LEASE_OVERHEAD_BYTES).await?;
         let (id, ttl) = {
             let store = self.shared.store.read();
             self.lessor
@@ -197,6 +208,57 @@ impl Node {
             .collect()
     }
 
+    /// etcd's quota check, made before proposing a command that costs `cost` bytes: when the
+    /// bytes in use plus the cost reach `--quota-backend-bytes`, it raises NOSPACE through the
+    /// write path (so every member records it) and refuses the request.
+    ///
+    /// The bytes in use ([`MvccStore::in_use_bytes`]) stand in for etcd's file size: sled's
+    /// file size includes log segments it reclaims lazily, which would make the quota trip
+    /// (or not) by accident of its garbage collection.
+    pub async fn check_quota(&self, cost: i64) -> Result<(), Error> {
+        let in_use = self.shared.store.read().in_use_bytes();
+        if in_use + cost < self.limits.quota_bytes {
+            return Ok(());
+        }
+        tracing::warn!(
+            in_use,
+            cost,
+            quota = self.limits.quota_bytes,
+            "backend quota exceeded, raising the NOSPACE alarm"
+        );
+        let activate = crate::proto::etcdserverpb::AlarmRequest {
+            action: crate::proto::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
+            member_id: self.identity.member_id,
+            alarm: crate::proto::etcdserverpb::AlarmType::Nospace as i32,
+        };
+        self.propose(Request::Alarm(activate)).await?;
+        Err(Error::NoSpace)
+    }
+
+    /// Returns the space compaction freed to the file system: waits for the compactions
+    /// applied so far to finish deleting, then rewrites the backend with writers and readers
+    /// held off (etcd's defragment blocks the member the same way).
+    pub async fn defragment(&self) -> Result<(), Error> {
+        let compact_rev = self.shared.store.read().compact_revision();
+        self.wait_compacted(compact_rev).await?;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = shared.store.write();
+            let started = std::time::Instant::now();
+            let before = store.backend().size()?;
+            store.backend().defragment()?;
+            tracing::info!(
+                before,
+                after = store.backend().size()?,
+                took = ?started.elapsed(),
+                "defragmented the backend"
+            );
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::Stopped)?
+    }
+
     /// Whether this member knows a leader (always, while it runs without replication).
     pub fn has_leader(&self) -> bool {
         true
@@ -210,6 +272,23 @@ impl Node {
     /// This member's identity.
     pub fn identity(&self) -> Identity {
         self.identity
+    }
+
+    /// A member on `store` with etcd's default limits, for unit tests of code above the node.
+    #[cfg(test)]
+    pub(crate) fn start_for_test(store: MvccStore, quota_bytes: i64) -> Arc<Self> {
+        let identity = Identity {
+            cluster_id: 1,
+            member_id: 2,
+        };
+        let limits = Limits {
+            max_request_bytes: 1 << 20,
+            max_txn_ops: 128,
+            watch_event_buffer: 1024,
+            quota_bytes,
+        };
+        let lessor = Lessor::new(Arc::new(crate::lessor::SystemClock), 2, 100, 1000);
+        Self::start(store, None, identity, limits, lessor)
     }
 
     /// Stops accepting writes and waits until everything applied is durable.

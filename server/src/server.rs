@@ -11,15 +11,18 @@ use tonic::transport::Server;
 
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
+use crate::api::maintenance::MaintenanceService;
 use crate::api::watch::WatchService;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::lessor::{Lessor, SystemClock};
+use crate::maintenance::auto_compaction::AutoCompactor;
 use crate::mvcc::store::{meta, read_u64};
 use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
 use crate::node::{Limits, Node};
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::{tls, Error};
 
@@ -27,7 +30,8 @@ use crate::{tls, Error};
 /// error (not a transport error) is what clients see for oversized requests.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-fn create_private_dir(path: &Path) -> Result<(), Error> {
+/// Creates `path` and its parents, owner-only (etcd's data dir mode).
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -122,6 +126,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_request_bytes: config.max_request_bytes as usize,
         max_txn_ops: config.max_txn_ops as usize,
         watch_event_buffer: config.experimental_watch_event_buffer,
+        quota_bytes: config.quota_bytes(),
     };
     let lessor = Lessor::new(
         Arc::new(SystemClock),
@@ -130,6 +135,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.election_timeout,
     );
     let node = Node::start(store, pending, identity, limits, lessor);
+    let _auto_compactor = AutoCompactor::from_flags(
+        node.clone(),
+        config.auto_compaction_mode,
+        &config.auto_compaction_retention,
+    )?;
     let tls = tls::client_tls(&config)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -154,11 +164,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .max_encoding_message_size(usize::MAX);
         let lease = LeaseServer::new(LeaseService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES);
+        let maintenance = MaintenanceServer::new(MaintenanceService::new(node.clone()))
+            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
+            .max_encoding_message_size(usize::MAX);
         let mut stop = stop_rx.clone();
         let router = builder
             .add_service(kv)
             .add_service(watch)
-            .add_service(lease);
+            .add_service(lease)
+            .add_service(maintenance);
         let addr = listener.local_addr().map_err(|source| Error::Listen {
             url: url.to_string(),
             source,

@@ -131,6 +131,7 @@ fn write_loop(
         shared.events.push(events);
         shared.visible_rev.store(rev, Ordering::Release);
         shared.revisions.send_replace(rev);
+        sync_alarms(shared);
         // Compaction jobs only start once the compaction itself is durable.
         for job in new_jobs.drain(..) {
             let _ = jobs.send(job);
@@ -138,6 +139,15 @@ fn write_loop(
         for (done, result) in answers.drain(..) {
             let _ = done.send(result);
         }
+    }
+}
+
+/// Publishes the store's alarm set (changed only by applied Alarm commands) to readers of
+/// [`Shared::alarms`], once the change is durable.
+fn sync_alarms(shared: &Shared) {
+    let store = shared.store.read();
+    if *shared.alarms.read() != *store.alarms() {
+        *shared.alarms.write() = store.alarms().clone();
     }
 }
 
@@ -153,7 +163,7 @@ fn compactor(shared: &Shared, jobs: std_mpsc::Receiver<CompactionJob>) {
         let rev = job.rev;
         let backend = shared.store.read().backend().clone();
         let started = std::time::Instant::now();
-        if let Err(e) = job.run(&*backend) {
+        if let Err(e) = job.run_gated(&*backend, || shared.compaction_gate.blocking_write()) {
             fatal(&e);
         }
         tracing::info!(rev, took = ?started.elapsed(), "finished compaction");

@@ -64,6 +64,9 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = req.into_inner();
         validate::check_put(&r)?;
+        self.node
+            .check_quota(crate::kv::quota::put_cost(&r))
+            .await?;
         match self.propose(internal_request::Request::Put(r)).await? {
             Applied::Put(mut resp) => {
                 resp.header = self.header(resp.header);
@@ -94,6 +97,10 @@ impl Kv for KvService {
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let r = req.into_inner();
         validate::check_txn(&r, self.node.limits().max_txn_ops)?;
+        let cost = crate::kv::quota::txn_cost(&r);
+        if cost > 0 {
+            self.node.check_quota(cost).await?;
+        }
         let mut resp = if validate::is_read_only(&r) {
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {

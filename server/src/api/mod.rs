@@ -4,4 +4,5 @@
 
 pub mod kv;
 pub mod lease;
+pub mod maintenance;
 pub mod watch;

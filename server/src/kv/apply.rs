@@ -5,9 +5,11 @@ use super::txn;
 use crate::mvcc::KeyRange;
 use crate::mvcc::{CompactionJob, MvccStore};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
+use crate::proto::etcdserverpb::request_op;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
-    ResponseHeader, TxnResponse,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use crate::Error;
 
@@ -26,6 +28,8 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     /// A LeaseRevoke.
     LeaseRevoke(LeaseRevokeResponse),
+    /// An Alarm GET, ACTIVATE or DEACTIVATE.
+    Alarm(AlarmResponse),
     /// A command with no request (nothing to do but advance the applied index).
     Noop,
 }
@@ -48,11 +52,85 @@ pub fn apply(
     result
 }
 
+/// Whether a txn would write (etcd's quota cost: only puts count, in either branch).
+pub fn txn_has_puts(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .any(|op| matches!(op.request, Some(request_op::Request::RequestPut(_))))
+}
+
+/// etcd's capped and corrupt appliers: with NOSPACE active, commands that grow the database
+/// fail; with CORRUPT active, every write fails.
+fn refused_by_alarm(store: &MvccStore, request: &Request) -> Option<Error> {
+    let active = |t: AlarmType| store.alarms().iter().any(|&(_, a)| a == t as i32);
+    if active(AlarmType::Corrupt) && !matches!(request, Request::Alarm(_)) {
+        return Some(Error::Corrupt);
+    }
+    if active(AlarmType::Nospace) {
+        let grows = match request {
+            Request::Put(_) | Request::LeaseGrant(_) => true,
+            Request::Txn(t) => txn_has_puts(t),
+            _ => false,
+        };
+        if grows {
+            return Some(Error::NoSpace);
+        }
+    }
+    None
+}
+
+/// etcd's alarm applier: GET lists the alarms of a type (all for NONE); ACTIVATE and
+/// DEACTIVATE answer with the alarm they changed (or found already active), nothing otherwise.
+fn apply_alarm(store: &mut MvccStore, index: u64, a: &AlarmRequest) -> AlarmResponse {
+    let of_type = |store: &MvccStore| -> Vec<AlarmMember> {
+        store
+            .alarms()
+            .iter()
+            .filter(|&&(_, t)| a.alarm == AlarmType::None as i32 || t == a.alarm)
+            .map(|&(member_id, alarm)| AlarmMember { member_id, alarm })
+            .collect()
+    };
+    let this = AlarmMember {
+        member_id: a.member_id,
+        alarm: a.alarm,
+    };
+    let alarms = match AlarmAction::try_from(a.action) {
+        Ok(AlarmAction::Activate) => {
+            store.set_alarm(a.member_id, a.alarm, true);
+            vec![this]
+        }
+        Ok(AlarmAction::Deactivate) => {
+            if store.set_alarm(a.member_id, a.alarm, false) {
+                vec![this]
+            } else {
+                Vec::new()
+            }
+        }
+        Ok(AlarmAction::Get) | Err(_) => of_type(store),
+    };
+    store.mark_applied(index);
+    AlarmResponse {
+        header: Some(ResponseHeader {
+            revision: store.revision(),
+            ..Default::default()
+        }),
+        alarms,
+    }
+}
+
 fn apply_request(
     store: &mut MvccStore,
     index: u64,
     cmd: &InternalRequest,
 ) -> Result<(Applied, Option<CompactionJob>), Error> {
+    if let Some(e) = cmd
+        .request
+        .as_ref()
+        .and_then(|r| refused_by_alarm(store, r))
+    {
+        return Err(e);
+    }
     let applied = match &cmd.request {
         Some(Request::Put(p)) => {
             let mut w = store.write();
@@ -117,8 +195,8 @@ fn apply_request(
                 header: Some(header),
             })
         }
-        // Alarm commands are applied by the maintenance module (being added).
-        Some(Request::Alarm(_)) | None => {
+        Some(Request::Alarm(a)) => Applied::Alarm(apply_alarm(store, index, a)),
+        None => {
             store.mark_applied(index);
             Applied::Noop
         }

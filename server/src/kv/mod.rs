@@ -2,6 +2,7 @@
 //! Compact. [`apply::apply`] is the one function every committed write goes through.
 
 pub mod apply;
+pub mod quota;
 pub mod range;
 pub mod txn;
 pub mod validate;

@@ -64,6 +64,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Bytes the backend occupies on disk (or in memory).
     fn size(&self) -> Result<u64, Error>;
+
+    /// Rewrites the storage so that space freed by deletions (compactions) is returned to the
+    /// file system; the contents are unchanged and durable when it returns. Callers keep writers
+    /// out for the duration (the store's write lock), as etcd's defragment does.
+    fn defragment(&self) -> Result<(), Error>;
 }
 
 /// A backend in memory, for tests of the logic above storage.
@@ -115,6 +120,11 @@ impl Backend for MemBackend {
     }
 
     fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn defragment(&self) -> Result<(), Error> {
+        // A BTreeMap holds no freed space: nothing to reclaim.
         Ok(())
     }
 

@@ -184,6 +184,32 @@ impl KeyIndex {
         self.generations.drain(..gi);
     }
 
+    /// What [`KeyIndex::compact`] would keep at `at`, without compacting (etcd's `keep`).
+    fn keep(&self, at: i64, keep: &mut HashSet<Revision>) {
+        if self.generations.is_empty() {
+            return;
+        }
+        let last = self.generations.len() - 1;
+        let mut gi = 0;
+        while gi < last {
+            let tomb = self.generations[gi]
+                .revs
+                .last()
+                .map_or(i64::MIN, |r| r.main);
+            if tomb > at {
+                break;
+            }
+            gi += 1;
+        }
+        let g = &self.generations[gi];
+        if let Some(n) = g.last_at_or_before(at) {
+            // A closed generation that would be reduced to its tombstone keeps nothing.
+            if !(n == g.revs.len() - 1 && gi != last) {
+                keep.insert(g.revs[n]);
+            }
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.generations.len() == 1 && self.generations[0].revs.is_empty()
     }
@@ -263,6 +289,16 @@ impl Index {
         keep
     }
 
+    /// The revisions `<= at` that a compaction at `at` would keep, leaving the index as it is
+    /// (what HashKV needs to skip revisions a pending compaction will delete).
+    pub fn keep(&self, at: i64) -> HashSet<Revision> {
+        let mut keep = HashSet::new();
+        for ki in self.keys.values() {
+            ki.keep(at, &mut keep);
+        }
+        keep
+    }
+
     /// Number of keys with any retained history (live or not yet compacted away).
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -277,6 +313,24 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_is_what_compact_keeps() {
+        let mut idx = Index::new();
+        idx.put(b"a", r(2));
+        idx.put(b"b", r(3));
+        idx.tombstone(b"a", r(4));
+        idx.put(b"a", r(5));
+        idx.put(b"c", r(6));
+        idx.tombstone(b"c", r(7));
+        idx.put(b"b", r(8));
+        for at in 1..=9 {
+            let mut copy = Index::new();
+            copy.keys = idx.keys.clone();
+            let want = copy.compact(at);
+            assert_eq!(idx.keep(at), want, "at {at}");
+        }
+    }
 
     fn r(main: i64) -> Revision {
         Revision::new(main, 0)

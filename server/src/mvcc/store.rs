@@ -3,7 +3,8 @@
 //! atomic batch ([`MvccStore::persist`]). Reads take a revision and see exactly the store as of
 //! that revision.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use prost::Message;
@@ -15,8 +16,10 @@ use super::revision::{Revision, REVISION_LEN};
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::Error;
 
-const KV_PREFIX: u8 = b'k';
-const KV_END: u8 = b'l';
+/// First byte of every revision record's backend key.
+pub(crate) const KV_PREFIX: u8 = b'k';
+/// First byte past the revision records.
+pub(crate) const KV_END: u8 = b'l';
 const KIND_PUT: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
 
@@ -34,12 +37,35 @@ pub(crate) mod meta {
     pub const CLUSTER_ID: &[u8] = b"m/cluster_id";
     /// This member's identity, fixed when the data dir is created.
     pub const MEMBER_ID: &[u8] = b"m/member_id";
+    /// Prefix of the active alarms: `m/alarm/` + member ID (8 bytes BE) + type (4 bytes BE).
+    pub const ALARM_PREFIX: &[u8] = b"m/alarm/";
+    /// First key past the alarms.
+    pub const ALARM_END: &[u8] = b"m/alarm0";
+}
+
+fn alarm_key(member_id: u64, alarm: i32) -> Vec<u8> {
+    let mut k = meta::ALARM_PREFIX.to_vec();
+    k.extend_from_slice(&member_id.to_be_bytes());
+    k.extend_from_slice(&alarm.to_be_bytes());
+    k
+}
+
+fn decode_alarm_key(k: &[u8]) -> Option<(u64, i32)> {
+    let rest = k.strip_prefix(meta::ALARM_PREFIX)?;
+    if rest.len() != 12 {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(rest[..8].try_into().ok()?),
+        i32::from_be_bytes(rest[8..].try_into().ok()?),
+    ))
 }
 
 /// The data-dir layout this build writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
-fn kv_key(rev: Revision) -> Vec<u8> {
+/// The backend key of the record at `rev`.
+pub(crate) fn kv_key(rev: Revision) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + REVISION_LEN);
     k.push(KV_PREFIX);
     k.extend_from_slice(&rev.to_bytes());
@@ -53,7 +79,8 @@ fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
     buf
 }
 
-fn decode_record(raw: &[u8]) -> Result<(u8, KeyValue), Error> {
+/// Splits a stored record into its kind (put or tombstone) and key-value.
+pub(crate) fn decode_record(raw: &[u8]) -> Result<(u8, KeyValue), Error> {
     let (&kind, body) = raw.split_first().ok_or(Error::CorruptRecord)?;
     Ok((kind, KeyValue::decode(body)?))
 }
@@ -95,6 +122,7 @@ pub struct CompactionJob {
     /// The compaction revision.
     pub rev: i64,
     keep: HashSet<Revision>,
+    in_use: Arc<AtomicI64>,
 }
 
 /// Revisions deleted per backend batch while compacting, so writers are never held up long.
@@ -104,22 +132,33 @@ impl CompactionJob {
     /// Physically deletes every revision `<= rev` that no read can reach any more, in batches,
     /// then records the compaction as finished.
     pub fn run(self, backend: &dyn Backend) -> Result<(), Error> {
+        self.run_gated(backend, || ())
+    }
+
+    /// Like [`CompactionJob::run`], holding what `gate` returns while each batch is read and
+    /// deleted: snapshots and HashKV hold the other side of that gate to see revisions that
+    /// stay put while they stream.
+    pub fn run_gated<G>(self, backend: &dyn Backend, gate: impl Fn() -> G) -> Result<(), Error> {
         let end = kv_key(Revision::new(self.rev + 1, 0));
         let mut start = vec![KV_PREFIX];
         loop {
+            let _held = gate();
             let chunk = backend.scan(&start, &end, Some(COMPACTION_BATCH))?;
             let Some((last, _)) = chunk.last() else { break };
             start = last.clone();
             start.push(0);
             let mut batch = WriteBatch::new();
-            for (k, _) in &chunk {
+            let mut freed = 0;
+            for (k, v) in &chunk {
                 let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
                 if !self.keep.contains(&rev) {
+                    freed += (k.len() + v.len()) as i64;
                     batch.delete(k.clone());
                 }
             }
             if !batch.is_empty() {
                 backend.write(batch)?;
+                self.in_use.fetch_sub(freed, Ordering::Relaxed);
             }
         }
         let mut batch = WriteBatch::new();
@@ -133,6 +172,14 @@ impl CompactionJob {
 }
 
 /// The multi-version key-value store.
+///
+/// It also keeps the bytes its revision records occupy in the backend ("in use": keys plus
+/// stored records, as etcd's `dbSizeInUse` counts live pages): summed when opening, increased
+/// when a write group is persisted, decreased as compaction jobs delete revisions. A defragment
+/// leaves it unchanged (same contents), so it is exact without ever rescanning.
+///
+/// Active alarms are store state too (applied commands change them, `m/alarm/` persists them),
+/// so every member agrees on them and they survive restarts.
 ///
 /// Applied writes gather in one pending batch until [`MvccStore::persist`]: a whole group of
 /// commands reaches the backend as one atomic batch, which costs sled a fraction of a batch per
@@ -148,6 +195,9 @@ pub struct MvccStore {
     persisted_index: u64,
     leases: LeaseTable,
     events: Vec<Event>,
+    in_use: Arc<AtomicI64>,
+    pending_in_use: i64,
+    alarms: BTreeSet<(u64, i32)>,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -182,6 +232,7 @@ impl MvccStore {
         }
         let mut index = Index::new();
         let mut last_rev = 1;
+        let mut in_use = 0i64;
         let mut start = vec![KV_PREFIX];
         let end = vec![KV_END];
         loop {
@@ -191,6 +242,7 @@ impl MvccStore {
             start.push(0);
             for (k, v) in &chunk {
                 let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
+                in_use += (k.len() + v.len()) as i64;
                 let (kind, kv) = decode_record(v)?;
                 if kind == KIND_TOMBSTONE {
                     index.tombstone(&kv.key, rev);
@@ -203,6 +255,12 @@ impl MvccStore {
         let compact_rev = read_u64(&*backend, meta::COMPACT_SCHEDULED)?.unwrap_or(0) as i64;
         let finished = read_u64(&*backend, meta::COMPACT_FINISHED)?.unwrap_or(0) as i64;
         let applied_index = read_u64(&*backend, meta::APPLIED_INDEX)?.unwrap_or(0);
+        let alarms = backend
+            .scan(meta::ALARM_PREFIX, meta::ALARM_END, None)?
+            .iter()
+            .map(|(k, _)| decode_alarm_key(k).ok_or(Error::CorruptRecord))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let in_use = Arc::new(AtomicI64::new(in_use));
         let mut job = None;
         if compact_rev > 0 {
             let keep = index.compact(compact_rev);
@@ -210,6 +268,7 @@ impl MvccStore {
                 job = Some(CompactionJob {
                     rev: compact_rev,
                     keep,
+                    in_use: in_use.clone(),
                 });
             }
         }
@@ -235,6 +294,9 @@ impl MvccStore {
             persisted_index: applied_index,
             leases,
             events: Vec::new(),
+            in_use,
+            pending_in_use: 0,
+            alarms,
         };
         store.attach_leases()?;
         Ok((store, job))
@@ -279,6 +341,41 @@ impl MvccStore {
     /// The storage underneath.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// Bytes the revision records occupy in the backend (see the type's docs).
+    pub fn in_use_bytes(&self) -> i64 {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// The revisions `<= rev` a compaction at `rev` keeps (every other revision `<= rev` is
+    /// unreachable once compacted there).
+    pub fn keep(&self, rev: i64) -> HashSet<Revision> {
+        self.index.keep(rev)
+    }
+
+    /// Active alarms as (member ID, etcd `AlarmType` number).
+    pub fn alarms(&self) -> &BTreeSet<(u64, i32)> {
+        &self.alarms
+    }
+
+    /// Activates (`on`) or deactivates an alarm as part of the pending batch; returns whether
+    /// the set changed.
+    pub fn set_alarm(&mut self, member_id: u64, alarm: i32, on: bool) -> bool {
+        let changed = if on {
+            self.alarms.insert((member_id, alarm))
+        } else {
+            self.alarms.remove(&(member_id, alarm))
+        };
+        if changed {
+            let key = alarm_key(member_id, alarm);
+            if on {
+                self.pending.put(key, Vec::new());
+            } else {
+                self.pending.delete(key);
+            }
+        }
+        changed
     }
 
     /// Number of keys the index tracks.
@@ -373,7 +470,11 @@ impl MvccStore {
         self.mark_applied(applied_index);
         self.compact_rev = rev;
         let keep = self.index.compact(rev);
-        Ok(CompactionJob { rev, keep })
+        Ok(CompactionJob {
+            rev,
+            keep,
+            in_use: self.in_use.clone(),
+        })
     }
 
     /// Records that command `applied_index` was applied without touching the keyspace.
@@ -447,6 +548,8 @@ impl MvccStore {
             self.applied_index.to_be_bytes().to_vec(),
         );
         self.backend.write(batch)?;
+        self.in_use
+            .fetch_add(std::mem::take(&mut self.pending_in_use), Ordering::Relaxed);
         self.overlay.clear();
         self.persisted_index = self.applied_index;
         Ok(())
@@ -510,9 +613,9 @@ impl WriteTxn<'_> {
             value,
             lease,
         };
-        self.store
-            .pending
-            .put(kv_key(rev), encode_record(KIND_PUT, &kv));
+        let record = encode_record(KIND_PUT, &kv);
+        self.store.pending_in_use += (1 + REVISION_LEN + record.len()) as i64;
+        self.store.pending.put(kv_key(rev), record);
         self.store.index.put(key, rev);
         self.store.leases.attach(key, lease);
         self.store.events.push(Event {
@@ -541,9 +644,9 @@ impl WriteTxn<'_> {
                 mod_revision: main,
                 ..Default::default()
             };
-            self.store
-                .pending
-                .put(kv_key(rev), encode_record(KIND_TOMBSTONE, &kv));
+            let record = encode_record(KIND_TOMBSTONE, &kv);
+            self.store.pending_in_use += (1 + REVISION_LEN + record.len()) as i64;
+            self.store.pending.put(kv_key(rev), record);
             self.store.index.tombstone(key, rev);
             self.store.leases.detach(key);
             self.store.events.push(Event {

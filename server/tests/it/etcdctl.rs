@@ -10,23 +10,32 @@ use regex::Regex;
 
 /// What one server answered to one step, after masking.
 #[derive(Debug, PartialEq, Eq)]
-struct Answer {
-    stdout: String,
-    errors: Vec<String>,
-    code: i32,
+pub(crate) struct Answer {
+    pub(crate) stdout: String,
+    pub(crate) errors: Vec<String>,
+    pub(crate) code: i32,
 }
 
+/// A rewrite applied to every answer after the masks (e.g. normalising a table's layout).
+pub(crate) type Filter = fn(&str) -> String;
+
 /// Runs every step on cairn-server, then on etcd, and records any difference.
-struct Compat {
-    cairn: Member,
-    etcd: Member,
-    masks: Vec<(Regex, &'static str)>,
+pub(crate) struct Compat {
+    pub(crate) cairn: Member,
+    pub(crate) etcd: Member,
+    masks: Vec<(Regex, String)>,
+    filters: Vec<Filter>,
     step: usize,
     mismatches: Vec<String>,
 }
 
 impl Compat {
     fn new() -> Self {
+        Self::between(crate::cairn(), crate::etcd())
+    }
+
+    /// Compares `cairn` with `etcd` (started by the caller, e.g. with extra flags).
+    pub(crate) fn between(cairn: Member, etcd: Member) -> Self {
         let masks = [
             (r#""cluster_id":\d+"#, r#""cluster_id":"masked""#),
             (r#""member_id":\d+"#, r#""member_id":"masked""#),
@@ -36,22 +45,35 @@ impl Compat {
             (r#""RaftTerm" : \d+"#, r#""RaftTerm" : <masked>"#),
         ]
         .into_iter()
-        .map(|(re, with)| (Regex::new(re).expect("mask regex"), with))
+        .map(|(re, with)| (Regex::new(re).expect("mask regex"), with.to_string()))
         .collect();
         Self {
-            cairn: crate::cairn(),
-            etcd: crate::etcd(),
+            cairn,
+            etcd,
             masks,
+            filters: Vec::new(),
             step: 0,
             mismatches: Vec::new(),
         }
     }
 
+    /// Also masks what `re` matches with `with` (e.g. sizes and versions).
+    pub(crate) fn mask(&mut self, re: &str, with: &str) {
+        self.masks
+            .push((Regex::new(re).expect("mask regex"), with.to_string()));
+    }
+
+    /// Also rewrites every answer with `f`, after the masks.
+    pub(crate) fn filter(&mut self, f: Filter) {
+        self.filters.push(f);
+    }
+
     fn answer(&self, out: CmdOutput) -> Answer {
         let mask = |s: &str| {
-            self.masks.iter().fold(s.to_string(), |s, (re, with)| {
-                re.replace_all(&s, *with).into_owned()
-            })
+            let s = self.masks.iter().fold(s.to_string(), |s, (re, with)| {
+                re.replace_all(&s, with.as_str()).into_owned()
+            });
+            self.filters.iter().fold(s, |s, f| f(&s))
         };
         Answer {
             stdout: mask(&out.stdout),
@@ -83,12 +105,12 @@ impl Compat {
     }
 
     /// A step that must succeed on etcd (guards against a sequence that tests nothing).
-    fn ok(&mut self, args: &[&str]) -> Answer {
+    pub(crate) fn ok(&mut self, args: &[&str]) -> Answer {
         self.ok_with(args, None)
     }
 
     /// Like [`Self::ok`], with `stdin`.
-    fn ok_stdin(&mut self, args: &[&str], stdin: &str) -> Answer {
+    pub(crate) fn ok_stdin(&mut self, args: &[&str], stdin: &str) -> Answer {
         self.ok_with(args, Some(stdin))
     }
 
@@ -105,7 +127,7 @@ impl Compat {
     }
 
     /// A step that must fail on etcd with an error line containing `error`.
-    fn fails(&mut self, args: &[&str], stdin: Option<&str>, error: &str) -> Answer {
+    pub(crate) fn fails(&mut self, args: &[&str], stdin: Option<&str>, error: &str) -> Answer {
         let a = self.step_with(args, stdin.map(str::as_bytes));
         assert!(
             a.code != 0 && a.errors.iter().any(|l| l.contains(error)),
@@ -117,21 +139,34 @@ impl Compat {
     }
 
     /// The current revision (from a `get -w json`, itself compared).
-    fn revision(&mut self) -> i64 {
+    pub(crate) fn revision(&mut self) -> i64 {
         let a = self.ok(&["get", "revision-probe", "-w", "json"]);
         let v: serde_json::Value = serde_json::from_str(&a.stdout).expect("get -w json is JSON");
         v["header"]["revision"].as_i64().expect("header.revision")
     }
 
     fn step_with(&mut self, args: &[&str], stdin: Option<&[u8]>) -> Answer {
+        self.step_each(args, args, stdin)
+    }
+
+    /// A step whose arguments differ per server (e.g. a member ID or an output path); the
+    /// report shows cairn's arguments.
+    pub(crate) fn step_each(
+        &mut self,
+        cairn_args: &[&str],
+        etcd_args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Answer {
         self.step += 1;
-        let exec = |m: &Member| match stdin {
+        let args = cairn_args;
+        let exec = |m: &Member, args: &[&str]| match stdin {
             Some(input) => m.etcdctl_stdin(args, input),
             None => m.etcdctl(args),
         };
-        let cairn =
-            exec(&self.cairn).unwrap_or_else(|e| panic!("running etcdctl against cairn: {e}"));
-        let etcd = exec(&self.etcd).unwrap_or_else(|e| panic!("running etcdctl against etcd: {e}"));
+        let cairn = exec(&self.cairn, cairn_args)
+            .unwrap_or_else(|e| panic!("running etcdctl against cairn: {e}"));
+        let etcd = exec(&self.etcd, etcd_args)
+            .unwrap_or_else(|e| panic!("running etcdctl against etcd: {e}"));
         let (cairn, etcd) = (self.answer(cairn), self.answer(etcd));
         if cairn != etcd {
             let report = mismatch_report(self.step, args, stdin, &cairn, &etcd);
@@ -143,7 +178,7 @@ impl Compat {
 
     /// Panics with every mismatch found (the first one is the one that matters most: later
     /// ones may be its consequences, e.g. revisions out of step).
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         if self.mismatches.is_empty() {
             return;
         }

@@ -6,6 +6,7 @@ mod etcdctl;
 mod flags;
 mod kv;
 mod lease;
+mod maintenance;
 mod tls;
 mod watch;
 

@@ -1,0 +1,172 @@
+//! etcd's `Maintenance` service: Status, Alarm, Defragment, Hash, HashKV, Snapshot and
+//! MoveLeader, for a member running without replication.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use crate::kv::Applied;
+use crate::maintenance::{hash, snapshot, API_VERSION};
+use crate::node::Node;
+use crate::proto::cairnpb::internal_request;
+use crate::proto::etcdserverpb::maintenance_server::Maintenance;
+use crate::proto::etcdserverpb::{
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
+use crate::Error;
+
+/// The Maintenance service over one member.
+#[derive(Clone)]
+pub struct MaintenanceService {
+    node: Arc<Node>,
+}
+
+impl MaintenanceService {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn current_rev(&self) -> i64 {
+        self.node.shared().visible_rev.load(Ordering::Acquire)
+    }
+}
+
+/// An alarm as etcd's Status lists it (the text form of its `AlarmMember`).
+pub fn alarm_text(a: &AlarmMember) -> String {
+    let name = AlarmType::try_from(a.alarm)
+        .map(|t| t.as_str_name().to_string())
+        .unwrap_or_else(|_| a.alarm.to_string());
+    format!("memberID:{} alarm:{} ", a.member_id, name)
+}
+
+type SnapshotStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let r = req.into_inner();
+        match self
+            .node
+            .propose(internal_request::Request::Alarm(r))
+            .await?
+        {
+            Applied::Alarm(mut resp) => {
+                resp.header = Some(self.node.header(resp.header.map_or(0, |h| h.revision)));
+                Ok(Response::new(resp))
+            }
+            other => Err(Status::internal(format!(
+                "write path returned {other:?} for an alarm"
+            ))),
+        }
+    }
+
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let (db_size, in_use, applied) = {
+            let store = self.node.shared().store.read();
+            (
+                store.backend().size()?,
+                store.in_use_bytes(),
+                store.applied_index(),
+            )
+        };
+        let header = self.node.header(self.current_rev());
+        let identity = self.node.identity();
+        Ok(Response::new(StatusResponse {
+            version: API_VERSION.to_string(),
+            db_size: i64::try_from(db_size).unwrap_or(i64::MAX),
+            leader: if self.node.has_leader() {
+                identity.member_id
+            } else {
+                0
+            },
+            raft_index: applied,
+            raft_term: header.raft_term,
+            raft_applied_index: applied,
+            errors: self.node.alarms().iter().map(alarm_text).collect(),
+            db_size_in_use: in_use,
+            is_learner: false,
+            header: Some(header),
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _req: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        self.node.defragment().await?;
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.node.header(self.current_rev())),
+        }))
+    }
+
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let (hash, rev) = hash::hash_backend(self.node.shared().clone()).await?;
+        Ok(Response::new(HashResponse {
+            header: Some(self.node.header(rev)),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let rev = req.into_inner().revision;
+        let h = hash::hash_kv(self.node.shared().clone(), rev).await?;
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.node.header(h.revision)),
+            hash: h.hash,
+            // etcd's store starts with compaction revision -1 ("never compacted").
+            compact_revision: if h.compact_revision == 0 {
+                -1
+            } else {
+                h.compact_revision
+            },
+            hash_revision: h.hash_revision,
+        }))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _req: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let rx = snapshot::stream(self.node.shared().clone()).await;
+        let node = self.node.clone();
+        let out = ReceiverStream::new(rx).map(move |chunk| {
+            let (blob, remaining_bytes) = chunk?;
+            Ok(SnapshotResponse {
+                header: Some(node.header(node.shared().visible_rev.load(Ordering::Acquire))),
+                remaining_bytes,
+                blob,
+                version: String::new(),
+            })
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn move_leader(
+        &self,
+        req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        // The only member is the leader already: moving to itself is done, anything else is
+        // not a member.
+        if req.into_inner().target_id != self.node.identity().member_id {
+            return Err(Error::BadLeaderTransferee.into());
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.node.header(self.current_rev())),
+        }))
+    }
+}

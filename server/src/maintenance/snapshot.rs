@@ -1,0 +1,749 @@
+//! cairn's snapshot format, the point-in-time capture a member streams for etcd's Snapshot
+//! RPC, and the offline `status`/`restore` of a saved file.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! magic "CAIRNSNP" | version u32 BE
+//! record*          : tag u8 | payload length u32 BE | payload
+//!   META (1)       : revision i64 | compact revision i64 | applied index u64   (first, once)
+//!   KV (2)         : revision (16 bytes, as in the data dir) | stored record (kind + KeyValue)
+//!   END (3)        : number of KV records u64                                   (last, once)
+//! zero padding     : up to the next multiple of 512 bytes
+//! sha256           : of everything above (32 bytes)
+//! ```
+//!
+//! The padding and trailing SHA-256 follow etcd's snapshot convention, so `etcdctl snapshot
+//! save` (which requires `size % 512 == 32`) accepts the stream, and a damaged file is
+//! recognised before anything is restored from it.
+//!
+//! # Consistency
+//!
+//! [`capture`] holds the compaction gate from before it reads the store's revision and
+//! compaction point until the last record is sent: the compactor cannot delete a revision in
+//! the meantime, and records above the captured revision are skipped, so the file holds
+//! exactly the history as of one revision while writes and compactions continue. Revisions a
+//! compaction made unreachable but had not deleted yet may be included; the restored member
+//! finishes that compaction when it opens, as after a crash.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::crc32c::Crc32c;
+use crate::mvcc::revision::{Revision, REVISION_LEN};
+use crate::mvcc::store::{kv_key, meta, KV_PREFIX};
+use crate::mvcc::{Backend, SledBackend, WriteBatch};
+use crate::node::Shared;
+use crate::Error;
+
+/// The first bytes of every cairn snapshot.
+pub const MAGIC: &[u8; 8] = b"CAIRNSNP";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// etcd's sector alignment before the SHA-256 trailer.
+pub const ALIGN: u64 = 512;
+/// Length of the SHA-256 trailer.
+pub const HASH_LEN: usize = 32;
+/// Bytes per streamed message: large enough to keep gRPC overhead small, small enough that a
+/// slow client never makes the member hold much in memory.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Backend entries read per scan while streaming.
+const SCAN_BATCH: usize = 1024;
+
+const TAG_META: u8 = 1;
+const TAG_KV: u8 = 2;
+const TAG_END: u8 = 3;
+const META_LEN: usize = 24;
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Reading the file failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// The size does not leave a SHA-256 trailer after whole 512-byte sectors.
+    #[error("size {0} is not a snapshot's (a multiple of 512 plus a 32-byte sha256); the file is truncated or not a snapshot")]
+    Size(u64),
+    /// The trailer does not match the contents.
+    #[error(
+        "sha256 mismatch (file says {expected}, contents hash to {actual}): the file is corrupted"
+    )]
+    HashMismatch {
+        /// The trailer, hex.
+        expected: String,
+        /// The contents' hash, hex.
+        actual: String,
+    },
+    /// Not a cairn snapshot (e.g. an etcd bbolt snapshot).
+    #[error("not a cairn snapshot (bad magic); etcd snapshots are restored with etcdctl")]
+    Magic,
+    /// Written by a newer cairn.
+    #[error("snapshot format version {0}, this build reads {FORMAT_VERSION}")]
+    Version(u32),
+    /// A record is cut short or malformed.
+    #[error("malformed record {index} (tag {tag})")]
+    Record {
+        /// Position of the record.
+        index: u64,
+        /// Its tag byte.
+        tag: u8,
+    },
+    /// The END record's count disagrees with the records read.
+    #[error("END record counts {declared} key records, the file holds {found}")]
+    Count {
+        /// From the END record.
+        declared: u64,
+        /// Counted.
+        found: u64,
+    },
+    /// Something other than zero padding follows the END record.
+    #[error("data after the END record")]
+    Trailing,
+}
+
+/// What the META record says: the point in history the snapshot captures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The revision the snapshot holds the keyspace at.
+    pub revision: i64,
+    /// The compaction point at that revision.
+    pub compact_revision: i64,
+    /// The applied index of the member it was taken from.
+    pub applied_index: u64,
+}
+
+/// One stored revision: its revision and the record exactly as the data dir holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvRecord {
+    /// The revision.
+    pub rev: Revision,
+    /// Kind byte followed by the encoded `KeyValue`.
+    pub record: Vec<u8>,
+}
+
+/// Writes the format incrementally into caller-provided buffers, hashing as it goes, so a
+/// stream of any size is produced without holding it.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    sha: Sha256,
+    written: u64,
+    records: u64,
+}
+
+impl Encoder {
+    /// A new encoder; call [`Encoder::header`] first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        self.sha.update(bytes);
+        self.written += bytes.len() as u64;
+        out.extend_from_slice(bytes);
+    }
+
+    fn record(&mut self, out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(len).expect("records are far below 4 GiB");
+        self.emit(out, &[tag]);
+        self.emit(out, &len.to_be_bytes());
+        for p in parts {
+            self.emit(out, p);
+        }
+    }
+
+    /// The magic, version and META record.
+    pub fn header(&mut self, out: &mut Vec<u8>, meta: &Meta) {
+        self.emit(out, MAGIC);
+        self.emit(out, &FORMAT_VERSION.to_be_bytes());
+        self.record(
+            out,
+            TAG_META,
+            &[
+                &meta.revision.to_be_bytes(),
+                &meta.compact_revision.to_be_bytes(),
+                &meta.applied_index.to_be_bytes(),
+            ],
+        );
+    }
+
+    /// One KV record.
+    pub fn kv(&mut self, out: &mut Vec<u8>, rev: Revision, record: &[u8]) {
+        self.record(out, TAG_KV, &[&rev.to_bytes(), record]);
+        self.records += 1;
+    }
+
+    /// The END record, padding and SHA-256 trailer.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        let count = self.records.to_be_bytes();
+        self.record(out, TAG_END, &[&count]);
+        let pad = (ALIGN - self.written % ALIGN) % ALIGN;
+        self.emit(out, &vec![0u8; pad as usize]);
+        out.extend_from_slice(&self.sha.finalize());
+    }
+
+    /// Bytes produced so far (without the trailer).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+/// Reads the records of a snapshot whose trailer was already checked (or deliberately not).
+pub struct Decoder<R: Read> {
+    reader: R,
+    /// Bytes of content left before the trailer.
+    left: u64,
+    index: u64,
+    records: u64,
+    done: bool,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads the header of `reader` (a whole file of `size` bytes) and returns its META record
+    /// with a decoder positioned at the first KV record.
+    pub fn open(mut reader: R, size: u64) -> Result<(Meta, Self), FormatError> {
+        if size % ALIGN != HASH_LEN as u64 || size < ALIGN + HASH_LEN as u64 {
+            return Err(FormatError::Size(size));
+        }
+        let mut head = [0u8; 12];
+        reader.read_exact(&mut head)?;
+        if &head[..8] != MAGIC {
+            return Err(FormatError::Magic);
+        }
+        let version = u32::from_be_bytes(head[8..].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(FormatError::Version(version));
+        }
+        let mut d = Self {
+            reader,
+            left: size - HASH_LEN as u64 - 12,
+            index: 0,
+            records: 0,
+            done: false,
+        };
+        let (tag, payload) = d.raw()?;
+        if tag != TAG_META || payload.len() != META_LEN {
+            return Err(FormatError::Record { index: 0, tag });
+        }
+        let word = |i: usize| <[u8; 8]>::try_from(&payload[i * 8..i * 8 + 8]).expect("8 bytes");
+        let meta = Meta {
+            revision: i64::from_be_bytes(word(0)),
+            compact_revision: i64::from_be_bytes(word(1)),
+            applied_index: u64::from_be_bytes(word(2)),
+        };
+        Ok((meta, d))
+    }
+
+    fn raw(&mut self) -> Result<(u8, Vec<u8>), FormatError> {
+        let index = self.index;
+        self.index += 1;
+        if self.left < 5 {
+            return Err(FormatError::Record { index, tag: 0 });
+        }
+        let mut head = [0u8; 5];
+        self.reader.read_exact(&mut head)?;
+        let tag = head[0];
+        let len = u64::from(u32::from_be_bytes(head[1..].try_into().expect("4 bytes")));
+        if len > self.left - 5 {
+            return Err(FormatError::Record { index, tag });
+        }
+        self.left -= 5 + len;
+        let mut payload = vec![0u8; len as usize];
+        self.reader.read_exact(&mut payload)?;
+        Ok((tag, payload))
+    }
+
+    /// The next KV record, or `None` after the END record (whose count is checked, as is the
+    /// padding after it).
+    pub fn next_record(&mut self) -> Result<Option<KvRecord>, FormatError> {
+        if self.done {
+            return Ok(None);
+        }
+        let index = self.index;
+        let (tag, payload) = self.raw()?;
+        match tag {
+            TAG_KV if payload.len() > REVISION_LEN => {
+                let rev = Revision::from_bytes(&payload[..REVISION_LEN])
+                    .ok_or(FormatError::Record { index, tag })?;
+                self.records += 1;
+                Ok(Some(KvRecord {
+                    rev,
+                    record: payload[REVISION_LEN..].to_vec(),
+                }))
+            }
+            TAG_END if payload.len() == 8 => {
+                let declared = u64::from_be_bytes(payload[..].try_into().expect("8 bytes"));
+                if declared != self.records {
+                    return Err(FormatError::Count {
+                        declared,
+                        found: self.records,
+                    });
+                }
+                let mut rest = Vec::new();
+                (&mut self.reader).take(self.left).read_to_end(&mut rest)?;
+                if rest.len() as u64 != self.left || rest.iter().any(|&b| b != 0) {
+                    return Err(FormatError::Trailing);
+                }
+                self.done = true;
+                Ok(None)
+            }
+            _ => Err(FormatError::Record { index, tag }),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `path`'s SHA-256 trailer against its contents, reading it once, in pieces.
+pub fn verify(path: &Path) -> Result<(), Error> {
+    let err = |source: FormatError| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let size = file.metadata().map_err(|e| err(e.into()))?.len();
+    if size % ALIGN != HASH_LEN as u64 || size < ALIGN + HASH_LEN as u64 {
+        return Err(err(FormatError::Size(size)));
+    }
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut sha = Sha256::new();
+    let mut content = (&mut reader).take(size - HASH_LEN as u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = content.read(&mut buf).map_err(|e| err(e.into()))?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+    }
+    let mut trailer = [0u8; HASH_LEN];
+    reader.read_exact(&mut trailer).map_err(|e| err(e.into()))?;
+    let actual = sha.finalize();
+    if actual.as_slice() != trailer {
+        return Err(err(FormatError::HashMismatch {
+            expected: hex(&trailer),
+            actual: hex(&actual),
+        }));
+    }
+    Ok(())
+}
+
+fn open_decoder(path: &Path) -> Result<(Meta, Decoder<BufReader<std::fs::File>>), Error> {
+    let err = |source: FormatError| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let size = file.metadata().map_err(|e| err(e.into()))?.len();
+    Decoder::open(BufReader::with_capacity(1 << 20, file), size).map_err(err)
+}
+
+/// What `snapshot status` reports, with etcdctl's JSON field names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// CRC-32C over the KV records (revision and stored record of each).
+    pub hash: u32,
+    /// The revision the snapshot holds.
+    pub revision: i64,
+    /// Number of stored revisions (etcdctl counts every stored key).
+    pub total_key: u64,
+    /// The file's size.
+    pub total_size: u64,
+}
+
+/// Verifies `path` and summarises it.
+pub fn status(path: &Path) -> Result<Status, Error> {
+    verify(path)?;
+    let (meta, mut d) = open_decoder(path)?;
+    let err = |source: FormatError| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut crc = Crc32c::new();
+    let mut total_key = 0;
+    while let Some(kv) = d.next_record().map_err(err)? {
+        crc.update(&kv.rev.to_bytes());
+        crc.update(&kv.record);
+        total_key += 1;
+    }
+    let total_size = std::fs::metadata(path)
+        .map_err(|source| Error::File {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    Ok(Status {
+        hash: crc.sum(),
+        revision: meta.revision,
+        total_key,
+        total_size,
+    })
+}
+
+/// Writes the keyspace of a verified snapshot into an empty `backend`, with `identity` as the
+/// new member's IDs. The compaction point is recorded as not yet carried out, so the member
+/// deletes any unreachable revision the snapshot carried when it first opens.
+pub fn restore_into(
+    path: &Path,
+    backend: &dyn Backend,
+    identity: crate::identity::Identity,
+) -> Result<Meta, Error> {
+    let (meta, mut d) = open_decoder(path)?;
+    let err = |source: FormatError| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut batch = WriteBatch::new();
+    let mut n = 0;
+    while let Some(kv) = d.next_record().map_err(err)? {
+        crate::mvcc::store::decode_record(&kv.record)?;
+        batch.put(kv_key(kv.rev), kv.record);
+        n += 1;
+        if n % SCAN_BATCH == 0 {
+            backend.write(std::mem::take(&mut batch))?;
+        }
+    }
+    let u64_be = |v: u64| v.to_be_bytes().to_vec();
+    batch.put(
+        meta::SCHEMA.to_vec(),
+        u64_be(crate::mvcc::store::SCHEMA_VERSION),
+    );
+    batch.put(meta::CLUSTER_ID.to_vec(), u64_be(identity.cluster_id));
+    batch.put(meta::MEMBER_ID.to_vec(), u64_be(identity.member_id));
+    batch.put(meta::APPLIED_INDEX.to_vec(), u64_be(meta.applied_index));
+    if meta.compact_revision > 0 {
+        batch.put(
+            meta::COMPACT_SCHEDULED.to_vec(),
+            u64_be(meta.compact_revision as u64),
+        );
+    }
+    backend.write(batch)?;
+    backend.flush()?;
+    Ok(meta)
+}
+
+/// etcdutl's `snapshot restore` flags.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// The data dir to create (must not exist).
+    pub data_dir: PathBuf,
+    /// The new member's name.
+    pub name: String,
+    /// The new cluster.
+    pub initial_cluster: crate::config::InitialCluster,
+    /// The new cluster's token.
+    pub initial_cluster_token: String,
+    /// This member's peer URLs (must be its `--initial-cluster` URLs).
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// Restore without checking the SHA-256 trailer.
+    pub skip_hash_check: bool,
+}
+
+/// Builds a fresh data dir from the snapshot at `path`: same keyspace and revisions, new
+/// cluster and member IDs derived from the flags as etcd derives them.
+pub fn restore(path: &Path, opts: &RestoreOptions) -> Result<Meta, Error> {
+    if opts.data_dir.exists() {
+        return Err(Error::DataDirExists(opts.data_dir.clone()));
+    }
+    let mut urls = opts.initial_cluster.peer_urls_of(&opts.name);
+    if urls.is_empty() {
+        return Err(crate::config::ConfigError::NotInCluster {
+            name: opts.name.clone(),
+        }
+        .into());
+    }
+    let mut advertised = opts.initial_advertise_peer_urls.clone();
+    advertised.sort();
+    urls.sort();
+    let normalise = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect()
+    };
+    if normalise(&advertised) != normalise(&urls) {
+        return Err(crate::config::ConfigError::AdvertiseMismatch {
+            name: opts.name.clone(),
+            cluster: urls.join(","),
+            advertised: advertised.join(","),
+        }
+        .into());
+    }
+    if !opts.skip_hash_check {
+        verify(path)?;
+    }
+    let identity = crate::identity::Identity::derive(
+        &opts.initial_cluster,
+        &opts.name,
+        &opts.initial_cluster_token,
+    );
+    let member = opts.data_dir.join("member");
+    let result = (|| {
+        crate::server::create_private_dir(&member)?;
+        let backend = SledBackend::open(&member.join("db"))?;
+        restore_into(path, &backend, identity)
+    })();
+    if result.is_err() {
+        // Leave nothing half-made behind: the next attempt must find the data dir absent.
+        let _ = std::fs::remove_dir_all(&opts.data_dir);
+    }
+    result
+}
+
+/// The captured point a snapshot stream is taken at.
+struct Capture {
+    meta: Meta,
+    backend: Arc<dyn Backend>,
+    estimate: u64,
+    _gate: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+async fn capture(shared: &Shared) -> Capture {
+    let gate = shared.compaction_gate.clone().read_owned().await;
+    let store = shared.store.read();
+    let revision = shared.visible_rev.load(Ordering::Acquire);
+    Capture {
+        meta: Meta {
+            revision,
+            compact_revision: store.compact_revision(),
+            applied_index: store.applied_index(),
+        },
+        backend: store.backend().clone(),
+        estimate: u64::try_from(store.in_use_bytes()).unwrap_or(0),
+        _gate: gate,
+    }
+}
+
+/// One streamed piece: bytes, and how many are (estimated to be) still to come.
+pub type Chunk = Result<(Vec<u8>, u64), Error>;
+
+/// Streams a consistent snapshot of `shared` as chunks of about [`CHUNK_BYTES`] into a
+/// channel of a few chunks, so at most those are in memory however large the keyspace.
+/// `remaining` is exact for the last chunk (0); before that it is estimated from the bytes
+/// in use (each record's framing adds a few bytes, revisions after the capture are skipped).
+pub async fn stream(shared: Arc<Shared>) -> mpsc::Receiver<Chunk> {
+    let (tx, rx) = mpsc::channel::<Chunk>(4);
+    let cap = capture(&shared).await;
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = produce(&cap, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    rx
+}
+
+fn produce(cap: &Capture, tx: &mpsc::Sender<Chunk>) -> Result<(), Error> {
+    let mut enc = Encoder::new();
+    let mut buf = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+    enc.header(&mut buf, &cap.meta);
+    let end = kv_key(Revision::new(cap.meta.revision + 1, 0));
+    let mut start = vec![KV_PREFIX];
+    let remaining = |enc: &Encoder| cap.estimate.saturating_sub(enc.written()).max(1);
+    loop {
+        let entries = cap.backend.scan(&start, &end, Some(SCAN_BATCH))?;
+        let Some((last, _)) = entries.last() else {
+            break;
+        };
+        start = last.clone();
+        start.push(0);
+        for (k, v) in &entries {
+            let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
+            enc.kv(&mut buf, rev, v);
+            if buf.len() >= CHUNK_BYTES {
+                let chunk =
+                    std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+                if tx.blocking_send(Ok((chunk, remaining(&enc)))).is_err() {
+                    // The client went away: stop reading.
+                    return Ok(());
+                }
+            }
+        }
+    }
+    enc.finish(&mut buf);
+    let _ = tx.blocking_send(Ok((buf, 0)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(meta: &Meta, kvs: &[(Revision, Vec<u8>)]) -> Vec<u8> {
+        let mut enc = Encoder::new();
+        let mut out = Vec::new();
+        enc.header(&mut out, meta);
+        for (rev, rec) in kvs {
+            enc.kv(&mut out, *rev, rec);
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<(Meta, Vec<KvRecord>), FormatError> {
+        let (meta, mut d) = Decoder::open(bytes, bytes.len() as u64)?;
+        let mut out = Vec::new();
+        while let Some(kv) = d.next_record()? {
+            out.push(kv);
+        }
+        Ok((meta, out))
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_with_etcd_trailer_alignment(
+            revision in 0i64..i64::MAX,
+            compact in 0i64..1_000_000,
+            applied in any::<u64>(),
+            kvs in prop::collection::vec(
+                ((0i64..1_000_000, 0i64..100), prop::collection::vec(any::<u8>(), 1..300)),
+                0..50,
+            ),
+        ) {
+            let meta = Meta { revision, compact_revision: compact, applied_index: applied };
+            let kvs: Vec<(Revision, Vec<u8>)> =
+                kvs.into_iter().map(|((m, s), r)| (Revision::new(m, s), r)).collect();
+            let bytes = encode(&meta, &kvs);
+            prop_assert_eq!(bytes.len() as u64 % ALIGN, HASH_LEN as u64);
+            let content = &bytes[..bytes.len() - HASH_LEN];
+            let digest = Sha256::digest(content);
+            prop_assert_eq!(digest.as_slice(), &bytes[bytes.len() - HASH_LEN..]);
+            let (m, got) = decode(&bytes).expect("decodes");
+            prop_assert_eq!(m, meta);
+            let want: Vec<KvRecord> =
+                kvs.into_iter().map(|(rev, record)| KvRecord { rev, record }).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshot_is_one_revision_while_writes_and_compactions_go_on() {
+        use crate::identity::Identity;
+        use crate::mvcc::{KeyRange, MemBackend, MvccStore, RangeOptions};
+        use crate::node::Node;
+        use crate::proto::cairnpb::internal_request::Request;
+        use crate::proto::etcdserverpb::{CompactionRequest, PutRequest};
+
+        let backend = Arc::new(SledBackend::temporary().unwrap());
+        let (store, _) = MvccStore::open(backend).unwrap();
+        let node = Node::start_for_test(store, 1 << 40);
+        let put = |i: usize| {
+            Request::Put(PutRequest {
+                key: format!("k{:03}", i % 100).into_bytes(),
+                value: vec![(i % 251) as u8; 1024],
+                ..Default::default()
+            })
+        };
+        for i in 0..2000 {
+            node.propose(put(i)).await.unwrap();
+        }
+        let all = KeyRange::From(Vec::new());
+        let read_at = |node: &Node, rev: i64| {
+            node.read(|v| {
+                let opts = RangeOptions {
+                    rev,
+                    ..Default::default()
+                };
+                v.store.range(&all, &opts, v.rev).unwrap().kvs
+            })
+        };
+        let at = node.read(|v| v.rev);
+        let (now, before) = (read_at(&node, at), read_at(&node, at - 1000));
+
+        // Captured here; then history is compacted away and rewritten while it streams.
+        let mut rx = stream(node.shared().clone()).await;
+        let compact = |rev| {
+            Request::Compaction(CompactionRequest {
+                revision: rev,
+                physical: false,
+            })
+        };
+        node.propose(compact(at)).await.unwrap();
+        for i in 0..300 {
+            node.propose(put(i + 7)).await.unwrap();
+        }
+        node.propose(compact(at + 200)).await.unwrap();
+        let mut bytes = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = rx.recv().await {
+            bytes.extend(chunk.unwrap().0);
+            chunks += 1;
+        }
+        assert!(chunks > 4, "streamed in chunks, not at once ({chunks})");
+        // The compactions go on once the stream is done.
+        node.wait_compacted(at + 200).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap");
+        std::fs::write(&path, &bytes).unwrap();
+        verify(&path).unwrap();
+        let restored = Arc::new(MemBackend::new());
+        let identity = Identity {
+            cluster_id: 1,
+            member_id: 2,
+        };
+        let meta = restore_into(&path, &*restored, identity).unwrap();
+        assert_eq!(meta.revision, at);
+        let (store, job) = MvccStore::open(restored).unwrap();
+        assert!(job.is_none());
+        assert_eq!(store.revision(), at);
+        let read = |rev| {
+            let opts = RangeOptions {
+                rev,
+                ..Default::default()
+            };
+            store.range(&all, &opts, at).unwrap().kvs
+        };
+        assert_eq!(read(at), now);
+        assert_eq!(read(at - 1000), before);
+        node.shutdown();
+    }
+
+    #[test]
+    fn damaged_files_are_refused() {
+        let meta = Meta {
+            revision: 5,
+            compact_revision: 2,
+            applied_index: 9,
+        };
+        let bytes = encode(&meta, &[(Revision::new(3, 0), vec![0, 1, 2])]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap");
+        std::fs::write(&path, &bytes).unwrap();
+        verify(&path).expect("intact file verifies");
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(matches!(
+            verify(&path),
+            Err(Error::Snapshot {
+                source: FormatError::HashMismatch { .. },
+                ..
+            })
+        ));
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(matches!(
+            verify(&path),
+            Err(Error::Snapshot {
+                source: FormatError::Size(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 512]),
+            Err(FormatError::Size(_))
+        ));
+    }
+}
