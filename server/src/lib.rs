@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod consensus;
 pub mod error;
 pub mod identity;
 pub mod kv;
