@@ -252,7 +252,8 @@ pub struct Config {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: u32,
-    /// Raise alarms when the backend size exceeds this (0 means the default, 2 GiB).
+    /// Raise alarms when the backend size exceeds this (0 means the default, 2 GiB; negative
+    /// disables the quota).
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: i64,
     /// Log level: debug, info, warn, error, panic or fatal.
@@ -339,12 +340,12 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)))
     }
 
-    /// The backend quota in bytes (etcd's default of 2 GiB when unset).
+    /// The backend quota in bytes: etcd's default of 2 GiB when 0, no quota when negative.
     pub fn quota_bytes(&self) -> i64 {
-        if self.quota_backend_bytes <= 0 {
-            2 * 1024 * 1024 * 1024
-        } else {
-            self.quota_backend_bytes
+        match self.quota_backend_bytes {
+            0 => 2 * 1024 * 1024 * 1024,
+            n if n < 0 => i64::MAX,
+            n => n,
         }
     }
 

@@ -63,10 +63,11 @@ impl Kv for KvService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = req.into_inner();
-        validate::check_put(&r)?;
+        // etcd checks the quota before the request itself.
         self.node
             .check_quota(crate::kv::quota::put_cost(&r))
             .await?;
+        validate::check_put(&r)?;
         match self.propose(internal_request::Request::Put(r)).await? {
             Applied::Put(mut resp) => {
                 resp.header = self.header(resp.header);
@@ -96,11 +97,12 @@ impl Kv for KvService {
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let r = req.into_inner();
+        // Like etcd 3.4, every txn is checked, even one that writes nothing: with the database
+        // at its quota, only Range and DeleteRange get through.
+        self.node
+            .check_quota(crate::kv::quota::txn_cost(&r))
+            .await?;
         validate::check_txn(&r, self.node.limits().max_txn_ops)?;
-        let cost = crate::kv::quota::txn_cost(&r);
-        if cost > 0 {
-            self.node.check_quota(cost).await?;
-        }
         let mut resp = if validate::is_read_only(&r) {
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {

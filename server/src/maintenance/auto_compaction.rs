@@ -115,6 +115,7 @@ impl AutoCompactor {
         let task = tokio::spawn(async move {
             let mut revs: VecDeque<i64> = VecDeque::new();
             let mut last_success = Instant::now();
+            let mut last_rev = 0;
             let mut base = period;
             loop {
                 revs.push_back(current_rev(&node));
@@ -122,13 +123,14 @@ impl AutoCompactor {
                     revs.pop_front();
                 }
                 tokio::time::sleep(retry).await;
-                if last_success.elapsed() < base {
+                let rev = revs[0];
+                if last_success.elapsed() < base || rev == last_rev {
                     continue;
                 }
                 base = capped;
-                let rev = revs[0];
                 if compact(&node, rev).await {
                     last_success = Instant::now();
+                    last_rev = rev;
                 }
             }
         });

@@ -68,7 +68,8 @@ impl Compat {
         self.filters.push(f);
     }
 
-    fn answer(&self, out: CmdOutput) -> Answer {
+    /// `out` with this comparison's masks and filters applied.
+    pub(crate) fn answer(&self, out: CmdOutput) -> Answer {
         let mask = |s: &str| {
             let s = self.masks.iter().fold(s.to_string(), |s, (re, with)| {
                 re.replace_all(&s, with.as_str()).into_owned()
