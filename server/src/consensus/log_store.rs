@@ -170,9 +170,11 @@ impl RaftLogStore {
         let term = self
             .term_locked(&s, point)
             .map_err(|_| Error::CorruptRecord)?;
-        let mut snap = SnapshotMetadata::default();
-        snap.index = point;
-        snap.term = term;
+        let mut snap = SnapshotMetadata {
+            index: point,
+            term,
+            ..Default::default()
+        };
         snap.set_conf_state(s.conf.clone());
         let mut batch = WriteBatch::new();
         for i in (s.snap.index + 1)..=point {
@@ -304,11 +306,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = format!("cmd-{index}-{term}").into_bytes().into();
-        e
+        Entry {
+            index,
+            term,
+            data: format!("cmd-{index}-{term}").into_bytes().into(),
+            ..Default::default()
+        }
     }
 
     /// The log as plain data: entries after the snapshot point.
@@ -398,9 +401,11 @@ mod tests {
                     m.entries.retain(|e| e.0 < start);
                     m.entries.extend(new.iter().map(|e| (e.index, e.term)));
                     m.commit = m.commit.min(m.last());
-                    let mut hs = HardState::default();
-                    hs.term = m.term;
-                    hs.commit = m.commit;
+                    let hs = HardState {
+                        term: m.term,
+                        commit: m.commit,
+                        ..Default::default()
+                    };
                     log.append(&new, Some(&hs)).unwrap();
                 }
                 Op::Commit(c) => {
@@ -417,12 +422,15 @@ mod tests {
                     log.compact(i).unwrap();
                 }
                 Op::Snapshot(ahead, bump) => {
-                    let mut meta = SnapshotMetadata::default();
-                    meta.index = m.last() + ahead;
-                    meta.term = m.term + bump;
-                    let mut cs = ConfState::default();
-                    cs.voters = vec![1, 2, 3];
-                    meta.set_conf_state(cs);
+                    let mut meta = SnapshotMetadata {
+                        index: m.last() + ahead,
+                        term: m.term + bump,
+                        ..Default::default()
+                    };
+                    meta.set_conf_state(ConfState {
+                        voters: vec![1, 2, 3],
+                        ..Default::default()
+                    });
                     log.apply_snapshot(&meta).unwrap();
                     m.snap_index = meta.index;
                     m.snap_term = meta.term;

@@ -6,7 +6,6 @@
 
 pub mod auto_compaction;
 pub mod cli;
-pub mod crc32c;
 pub mod hash;
 pub mod snapshot;
 

@@ -34,7 +34,6 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::crc32c::Crc32c;
 use crate::mvcc::revision::{Revision, REVISION_LEN};
 use crate::mvcc::store::{kv_key, meta, KV_PREFIX};
 use crate::mvcc::{Backend, SledBackend, WriteBatch};
@@ -372,11 +371,11 @@ pub fn status(path: &Path) -> Result<Status, Error> {
         path: path.to_path_buf(),
         source,
     };
-    let mut crc = Crc32c::new();
+    let mut crc = 0u32;
     let mut total_key = 0;
     while let Some(kv) = d.next_record().map_err(err)? {
-        crc.update(&kv.rev.to_bytes());
-        crc.update(&kv.record);
+        crc = crc32c::crc32c_append(crc, &kv.rev.to_bytes());
+        crc = crc32c::crc32c_append(crc, &kv.record);
         total_key += 1;
     }
     let total_size = std::fs::metadata(path)
@@ -386,7 +385,7 @@ pub fn status(path: &Path) -> Result<Status, Error> {
         })?
         .len();
     Ok(Status {
-        hash: crc.sum(),
+        hash: crc,
         revision: meta.revision,
         total_key,
         total_size,
