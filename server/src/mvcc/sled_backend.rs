@@ -66,14 +66,32 @@ fn sync_parent(path: &Path) -> Result<(), Error> {
         .map_err(file_err(parent))
 }
 
+/// How long to wait for a just-closed database to release its file lock.
+const LOCK_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn open_db(path: &Path) -> Result<sled::Db, Error> {
-    Ok(sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .cache_capacity(256 * 1024 * 1024)
-        // Durability comes from our explicit flush after each group of writes.
-        .flush_every_ms(None)
-        .open()?)
+    // sled releases its file lock when the last of its background threads lets go of a closed
+    // database, shortly after the handle is dropped (e.g. just after a defragment's swap):
+    // wait for that, bounded, instead of failing.
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(256 * 1024 * 1024)
+            // Durability comes from our explicit flush after each group of writes.
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_RELEASE_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 impl SledBackend {
