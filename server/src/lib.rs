@@ -7,8 +7,10 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod identity;
 pub mod kv;
+pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod proto;

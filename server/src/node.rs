@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::identity::Identity;
 use crate::kv::{Applied, Snapshot};
+use crate::metrics::{Metrics, ScrapeState};
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::ResponseHeader;
@@ -37,6 +38,8 @@ pub struct Shared {
     /// Active alarms as (member ID, etcd `AlarmType` number); set and cleared only by applied
     /// Alarm commands, so every member agrees.
     pub alarms: RwLock<std::collections::BTreeSet<(u64, i32)>>,
+    /// The member's metrics, recorded by the write loop and the services.
+    pub metrics: Arc<Metrics>,
 }
 
 /// One cairn-server member.
@@ -48,12 +51,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the write path on `store`, first finishing any compaction a crash interrupted.
+    /// Starts the write path on `store`, first finishing any compaction a crash interrupted;
+    /// events are recorded in `metrics`.
     pub fn start(
         store: MvccStore,
         pending: Option<crate::mvcc::CompactionJob>,
         identity: Identity,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let compacted_rev = if pending.is_some() {
             0
@@ -66,7 +71,10 @@ impl Node {
             term: AtomicU64::new(1),
             compacted: watch::Sender::new(compacted_rev),
             alarms: RwLock::default(),
+            metrics,
         });
+        // Without replication the member elects itself once, as a single etcd member does.
+        shared.metrics.leader_changed();
         let writer = Standalone::start(shared.clone(), pending);
         Arc::new(Self {
             shared,
@@ -125,6 +133,34 @@ impl Node {
     /// Whether this member knows a leader (always, while it runs without replication).
     pub fn has_leader(&self) -> bool {
         true
+    }
+
+    /// The member's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// What `/metrics` reports about the member right now.
+    pub fn scrape_state(&self) -> ScrapeState {
+        let (live_keys, in_use, backend) = {
+            let store = self.shared.store.read();
+            (
+                store.live_keys() as u64,
+                store.bytes_in_use(),
+                store.backend().clone(),
+            )
+        };
+        let db_size = backend.size().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the backend size");
+            0
+        });
+        ScrapeState {
+            has_leader: self.has_leader(),
+            is_leader: self.has_leader(),
+            db_size,
+            db_size_in_use: in_use,
+            keys: live_keys,
+        }
     }
 
     /// State shared with the write loop.

@@ -6,17 +6,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use crate::api::kv::KvService;
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::metrics::grpc::GrpcMetricsLayer;
+use crate::metrics::Metrics;
 use crate::mvcc::store::{meta, read_u64};
 use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
 use crate::node::{Limits, Node};
 use crate::proto::etcdserverpb::kv_server::KvServer;
-use crate::{tls, Error};
+use crate::{http, tls, Error};
 
 /// etcd lets gRPC messages exceed `--max-request-bytes` by this much, so the request-too-large
 /// error (not a transport error) is what clients see for oversized requests.
@@ -94,6 +97,20 @@ async fn bind(url: &url::Url) -> Result<TcpListener, Error> {
     TcpListener::bind(addr).await.map_err(err)
 }
 
+fn local_addr(listener: &TcpListener, url: &url::Url) -> Result<SocketAddr, Error> {
+    listener.local_addr().map_err(|source| Error::Listen {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// The client TLS setup for https listener `url` (etcd uses the client certificate for
+/// https metrics URLs too).
+fn tls_for(tls: &Option<ServerTlsConfig>, url: &url::Url) -> Result<ServerTlsConfig, Error> {
+    tls.clone()
+        .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()).into())
+}
+
 /// Runs a member until `shutdown` resolves, then stops cleanly (every acknowledged write is
 /// already durable; this only closes listeners and joins the write loop).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
@@ -117,31 +134,55 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_request_bytes: config.max_request_bytes as usize,
         max_txn_ops: config.max_txn_ops as usize,
     };
-    let node = Node::start(store, pending, identity, limits);
+    let metrics = Arc::new(Metrics::new(
+        identity.member_id,
+        config.quota_bytes(),
+        config.metrics,
+    ));
+    let node = Node::start(store, pending, identity, limits, metrics.clone());
     let tls = tls::client_tls(&config)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for url in &config.listen_client_urls {
         let listener = bind(url).await?;
-        let mut builder = Server::builder();
+        let addr = local_addr(&listener, url)?;
+        // HTTP/1.1 next to HTTP/2: curl, Prometheus and probes use the client port too.
+        let mut builder = Server::builder()
+            .accept_http1(true)
+            .layer(GrpcMetricsLayer::new(metrics.clone()));
         if url.scheme() == "https" {
-            let tls = tls
-                .clone()
-                .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()))?;
-            builder = builder.tls_config(tls)?;
+            builder = builder.tls_config(tls_for(&tls, url)?)?;
         }
         let kv = KvServer::new(KvService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
             .max_encoding_message_size(usize::MAX);
+        let routes = http::routes(
+            node.clone(),
+            metrics.clone(),
+            http::Listener::Client,
+            Some(Routes::new(kv)),
+        );
         let mut stop = stop_rx.clone();
-        let router = builder.add_service(kv);
-        let addr = listener.local_addr().map_err(|source| Error::Listen {
-            url: url.to_string(),
-            source,
-        })?;
         tracing::info!(url = %url, addr = %addr, "serving client requests");
-        servers.spawn(router.serve_with_incoming_shutdown(
+        servers.spawn(builder.add_routes(routes).serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    for url in &config.listen_metrics_urls {
+        let listener = bind(url).await?;
+        let addr = local_addr(&listener, url)?;
+        let mut builder = Server::builder().accept_http1(true);
+        if url.scheme() == "https" {
+            builder = builder.tls_config(tls_for(&tls, url)?)?;
+        }
+        let routes = http::routes(node.clone(), metrics.clone(), http::Listener::Metrics, None);
+        let mut stop = stop_rx.clone();
+        tracing::info!(url = %url, addr = %addr, "serving /metrics and /health");
+        servers.spawn(builder.add_routes(routes).serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -6,6 +6,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::kv::{range, txn, validate, Applied};
+use crate::metrics::{MvccOps, TxnShape};
 use crate::node::Node;
 use crate::proto::cairnpb::{internal_request, InternalRequest};
 use crate::proto::etcdserverpb::kv_server::Kv;
@@ -29,6 +30,11 @@ impl KvService {
 
     fn header(&self, h: Option<ResponseHeader>) -> Option<ResponseHeader> {
         Some(self.node.header(h.map_or(0, |h| h.revision)))
+    }
+
+    /// Records the store operations of one successful request that is not a txn.
+    fn count(&self, ops: MvccOps) {
+        self.node.metrics().mvcc_ops(ops, false);
     }
 
     /// Checks the size limit and proposes `request` through the write path.
@@ -57,6 +63,10 @@ impl Kv for KvService {
         let r = req.into_inner();
         validate::check_range(&r)?;
         let mut resp = self.node.read(|view| range::range(&view, &r))?;
+        self.count(MvccOps {
+            ranges: 1,
+            ..MvccOps::default()
+        });
         resp.header = self.header(resp.header);
         Ok(Response::new(resp))
     }
@@ -66,6 +76,10 @@ impl Kv for KvService {
         validate::check_put(&r)?;
         match self.propose(internal_request::Request::Put(r)).await? {
             Applied::Put(mut resp) => {
+                self.count(MvccOps {
+                    puts: 1,
+                    ..MvccOps::default()
+                });
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
@@ -84,6 +98,10 @@ impl Kv for KvService {
             .await?
         {
             Applied::DeleteRange(mut resp) => {
+                self.count(MvccOps {
+                    deletes: 1,
+                    ..MvccOps::default()
+                });
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
@@ -94,6 +112,7 @@ impl Kv for KvService {
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let r = req.into_inner();
         validate::check_txn(&r, self.node.limits().max_txn_ops)?;
+        let shape = TxnShape::of(&r);
         let mut resp = if validate::is_read_only(&r) {
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {
@@ -102,6 +121,7 @@ impl Kv for KvService {
                 other => return Err(unexpected(&other)),
             }
         };
+        self.node.metrics().mvcc_ops(shape.ops(&resp), true);
         resp.header = self.header(resp.header);
         Ok(Response::new(resp))
     }

@@ -4,6 +4,7 @@
 //! that revision.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prost::Message;
@@ -94,6 +95,7 @@ pub struct CompactionJob {
     /// The compaction revision.
     pub rev: i64,
     keep: HashSet<Revision>,
+    stored_bytes: Arc<AtomicU64>,
 }
 
 /// Revisions deleted per backend batch while compacting, so writers are never held up long.
@@ -111,14 +113,17 @@ impl CompactionJob {
             start = last.clone();
             start.push(0);
             let mut batch = WriteBatch::new();
-            for (k, _) in &chunk {
+            let mut freed = 0;
+            for (k, v) in &chunk {
                 let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
                 if !self.keep.contains(&rev) {
                     batch.delete(k.clone());
+                    freed += (k.len() + v.len()) as u64;
                 }
             }
             if !batch.is_empty() {
                 backend.write(batch)?;
+                self.stored_bytes.fetch_sub(freed, Ordering::Relaxed);
             }
         }
         let mut batch = WriteBatch::new();
@@ -145,6 +150,10 @@ pub struct MvccStore {
     pending: WriteBatch,
     overlay: HashMap<Revision, KeyValue>,
     persisted_index: u64,
+    /// Bytes of the revision records in the backend (keys and values).
+    stored_bytes: Arc<AtomicU64>,
+    /// Bytes of the revision records in `pending`.
+    pending_bytes: u64,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -179,6 +188,7 @@ impl MvccStore {
         }
         let mut index = Index::new();
         let mut last_rev = 1;
+        let mut stored_bytes = 0;
         let mut start = vec![KV_PREFIX];
         let end = vec![KV_END];
         loop {
@@ -195,11 +205,13 @@ impl MvccStore {
                     index.restore(&kv.key, rev, kv.create_revision, kv.version);
                 }
                 last_rev = last_rev.max(rev.main);
+                stored_bytes += (k.len() + v.len()) as u64;
             }
         }
         let compact_rev = read_u64(&*backend, meta::COMPACT_SCHEDULED)?.unwrap_or(0) as i64;
         let finished = read_u64(&*backend, meta::COMPACT_FINISHED)?.unwrap_or(0) as i64;
         let applied_index = read_u64(&*backend, meta::APPLIED_INDEX)?.unwrap_or(0);
+        let stored_bytes = Arc::new(AtomicU64::new(stored_bytes));
         let mut job = None;
         if compact_rev > 0 {
             let keep = index.compact(compact_rev);
@@ -207,6 +219,7 @@ impl MvccStore {
                 job = Some(CompactionJob {
                     rev: compact_rev,
                     keep,
+                    stored_bytes: stored_bytes.clone(),
                 });
             }
         }
@@ -219,6 +232,8 @@ impl MvccStore {
             pending: WriteBatch::new(),
             overlay: HashMap::new(),
             persisted_index: applied_index,
+            stored_bytes,
+            pending_bytes: 0,
         };
         Ok((store, job))
     }
@@ -246,6 +261,17 @@ impl MvccStore {
     /// Number of keys the index tracks.
     pub fn key_count(&self) -> usize {
         self.index.len()
+    }
+
+    /// Number of keys that exist at the newest revision.
+    pub fn live_keys(&self) -> usize {
+        self.index.live()
+    }
+
+    /// Bytes of data the backend holds for the store (every stored revision's key and value,
+    /// without the storage engine's free space and overhead): what is logically in use.
+    pub fn bytes_in_use(&self) -> u64 {
+        self.stored_bytes.load(Ordering::Relaxed)
     }
 
     fn fetch(&self, rev: Revision) -> Result<KeyValue, Error> {
@@ -335,7 +361,11 @@ impl MvccStore {
         self.mark_applied(applied_index);
         self.compact_rev = rev;
         let keep = self.index.compact(rev);
-        Ok(CompactionJob { rev, keep })
+        Ok(CompactionJob {
+            rev,
+            keep,
+            stored_bytes: self.stored_bytes.clone(),
+        })
     }
 
     /// Records that command `applied_index` was applied without touching the keyspace.
@@ -360,6 +390,8 @@ impl MvccStore {
             self.applied_index.to_be_bytes().to_vec(),
         );
         self.backend.write(batch)?;
+        self.stored_bytes
+            .fetch_add(std::mem::take(&mut self.pending_bytes), Ordering::Relaxed);
         self.overlay.clear();
         self.persisted_index = self.applied_index;
         Ok(())
@@ -418,9 +450,9 @@ impl WriteTxn<'_> {
             value,
             lease,
         };
-        self.store
-            .pending
-            .put(kv_key(rev), encode_record(KIND_PUT, &kv));
+        let (k, v) = (kv_key(rev), encode_record(KIND_PUT, &kv));
+        self.store.pending_bytes += (k.len() + v.len()) as u64;
+        self.store.pending.put(k, v);
         self.store.index.put(key, rev);
         self.changes.push(kv);
         main
@@ -443,9 +475,9 @@ impl WriteTxn<'_> {
                 mod_revision: main,
                 ..Default::default()
             };
-            self.store
-                .pending
-                .put(kv_key(rev), encode_record(KIND_TOMBSTONE, &kv));
+            let (k, v) = (kv_key(rev), encode_record(KIND_TOMBSTONE, &kv));
+            self.store.pending_bytes += (k.len() + v.len()) as u64;
+            self.store.pending.put(k, v);
             self.store.index.tombstone(key, rev);
             self.changes.push(kv);
         }
