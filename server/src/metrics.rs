@@ -23,7 +23,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::config::MetricsLevel;
-use crate::proto::etcdserverpb::{request_op, response_op, TxnRequest, TxnResponse};
+use crate::proto::etcdserverpb::{
+    request_op, response_op, DeleteRangeRequest, PutRequest, TxnRequest, TxnResponse,
+};
 
 /// The etcd version cairn-server reports itself as (in `etcd_server_version`), the etcd
 /// release whose API and behaviour it follows.
@@ -44,16 +46,17 @@ pub struct ScrapeState {
     pub has_leader: bool,
     /// Whether the member is the leader.
     pub is_leader: bool,
-    /// Bytes the backend occupies on disk.
-    pub db_size: u64,
+    /// Bytes the backend occupies on disk (`None` when the size could not be read: the
+    /// gauge then keeps its last value).
+    pub db_size: Option<u64>,
     /// Bytes of stored data the backend holds (without its free space and overhead).
     pub db_size_in_use: u64,
     /// Keys that exist at the newest revision.
     pub keys: u64,
 }
 
-/// How many operations of each kind one request made on the MVCC store, counted as etcd 3.4
-/// counts them (compares of a txn are reads, and only the branch that ran counts).
+/// How many operations of each kind one MVCC transaction made, counted as etcd 3.4 counts
+/// them (every request runs as one or two MVCC transactions; see [`Metrics::mvcc_ops`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MvccOps {
     /// Range reads.
@@ -64,6 +67,44 @@ pub struct MvccOps {
     pub deletes: u64,
 }
 
+impl MvccOps {
+    /// A Put, which also reads the key when it must return or keep the previous value.
+    pub fn put(req: &PutRequest) -> Self {
+        Self {
+            ranges: u64::from(req.prev_kv || req.ignore_value || req.ignore_lease),
+            puts: 1,
+            deletes: 0,
+        }
+    }
+
+    /// A DeleteRange, which also reads the keys when it must return them.
+    pub fn delete(req: &DeleteRangeRequest) -> Self {
+        Self {
+            ranges: u64::from(req.prev_kv),
+            puts: 0,
+            deletes: 1,
+        }
+    }
+
+    /// A Range.
+    pub fn range() -> Self {
+        Self {
+            ranges: 1,
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, other: Self) {
+        self.ranges += other.ranges;
+        self.puts += other.puts;
+        self.deletes += other.deletes;
+    }
+
+    fn total(self) -> u64 {
+        self.ranges + self.puts + self.deletes
+    }
+}
+
 /// The operations a txn request can make, without its keys and values: what is needed to
 /// count its MVCC operations once the answer says which branches ran.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,28 +112,30 @@ pub struct TxnShape {
     compares: u64,
     success: Vec<OpShape>,
     failure: Vec<OpShape>,
+    read_only: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum OpShape {
-    Range,
-    Put,
-    Delete,
+    Leaf(MvccOps),
     Txn(TxnShape),
-    Empty,
 }
 
 impl TxnShape {
-    /// The shape of `req`.
-    pub fn of(req: &TxnRequest) -> Self {
+    /// The shape of `req`; `read_only` says whether it runs as a read (no write ops anywhere).
+    pub fn of(req: &TxnRequest, read_only: bool) -> Self {
         let ops = |ops: &[crate::proto::etcdserverpb::RequestOp]| {
             ops.iter()
                 .map(|op| match &op.request {
-                    Some(request_op::Request::RequestRange(_)) => OpShape::Range,
-                    Some(request_op::Request::RequestPut(_)) => OpShape::Put,
-                    Some(request_op::Request::RequestDeleteRange(_)) => OpShape::Delete,
-                    Some(request_op::Request::RequestTxn(t)) => OpShape::Txn(Self::of(t)),
-                    None => OpShape::Empty,
+                    Some(request_op::Request::RequestRange(_)) => OpShape::Leaf(MvccOps::range()),
+                    Some(request_op::Request::RequestPut(p)) => OpShape::Leaf(MvccOps::put(p)),
+                    Some(request_op::Request::RequestDeleteRange(d)) => {
+                        OpShape::Leaf(MvccOps::delete(d))
+                    }
+                    Some(request_op::Request::RequestTxn(t)) => {
+                        OpShape::Txn(Self::of(t, read_only))
+                    }
+                    None => OpShape::Leaf(MvccOps::default()),
                 })
                 .collect()
         };
@@ -100,15 +143,14 @@ impl TxnShape {
             compares: req.compare.len() as u64,
             success: ops(&req.success),
             failure: ops(&req.failure),
+            read_only,
         }
     }
 
-    /// The operations the txn made, given its answer `resp`.
-    pub fn ops(&self, resp: &TxnResponse) -> MvccOps {
-        let mut ops = MvccOps {
-            ranges: self.compares,
-            ..MvccOps::default()
-        };
+    /// The operations of the branch that ran (with nested compares, which run in the same
+    /// MVCC transaction as the branch), given the answer `resp`.
+    fn branch_ops(&self, resp: &TxnResponse) -> MvccOps {
+        let mut ops = MvccOps::default();
         let branch = if resp.succeeded {
             &self.success
         } else {
@@ -116,21 +158,33 @@ impl TxnShape {
         };
         for (op, answer) in branch.iter().zip(&resp.responses) {
             match op {
-                OpShape::Range => ops.ranges += 1,
-                OpShape::Put => ops.puts += 1,
-                OpShape::Delete => ops.deletes += 1,
+                OpShape::Leaf(leaf) => ops.add(*leaf),
                 OpShape::Txn(inner) => {
                     if let Some(response_op::Response::ResponseTxn(r)) = &answer.response {
-                        let nested = inner.ops(r);
-                        ops.ranges += nested.ranges;
-                        ops.puts += nested.puts;
-                        ops.deletes += nested.deletes;
+                        ops.ranges += inner.compares;
+                        ops.add(inner.branch_ops(r));
                     }
                 }
-                OpShape::Empty => {}
             }
         }
         ops
+    }
+
+    /// The MVCC transactions the txn ran, given its answer: etcd 3.4 evaluates the compares
+    /// in a read transaction and, for a txn that writes, runs the branch in a second one.
+    pub fn mvcc_txns(&self, resp: &TxnResponse) -> Vec<MvccOps> {
+        let compares = MvccOps {
+            ranges: self.compares,
+            ..MvccOps::default()
+        };
+        let branch = self.branch_ops(resp);
+        if self.read_only {
+            let mut all = compares;
+            all.add(branch);
+            vec![all]
+        } else {
+            vec![compares, branch]
+        }
     }
 }
 
@@ -492,13 +546,13 @@ impl Metrics {
         self.snapshot.observe(seconds(d));
     }
 
-    /// A request made `ops` on the MVCC store; `txn` says whether it was a Txn (etcd counts a
-    /// txn only when it did more than one operation).
-    pub fn mvcc_ops(&self, ops: MvccOps, txn: bool) {
+    /// One MVCC transaction made `ops`. Like etcd, a transaction of more than one operation
+    /// also counts in `etcd_mvcc_txn_total`, whichever request it served.
+    pub fn mvcc_ops(&self, ops: MvccOps) {
         self.range_total.inc_by(ops.ranges);
         self.put_total.inc_by(ops.puts);
         self.delete_total.inc_by(ops.deletes);
-        if txn && ops.ranges + ops.puts + ops.deletes > 1 {
+        if ops.total() > 1 {
             self.txn_total.inc();
         }
     }
@@ -509,7 +563,9 @@ impl Metrics {
         self.has_leader.set(i64::from(state.has_leader));
         self.is_leader.set(i64::from(state.is_leader));
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.db_total_size.set(clamp(state.db_size));
+        if let Some(size) = state.db_size {
+            self.db_total_size.set(clamp(size));
+        }
         self.db_in_use.set(clamp(state.db_size_in_use));
         self.keys_total.set(clamp(state.keys));
         let mut open_metrics = String::new();
@@ -522,9 +578,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::etcdserverpb::{
-        Compare, PutRequest, RangeRequest, RequestOp, ResponseOp, TxnResponse,
-    };
+    use crate::proto::etcdserverpb::{Compare, RangeRequest, RequestOp, ResponseOp};
 
     fn put() -> RequestOp {
         RequestOp {
@@ -569,21 +623,33 @@ mod tests {
             ],
             ..TxnResponse::default()
         };
-        let ops = TxnShape::of(&req).ops(&resp);
+        let txns = TxnShape::of(&req, false).mvcc_txns(&resp);
         assert_eq!(
-            ops,
-            MvccOps {
-                ranges: 3,
-                puts: 1,
-                deletes: 0
-            }
+            txns,
+            vec![
+                MvccOps {
+                    ranges: 1,
+                    ..MvccOps::default()
+                },
+                MvccOps {
+                    ranges: 2,
+                    puts: 1,
+                    deletes: 0
+                }
+            ]
         );
         let failed = TxnResponse {
             succeeded: false,
             responses: vec![ResponseOp::default()],
             ..TxnResponse::default()
         };
-        assert_eq!(TxnShape::of(&req).ops(&failed).ranges, 2);
+        assert_eq!(
+            TxnShape::of(&req, true).mvcc_txns(&failed),
+            vec![MvccOps {
+                ranges: 2,
+                ..MvccOps::default()
+            }]
+        );
     }
 
     #[test]
@@ -592,18 +658,15 @@ mod tests {
         m.leader_changed();
         m.proposals_applied(3);
         m.observe_fsync(Duration::from_micros(1500));
-        m.mvcc_ops(
-            MvccOps {
-                ranges: 1,
-                puts: 1,
-                deletes: 0,
-            },
-            true,
-        );
+        m.mvcc_ops(MvccOps {
+            ranges: 1,
+            puts: 1,
+            deletes: 0,
+        });
         let text = m.encode(&ScrapeState {
             has_leader: true,
             is_leader: true,
-            db_size: 20480,
+            db_size: Some(20480),
             db_size_in_use: 16384,
             keys: 2,
         });

@@ -150,12 +150,13 @@ impl Node {
                 store.backend().clone(),
             )
         };
-        let db_size = backend.size().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read the backend size");
-            0
-        });
+        let db_size = backend
+            .size()
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the backend size"))
+            .ok();
         ScrapeState {
             has_leader: self.has_leader(),
+            // Without replication a member with a leader is the leader.
             is_leader: self.has_leader(),
             db_size,
             db_size_in_use: in_use,

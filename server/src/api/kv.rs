@@ -32,11 +32,6 @@ impl KvService {
         Some(self.node.header(h.map_or(0, |h| h.revision)))
     }
 
-    /// Records the store operations of one successful request that is not a txn.
-    fn count(&self, ops: MvccOps) {
-        self.node.metrics().mvcc_ops(ops, false);
-    }
-
     /// Checks the size limit and proposes `request` through the write path.
     async fn propose(&self, request: internal_request::Request) -> Result<Applied, Status> {
         let size = InternalRequest {
@@ -62,11 +57,10 @@ impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_range(&r)?;
-        let mut resp = self.node.read(|view| range::range(&view, &r))?;
-        self.count(MvccOps {
-            ranges: 1,
-            ..MvccOps::default()
-        });
+        let resp = self.node.read(|view| range::range(&view, &r));
+        // etcd counts a range that reached the store even when it failed there.
+        self.node.metrics().mvcc_ops(MvccOps::range());
+        let mut resp = resp?;
         resp.header = self.header(resp.header);
         Ok(Response::new(resp))
     }
@@ -74,12 +68,10 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = req.into_inner();
         validate::check_put(&r)?;
+        let ops = MvccOps::put(&r);
         match self.propose(internal_request::Request::Put(r)).await? {
             Applied::Put(mut resp) => {
-                self.count(MvccOps {
-                    puts: 1,
-                    ..MvccOps::default()
-                });
+                self.node.metrics().mvcc_ops(ops);
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
@@ -93,15 +85,13 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_delete(&r)?;
+        let ops = MvccOps::delete(&r);
         match self
             .propose(internal_request::Request::DeleteRange(r))
             .await?
         {
             Applied::DeleteRange(mut resp) => {
-                self.count(MvccOps {
-                    deletes: 1,
-                    ..MvccOps::default()
-                });
+                self.node.metrics().mvcc_ops(ops);
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
@@ -112,8 +102,9 @@ impl Kv for KvService {
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let r = req.into_inner();
         validate::check_txn(&r, self.node.limits().max_txn_ops)?;
-        let shape = TxnShape::of(&r);
-        let mut resp = if validate::is_read_only(&r) {
+        let read_only = validate::is_read_only(&r);
+        let shape = TxnShape::of(&r, read_only);
+        let mut resp = if read_only {
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {
             match self.propose(internal_request::Request::Txn(r)).await? {
@@ -121,7 +112,9 @@ impl Kv for KvService {
                 other => return Err(unexpected(&other)),
             }
         };
-        self.node.metrics().mvcc_ops(shape.ops(&resp), true);
+        for ops in shape.mvcc_txns(&resp) {
+            self.node.metrics().mvcc_ops(ops);
+        }
         resp.header = self.header(resp.header);
         Ok(Response::new(resp))
     }
