@@ -184,3 +184,73 @@ async fn metrics_text(State(e): State<Endpoints>) -> Response {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MetricsLevel;
+    use crate::identity::Identity;
+    use crate::mvcc::{MemBackend, MvccStore};
+    use crate::node::Limits;
+
+    fn endpoints() -> Endpoints {
+        let (store, pending) = MvccStore::open(Arc::new(MemBackend::new())).expect("store");
+        let metrics = Arc::new(Metrics::new(7, 1024, MetricsLevel::Basic));
+        let identity = Identity {
+            cluster_id: 1,
+            member_id: 7,
+        };
+        let limits = Limits {
+            max_request_bytes: 1024,
+            max_txn_ops: 8,
+        };
+        let node = Node::start(store, pending, identity, limits, metrics.clone());
+        Endpoints { node, metrics }
+    }
+
+    async fn text(resp: Response) -> (StatusCode, String) {
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn alarms_make_health_and_readiness_fail_like_etcd() {
+        let e = endpoints();
+        assert_eq!(
+            text(health(State(e.clone())).await).await,
+            (StatusCode::OK, r#"{"health":"true"}"#.to_string())
+        );
+        e.node.shared().alarms.write().insert((7, ALARM_NOSPACE));
+        let resp = health(State(e.clone())).await;
+        assert_eq!(resp.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(
+            text(resp).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{\"health\":\"false\"}\n".to_string()
+            )
+        );
+        assert_eq!(
+            unhealthy_reason(&e.node).as_deref(),
+            Some("alarm NOSPACE raised by member 7")
+        );
+        // NOSPACE still serves reads: ready. CORRUPT does not.
+        assert_eq!(text(readyz(State(e.clone())).await).await.0, StatusCode::OK);
+        e.node.shared().alarms.write().insert((7, ALARM_CORRUPT));
+        let (status, body) = text(readyz(State(e.clone())).await).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("[-]data_corruption failed"), "{body}");
+        assert_eq!(text(livez().await).await.0, StatusCode::OK);
+
+        let (status, body) = text(metrics_text(State(e.clone())).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("\netcd_server_quota_backend_bytes 1024\n"),
+            "{body}"
+        );
+        e.node.shutdown();
+    }
+}

@@ -341,6 +341,28 @@ mod tests {
     }
 
     #[test]
+    fn live_keys_follow_puts_deletions_and_restores() {
+        let mut idx = Index::new();
+        idx.put(b"a", r(2));
+        idx.put(b"a", r(3));
+        idx.put(b"b", r(4));
+        assert_eq!(idx.live(), 2);
+        assert!(idx.tombstone(b"a", r(5)));
+        assert!(!idx.tombstone(b"a", r(6)));
+        assert_eq!(idx.live(), 1);
+        idx.put(b"a", r(7));
+        assert_eq!(idx.live(), 2);
+        idx.compact(7);
+        assert_eq!(idx.live(), 2);
+
+        let mut restored = Index::new();
+        restored.restore(b"a", r(2), 2, 1);
+        restored.tombstone(b"a", r(3));
+        restored.restore(b"b", r(4), 4, 1);
+        assert_eq!(restored.live(), 1);
+    }
+
+    #[test]
     fn ranges_follow_etcd_conventions() {
         let mut idx = Index::new();
         for (i, k) in [&b"a"[..], b"ab", b"b", b"c"].iter().enumerate() {

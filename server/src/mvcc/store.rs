@@ -504,3 +504,38 @@ impl WriteTxn<'_> {
         rev
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::MemBackend;
+
+    #[test]
+    fn bytes_in_use_follow_writes_compactions_and_reopening() {
+        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+        let (mut store, _) = MvccStore::open(backend.clone()).unwrap();
+        assert_eq!(store.bytes_in_use(), 0);
+        for (i, v) in [b"one".to_vec(), b"two".to_vec()].into_iter().enumerate() {
+            let mut txn = store.write();
+            txn.put(b"k", v, 0);
+            txn.commit(i as u64 + 1);
+        }
+        // Applied but not yet persisted: not in the backend yet.
+        assert_eq!(store.bytes_in_use(), 0);
+        store.persist().unwrap();
+        let written = store.bytes_in_use();
+        assert!(written > 0);
+        let (reopened, _) = MvccStore::open(backend.clone()).unwrap();
+        assert_eq!(reopened.bytes_in_use(), written);
+        assert_eq!(reopened.live_keys(), 1);
+
+        let rev = store.revision();
+        let job = store.compact(rev, 3).unwrap();
+        store.persist().unwrap();
+        job.run(&*backend).unwrap();
+        let after = store.bytes_in_use();
+        assert!(after < written && after > 0, "{after} of {written}");
+        let (reopened, _) = MvccStore::open(backend).unwrap();
+        assert_eq!(reopened.bytes_in_use(), after);
+    }
+}
