@@ -314,7 +314,119 @@ impl Body for Counted {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+
     use super::*;
+    use crate::config::MetricsLevel;
+
+    /// A response body that yields given frames.
+    struct Frames(VecDeque<Frame<Bytes>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    /// Answers every request with a response built by `respond`.
+    #[derive(Clone)]
+    struct Answer(fn() -> Response<TonicBody>);
+
+    impl Service<Request<TonicBody>> for Answer {
+        type Response = Response<TonicBody>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<TonicBody>) -> Self::Future {
+            std::future::ready(Ok((self.0)()))
+        }
+    }
+
+    fn streamed() -> Response<TonicBody> {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        Response::new(TonicBody::new(Frames(VecDeque::from([
+            Frame::data(Bytes::from_static(b"hello")),
+            Frame::data(Bytes::from_static(b"world!")),
+            Frame::trailers(trailers),
+        ]))))
+    }
+
+    fn trailers_only() -> Response<TonicBody> {
+        let mut resp = Response::new(TonicBody::empty());
+        resp.headers_mut()
+            .insert("grpc-status", "5".parse().unwrap());
+        resp
+    }
+
+    fn request(path: &str, grpc: bool) -> Request<TonicBody> {
+        let mut req = Request::new(TonicBody::empty());
+        *req.uri_mut() = path.parse().unwrap();
+        let ct = if grpc {
+            "application/grpc"
+        } else {
+            "text/plain"
+        };
+        req.headers_mut()
+            .insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        req
+    }
+
+    fn handled(m: &Metrics, path: &str, code: &str) -> u64 {
+        m.grpc_handled
+            .get_or_create(&with_code(&labels_of(path), code))
+            .get()
+    }
+
+    #[tokio::test]
+    async fn streams_errors_cancellations_and_plain_http() {
+        let m = Arc::new(Metrics::new(1, 1, MetricsLevel::Extensive));
+        let layer = GrpcMetricsLayer::new(m.clone());
+        let watch = "/etcdserverpb.Watch/Watch";
+
+        let mut svc = layer.layer(Answer(streamed));
+        let resp = svc.call(request(watch, true)).await.unwrap();
+        assert_eq!(m.grpc_started.get_or_create(&labels_of(watch)).get(), 1);
+        assert_eq!(handled(&m, watch, "OK"), 0, "still streaming");
+        let body = axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"helloworld!");
+        assert_eq!(handled(&m, watch, "OK"), 1);
+        assert_eq!(m.grpc_sent_bytes.get(), 11);
+        let text = m.encode(&super::super::ScrapeState::default());
+        assert!(text.contains(
+            "grpc_server_handling_seconds_count{grpc_method=\"Watch\",\
+             grpc_service=\"etcdserverpb.Watch\",grpc_type=\"bidi_stream\"} 1\n"
+        ));
+
+        // Dropped before its end: the client went away.
+        let resp = svc.call(request(watch, true)).await.unwrap();
+        drop(resp);
+        assert_eq!(handled(&m, watch, "Canceled"), 1);
+
+        let range = "/etcdserverpb.KV/Range";
+        let mut svc = layer.layer(Answer(trailers_only));
+        let resp = svc.call(request(range, true)).await.unwrap();
+        assert_eq!(handled(&m, range, "NotFound"), 1);
+        drop(resp);
+        assert_eq!(handled(&m, range, "Canceled"), 0, "recorded once");
+
+        // Plain HTTP on the same port is not an RPC.
+        let _ = svc.call(request("/metrics", false)).await.unwrap();
+        assert!(m.grpc_started.get(&labels_of("/metrics")).is_none());
+    }
 
     #[test]
     fn labels_and_codes_follow_go_grpc_prometheus() {
