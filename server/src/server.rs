@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::api::kv::KvService;
 use crate::config::Config;
@@ -104,9 +105,14 @@ fn local_addr(listener: &TcpListener, url: &url::Url) -> Result<SocketAddr, Erro
     })
 }
 
+/// Resolves once the member is told to stop.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// The client TLS setup for https listener `url` (etcd uses the client certificate for
 /// https metrics URLs too).
-fn tls_for(tls: &Option<ServerTlsConfig>, url: &url::Url) -> Result<ServerTlsConfig, Error> {
+fn tls_for(tls: &Option<TlsAcceptor>, url: &url::Url) -> Result<TlsAcceptor, Error> {
     tls.clone()
         .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()).into())
 }
@@ -151,9 +157,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let mut builder = Server::builder()
             .accept_http1(true)
             .layer(GrpcMetricsLayer::new(metrics.clone()));
-        if url.scheme() == "https" {
-            builder = builder.tls_config(tls_for(&tls, url)?)?;
-        }
         let kv = KvServer::new(KvService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
             .max_encoding_message_size(usize::MAX);
@@ -163,31 +166,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             http::Listener::Client,
             Some(Routes::new(kv)),
         );
-        let mut stop = stop_rx.clone();
         tracing::info!(url = %url, addr = %addr, "serving client requests");
-        servers.spawn(builder.add_routes(routes).serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        ));
+        let router = builder.add_routes(routes);
+        let stop = stopped(stop_rx.clone());
+        if url.scheme() == "https" {
+            let incoming = tls::incoming(listener, tls_for(&tls, url)?);
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        } else {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        }
     }
     for url in &config.listen_metrics_urls {
         let listener = bind(url).await?;
         let addr = local_addr(&listener, url)?;
         let mut builder = Server::builder().accept_http1(true);
-        if url.scheme() == "https" {
-            builder = builder.tls_config(tls_for(&tls, url)?)?;
-        }
         let routes = http::routes(node.clone(), metrics.clone(), http::Listener::Metrics, None);
-        let mut stop = stop_rx.clone();
         tracing::info!(url = %url, addr = %addr, "serving /metrics and /health");
-        servers.spawn(builder.add_routes(routes).serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        ));
+        let router = builder.add_routes(routes);
+        let stop = stopped(stop_rx.clone());
+        if url.scheme() == "https" {
+            let incoming = tls::incoming(listener, tls_for(&tls, url)?);
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        } else {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        }
     }
     tracing::info!("ready to serve client requests");
     tokio::select! {

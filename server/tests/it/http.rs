@@ -373,6 +373,18 @@ fn tls_endpoints_on_client_and_metrics_urls() {
     check_schema(&c, &e);
     let (c, e) = check_endpoints(&cairn_metrics_url, &etcd_metrics_url, &tls);
     check_schema(&c, &e);
+    // Clients that offer only HTTP/1.1 in ALPN (Prometheus with HTTP/2 off) get in too.
+    let mut http1 = tls.clone();
+    http1.push("--http1.1".to_string());
+    let (c, e) = check_endpoints(&cairn.client_url(), &etcd.client_url(), &http1);
+    check_schema(&c, &e);
+    // Without a client certificate the handshake fails, as in etcd with --client-cert-auth.
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(pki.ca_file())
+        .arg(format!("{}/health", cairn.client_url()));
+    let refused = run_command(cmd, CURL_TIMEOUT).expect("curl");
+    assert!(!refused.success(), "{refused:?}");
     // gRPC over the same TLS port still works.
     let put = cairn.etcdctl(&["put", "k", "v"]).expect("etcdctl");
     assert_eq!(put.stdout, "OK\n", "{put:?}");
