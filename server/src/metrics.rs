@@ -6,9 +6,11 @@
 //! histograms are updated where the events happen; sizes and process figures are read when
 //! `/metrics` is scraped ([`Metrics::encode`]).
 //!
-//! Code outside this module records events through the methods of [`Metrics`]; in particular
-//! defragmentation and snapshot code call [`Metrics::observe_defrag`] and
-//! [`Metrics::observe_snapshot`] with the time each one took.
+//! Code outside this module records events through the methods of [`Metrics`] (reach it with
+//! `Node::metrics()`): defragmentation and snapshot code call [`Metrics::observe_defrag`] and
+//! [`Metrics::observe_snapshot`] with the time each one took, and replication will call
+//! [`Metrics::peer_sent`], [`Metrics::peer_received`], [`Metrics::peer_send_failed`] and
+//! [`Metrics::observe_peer_round_trip`] and [`Metrics::leader_changed`].
 
 pub mod grpc;
 mod process;
@@ -209,17 +211,9 @@ pub struct Metrics {
     range_total: Counter,
     delete_total: Counter,
     txn_total: Counter,
-    /// Declared for etcd's schema; series appear once a member has peers.
-    #[allow(dead_code)]
     peer_round_trip: HistogramFamily<PeerLabel>,
-    /// Declared for etcd's schema; series appear once a member has peers.
-    #[allow(dead_code)]
     peer_sent_bytes: Family<PeerLabel, Counter>,
-    /// Declared for etcd's schema; series appear once a member has peers.
-    #[allow(dead_code)]
     peer_received_bytes: Family<PeerLabel, Counter>,
-    /// Declared for etcd's schema; series appear once a member has peers.
-    #[allow(dead_code)]
     peer_sent_failures: Family<PeerLabel, Counter>,
     pub(crate) grpc_sent_bytes: Counter,
     pub(crate) grpc_received_bytes: Counter,
@@ -546,6 +540,34 @@ impl Metrics {
         self.snapshot.observe(seconds(d));
     }
 
+    /// A message of `bytes` was sent to peer `to` (replication records its traffic here).
+    pub fn peer_sent(&self, to: u64, bytes: u64) {
+        self.peer_sent_bytes
+            .get_or_create(&[("To", format!("{to:x}"))])
+            .inc_by(bytes);
+    }
+
+    /// A message of `bytes` was received from peer `from`.
+    pub fn peer_received(&self, from: u64, bytes: u64) {
+        self.peer_received_bytes
+            .get_or_create(&[("From", format!("{from:x}"))])
+            .inc_by(bytes);
+    }
+
+    /// Sending to peer `to` failed.
+    pub fn peer_send_failed(&self, to: u64) {
+        self.peer_sent_failures
+            .get_or_create(&[("To", format!("{to:x}"))])
+            .inc();
+    }
+
+    /// A round trip to peer `to` took `d`.
+    pub fn observe_peer_round_trip(&self, to: u64, d: Duration) {
+        self.peer_round_trip
+            .get_or_create(&[("To", format!("{to:x}"))])
+            .observe(seconds(d));
+    }
+
     /// One MVCC transaction made `ops`. Like etcd, a transaction of more than one operation
     /// also counts in `etcd_mvcc_txn_total`, whichever request it served.
     pub fn mvcc_ops(&self, ops: MvccOps) {
@@ -696,6 +718,20 @@ mod tests {
         }
         // No series, no family: like etcd without peers.
         assert!(!text.contains("etcd_network_peer_sent_bytes_total"));
+        m.peer_sent(0xab, 10);
+        m.peer_received(0xab, 20);
+        m.peer_send_failed(0xab);
+        m.observe_peer_round_trip(0xab, Duration::from_millis(1));
+        let text = m.encode(&ScrapeState::default());
+        for line in [
+            "# TYPE etcd_network_peer_sent_bytes_total counter",
+            "etcd_network_peer_sent_bytes_total{To=\"ab\"} 10",
+            "etcd_network_peer_received_bytes_total{From=\"ab\"} 20",
+            "etcd_network_peer_sent_failures_total{To=\"ab\"} 1",
+            "etcd_network_peer_round_trip_time_seconds_count{To=\"ab\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?}");
+        }
         assert!(!text.contains("# EOF"));
         let basic = Metrics::new(1, 1, MetricsLevel::Basic).encode(&ScrapeState::default());
         assert!(!basic.contains("grpc_server_handling_seconds"));

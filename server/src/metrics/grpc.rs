@@ -6,7 +6,8 @@
 //! It sits under tonic's HTTP/2 server, so it sees every RPC, unary or streaming: an RPC is
 //! started when its request arrives and handled when its response stream ends, with the
 //! `grpc-status` of the trailers (or of the headers, for errors sent without a body). Requests
-//! that are not gRPC (the HTTP endpoints on the same port) pass through untouched.
+//! that are not gRPC (the HTTP endpoints on the same port) pass through untouched. Client
+//! traffic is the bytes of the gRPC bodies: each message with its 5-byte gRPC frame header.
 
 use std::pin::Pin;
 use std::sync::Arc;
