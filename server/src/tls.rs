@@ -22,6 +22,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::config::Config;
 use crate::Error;
 
+/// How long accepting pauses after it failed (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,10 +90,10 @@ pub fn incoming(
             let (tcp, peer) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Out of file descriptors and the like: tell the server, keep accepting.
-                    if tx.send(Err(e)).await.is_err() {
-                        return;
-                    }
+                    // Out of file descriptors and the like: retrying at once would spin, so
+                    // give closing connections a moment, as servers commonly do.
+                    tracing::warn!(error = %e, "accepting a client connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             };
