@@ -360,7 +360,11 @@ impl Config {
         if members > 1 {
             return Err(ConfigError::MultiMember(members));
         }
-        for url in &self.listen_client_urls {
+        for url in self
+            .listen_client_urls
+            .iter()
+            .chain(&self.listen_metrics_urls)
+        {
             let scheme_ok = matches!(url.scheme(), "http" | "https");
             if !scheme_ok || url.host_str().is_none() || url.port().is_none() {
                 return Err(ConfigError::BadListenUrl(url.to_string()));

@@ -109,6 +109,20 @@ pub enum Error {
     /// The flags contradict each other.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// A PEM file (certificate or key) could not be parsed.
+    #[error("{}: {source}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The TLS configuration was refused (e.g. a key that does not match the certificate).
+    #[error("TLS setup: {0}")]
+    Tls(#[from] tokio_rustls::rustls::Error),
+    /// The client certificate verifier could not be built from `--trusted-ca-file`.
+    #[error("client certificate verification: {0}")]
+    ClientVerifier(#[from] tokio_rustls::rustls::server::VerifierBuilderError),
     /// TLS or HTTP/2 transport setup failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::identity::Identity;
 use crate::kv::{Applied, Snapshot};
 use crate::lessor::Lessor;
+use crate::metrics::{Metrics, ScrapeState};
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, ResponseHeader};
@@ -53,6 +54,8 @@ pub struct Shared {
     /// Held shared by snapshots and HashKV while they read revisions from the backend, and
     /// exclusively by the compactor for each batch it deletes: what they read stays put.
     pub compaction_gate: Arc<tokio::sync::RwLock<()>>,
+    /// The member's metrics, recorded by the write loop and the services.
+    pub metrics: Arc<Metrics>,
 }
 
 /// One cairn-server member.
@@ -65,13 +68,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the write path on `store`, first finishing any compaction a crash interrupted.
+    /// Starts the write path on `store`, first finishing any compaction a crash interrupted;
+    /// events are recorded in `metrics`.
     pub fn start(
         store: MvccStore,
         pending: Option<crate::mvcc::CompactionJob>,
         identity: Identity,
         limits: Limits,
         lessor: Lessor,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let compacted_rev = if pending.is_some() {
             0
@@ -93,7 +98,10 @@ impl Node {
             revisions: watch::Sender::new(current),
             alarms,
             compaction_gate: Arc::default(),
+            metrics,
         });
+        // Without replication the member elects itself once, as a single etcd member does.
+        shared.metrics.leader_changed();
         let writer = Standalone::start(shared.clone(), pending);
         Arc::new(Self {
             shared,
@@ -247,6 +255,7 @@ impl Node {
             let started = std::time::Instant::now();
             let before = store.backend().size()?;
             store.backend().defragment()?;
+            shared.metrics.observe_defrag(started.elapsed());
             tracing::info!(
                 before,
                 after = store.backend().size()?,
@@ -262,6 +271,35 @@ impl Node {
     /// Whether this member knows a leader (always, while it runs without replication).
     pub fn has_leader(&self) -> bool {
         true
+    }
+
+    /// The member's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// What `/metrics` reports about the member right now.
+    pub fn scrape_state(&self) -> ScrapeState {
+        let (live_keys, in_use, backend) = {
+            let store = self.shared.store.read();
+            (
+                store.live_keys() as u64,
+                store.in_use_bytes().max(0) as u64,
+                store.backend().clone(),
+            )
+        };
+        let db_size = backend
+            .size()
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the backend size"))
+            .ok();
+        ScrapeState {
+            has_leader: self.has_leader(),
+            // Without replication a member with a leader is the leader.
+            is_leader: self.has_leader(),
+            db_size,
+            db_size_in_use: in_use,
+            keys: live_keys,
+        }
     }
 
     /// State shared with the write loop.
@@ -288,7 +326,12 @@ impl Node {
             quota_bytes,
         };
         let lessor = Lessor::new(Arc::new(crate::lessor::SystemClock), 2, 100, 1000);
-        Self::start(store, None, identity, limits, lessor)
+        let metrics = Arc::new(Metrics::new(
+            2,
+            quota_bytes,
+            crate::config::MetricsLevel::Basic,
+        ));
+        Self::start(store, None, identity, limits, lessor, metrics)
     }
 
     /// Stops accepting writes and waits until everything applied is durable.

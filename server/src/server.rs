@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
@@ -17,6 +19,8 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::lessor::{Lessor, SystemClock};
 use crate::maintenance::auto_compaction::AutoCompactor;
+use crate::metrics::grpc::GrpcMetricsLayer;
+use crate::metrics::Metrics;
 use crate::mvcc::store::{meta, read_u64};
 use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
 use crate::node::{Limits, Node};
@@ -24,13 +28,12 @@ use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
-use crate::{tls, Error};
+use crate::{http, tls, Error};
 
 /// etcd lets gRPC messages exceed `--max-request-bytes` by this much, so the request-too-large
 /// error (not a transport error) is what clients see for oversized requests.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// Creates `path` and its parents, owner-only (etcd's data dir mode).
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -103,6 +106,25 @@ async fn bind(url: &url::Url) -> Result<TcpListener, Error> {
     TcpListener::bind(addr).await.map_err(err)
 }
 
+fn local_addr(listener: &TcpListener, url: &url::Url) -> Result<SocketAddr, Error> {
+    listener.local_addr().map_err(|source| Error::Listen {
+        url: url.to_string(),
+        source,
+    })
+}
+
+/// Resolves once the member is told to stop.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The client TLS setup for https listener `url` (etcd uses the client certificate for
+/// https metrics URLs too).
+fn tls_for(tls: &Option<TlsAcceptor>, url: &url::Url) -> Result<TlsAcceptor, Error> {
+    tls.clone()
+        .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()).into())
+}
+
 /// Runs a member until `shutdown` resolves, then stops cleanly (every acknowledged write is
 /// already durable; this only closes listeners and joins the write loop).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
@@ -128,13 +150,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         watch_event_buffer: config.experimental_watch_event_buffer,
         quota_bytes: config.quota_bytes(),
     };
+    let metrics = Arc::new(Metrics::new(
+        identity.member_id,
+        config.quota_bytes(),
+        config.metrics,
+    ));
     let lessor = Lessor::new(
         Arc::new(SystemClock),
         identity.member_id,
         config.heartbeat_interval,
         config.election_timeout,
     );
-    let node = Node::start(store, pending, identity, limits, lessor);
+    let node = Node::start(store, pending, identity, limits, lessor, metrics.clone());
     let _auto_compactor = AutoCompactor::from_flags(
         node.clone(),
         config.auto_compaction_mode,
@@ -146,13 +173,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut servers = tokio::task::JoinSet::new();
     for url in &config.listen_client_urls {
         let listener = bind(url).await?;
-        let mut builder = Server::builder();
-        if url.scheme() == "https" {
-            let tls = tls
-                .clone()
-                .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()))?;
-            builder = builder.tls_config(tls)?;
-        }
+        let addr = local_addr(&listener, url)?;
+        // HTTP/1.1 next to HTTP/2: curl, Prometheus and probes use the client port too.
+        let mut builder = Server::builder()
+            .accept_http1(true)
+            .layer(GrpcMetricsLayer::new(metrics.clone()));
         let kv = KvServer::new(KvService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
             .max_encoding_message_size(usize::MAX);
@@ -167,23 +192,42 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let maintenance = MaintenanceServer::new(MaintenanceService::new(node.clone()))
             .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
             .max_encoding_message_size(usize::MAX);
-        let mut stop = stop_rx.clone();
-        let router = builder
-            .add_service(kv)
+        let grpc = Routes::new(kv)
             .add_service(watch)
             .add_service(lease)
             .add_service(maintenance);
-        let addr = listener.local_addr().map_err(|source| Error::Listen {
-            url: url.to_string(),
-            source,
-        })?;
+        let routes = http::routes(
+            node.clone(),
+            metrics.clone(),
+            http::Listener::Client,
+            Some(grpc),
+        );
         tracing::info!(url = %url, addr = %addr, "serving client requests");
-        servers.spawn(router.serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        ));
+        let router = builder.add_routes(routes);
+        let stop = stopped(stop_rx.clone());
+        if url.scheme() == "https" {
+            let incoming = tls::incoming(listener, tls_for(&tls, url)?);
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        } else {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        }
+    }
+    for url in &config.listen_metrics_urls {
+        let listener = bind(url).await?;
+        let addr = local_addr(&listener, url)?;
+        let mut builder = Server::builder().accept_http1(true);
+        let routes = http::routes(node.clone(), metrics.clone(), http::Listener::Metrics, None);
+        tracing::info!(url = %url, addr = %addr, "serving /metrics and /health");
+        let router = builder.add_routes(routes);
+        let stop = stopped(stop_rx.clone());
+        if url.scheme() == "https" {
+            let incoming = tls::incoming(listener, tls_for(&tls, url)?);
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        } else {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+        }
     }
     // This member decides lease expiry (it is its own leader); check twice a second like etcd.
     let expiry = {

@@ -6,11 +6,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::kv::{apply, Applied};
+use crate::metrics::Metrics;
 use crate::mvcc::{CompactionJob, MvccStore};
 use crate::node::Shared;
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
@@ -28,6 +30,20 @@ struct Proposal {
 pub struct Standalone {
     tx: Mutex<Option<mpsc::Sender<Proposal>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One proposal counted as pending until it is answered; dropped unanswered (the caller went
+/// away, or the member stopped) it counts as failed.
+struct Pending<'a> {
+    metrics: &'a Metrics,
+    answered: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.metrics.proposal_done(self.answered);
+    }
 }
 
 impl Standalone {
@@ -45,6 +61,7 @@ impl Standalone {
                 .spawn(move || compactor(&shared, jobs_rx))
                 .expect("spawn compactor")
         };
+        let metrics = shared.metrics.clone();
         let writer = std::thread::Builder::new()
             .name("apply".into())
             .spawn(move || write_loop(&shared, rx, jobs_tx))
@@ -52,17 +69,25 @@ impl Standalone {
         Self {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(vec![writer, compactor]),
+            metrics,
         }
     }
 
     /// Queues `request` and waits for its durable result.
     pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
+        self.metrics.proposal_pending();
+        let mut pending = Pending {
+            metrics: &self.metrics,
+            answered: false,
+        };
         let tx = self.tx.lock().clone().ok_or(Error::Stopped)?;
         let (done, rx) = oneshot::channel();
         tx.send(Proposal { request, done })
             .await
             .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)?
+        let result = rx.await.map_err(|_| Error::Stopped)?;
+        pending.answered = true;
+        result
     }
 
     /// Closes the queue, lets queued proposals finish, and joins the threads.
@@ -90,13 +115,14 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let (rev, events) = {
+        let applied = batch.len() as u64;
+        let (rev, events, commit_started) = {
             let mut store = shared.store.write();
             for p in batch.drain(..) {
                 // A compaction must never pass the revision readers see: make what came before
                 // it durable and visible first.
                 if matches!(p.request, Request::Compaction(_)) && store.has_pending() {
-                    durable(&mut store);
+                    durable(&mut store, &shared.metrics);
                     shared.events.push(store.take_events());
                     shared
                         .visible_rev
@@ -119,15 +145,23 @@ fn write_loop(
                 }
                 answers.push((p.done, result));
             }
+            let commit_started = Instant::now();
             if let Err(e) = store.persist() {
                 fatal(&e);
             }
-            (store.revision(), store.take_events())
+            (store.revision(), store.take_events(), commit_started)
         };
         // One fsync for the whole group, outside the lock so readers go on meanwhile.
-        if let Err(e) = shared.store.read().backend().flush() {
+        let backend = shared.store.read().backend().clone();
+        let fsync_started = Instant::now();
+        if let Err(e) = backend.flush() {
             fatal(&e);
         }
+        shared.metrics.observe_fsync(fsync_started.elapsed());
+        shared
+            .metrics
+            .observe_backend_commit(commit_started.elapsed());
+        shared.metrics.proposals_applied(applied);
         shared.events.push(events);
         shared.visible_rev.store(rev, Ordering::Release);
         shared.revisions.send_replace(rev);
@@ -152,10 +186,17 @@ fn sync_alarms(shared: &Shared) {
 }
 
 /// Persists and flushes what the store has applied so far.
-fn durable(store: &mut MvccStore) {
-    if let Err(e) = store.persist().and_then(|()| store.backend().flush()) {
+fn durable(store: &mut MvccStore, metrics: &Metrics) {
+    let commit_started = Instant::now();
+    if let Err(e) = store.persist() {
         fatal(&e);
     }
+    let fsync_started = Instant::now();
+    if let Err(e) = store.backend().flush() {
+        fatal(&e);
+    }
+    metrics.observe_fsync(fsync_started.elapsed());
+    metrics.observe_backend_commit(commit_started.elapsed());
 }
 
 fn compactor(shared: &Shared, jobs: std_mpsc::Receiver<CompactionJob>) {

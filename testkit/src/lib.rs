@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 pub use background::Background;
 pub use member::{Kind, Member, MemberBuilder};
 pub use pki::Pki;
+pub use process::Daemon;
 
 /// How often [`wait_until`] (and everything built on it) re-checks its condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -154,6 +155,12 @@ pub fn wait_until(
         }
         std::thread::sleep(POLL_INTERVAL.min(deadline - now));
     }
+}
+
+/// Runs `cmd` to completion (stdin closed) and returns what it printed; kills it after
+/// `timeout`. Like every process the kit starts, it dies with the test binary.
+pub fn run_command(cmd: std::process::Command, timeout: Duration) -> Result<CmdOutput, Error> {
+    process::run(cmd, None, timeout)
 }
 
 /// What a finished command printed, and its exit code.

@@ -168,3 +168,55 @@ pub(crate) fn run(
         code: status.code().unwrap_or(-1),
     })
 }
+
+/// A helper process a test starts (Prometheus, say) that must not outlive the test: dropping
+/// the handle kills it (SIGKILL) and reaps it, also when the test panics, and it gets SIGKILL
+/// when the test binary dies.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    program: String,
+}
+
+impl Daemon {
+    /// Starts `cmd` with its stdout and stderr appended to the file `log`.
+    pub fn spawn(mut cmd: Command, log: &std::path::Path) -> Result<Self, Error> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::io(format!("opening {}", log.display()), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the log file handle", e))?;
+        scrub_env(&mut cmd);
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        Ok(Self {
+            child: spawn(cmd)?,
+            program,
+        })
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process still runs (false once it exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The program that was started.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,6 +6,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::kv::{range, txn, validate, Applied};
+use crate::metrics::{MvccOps, TxnShape};
 use crate::node::Node;
 use crate::proto::cairnpb::{internal_request, InternalRequest};
 use crate::proto::etcdserverpb::kv_server::Kv;
@@ -56,7 +57,10 @@ impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_range(&r)?;
-        let mut resp = self.node.read(|view| range::range(&view, &r))?;
+        let resp = self.node.read(|view| range::range(&view, &r));
+        // etcd counts a range that reached the store even when it failed there.
+        self.node.metrics().mvcc_ops(MvccOps::range());
+        let mut resp = resp?;
         resp.header = self.header(resp.header);
         Ok(Response::new(resp))
     }
@@ -68,8 +72,10 @@ impl Kv for KvService {
             .check_quota(crate::kv::quota::put_cost(&r))
             .await?;
         validate::check_put(&r)?;
+        let ops = MvccOps::put(&r);
         match self.propose(internal_request::Request::Put(r)).await? {
             Applied::Put(mut resp) => {
+                self.node.metrics().mvcc_ops(ops);
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
@@ -83,11 +89,13 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_delete(&r)?;
+        let ops = MvccOps::delete(&r);
         match self
             .propose(internal_request::Request::DeleteRange(r))
             .await?
         {
             Applied::DeleteRange(mut resp) => {
+                self.node.metrics().mvcc_ops(ops);
                 resp.header = self.header(resp.header);
                 Ok(Response::new(resp))
             }
@@ -103,7 +111,9 @@ impl Kv for KvService {
             .check_quota(crate::kv::quota::txn_cost(&r))
             .await?;
         validate::check_txn(&r, self.node.limits().max_txn_ops)?;
-        let mut resp = if validate::is_read_only(&r) {
+        let read_only = validate::is_read_only(&r);
+        let shape = TxnShape::of(&r, read_only);
+        let mut resp = if read_only {
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {
             match self.propose(internal_request::Request::Txn(r)).await? {
@@ -111,6 +121,9 @@ impl Kv for KvService {
                 other => return Err(unexpected(&other)),
             }
         };
+        for ops in shape.mvcc_txns(&resp) {
+            self.node.metrics().mvcc_ops(ops);
+        }
         resp.header = self.header(resp.header);
         Ok(Response::new(resp))
     }

@@ -536,8 +536,12 @@ pub async fn stream(shared: Arc<Shared>) -> mpsc::Receiver<Chunk> {
     let (tx, rx) = mpsc::channel::<Chunk>(4);
     let cap = capture(&shared).await;
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = produce(&cap, &tx) {
-            let _ = tx.blocking_send(Err(e));
+        let started = std::time::Instant::now();
+        match produce(&cap, &tx) {
+            Ok(()) => shared.metrics.observe_snapshot(started.elapsed()),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+            }
         }
     });
     rx

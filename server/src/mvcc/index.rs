@@ -111,6 +111,11 @@ impl KeyIndex {
         g.ver += 1;
     }
 
+    /// Whether the key exists at the newest revision.
+    fn is_live(&self) -> bool {
+        self.generations.last().is_some_and(|g| !g.revs.is_empty())
+    }
+
     /// Records a deletion; false (and no change) when the key is not live.
     fn tombstone(&mut self, rev: Revision) -> bool {
         match self.generations.last() {
@@ -219,6 +224,8 @@ impl KeyIndex {
 #[derive(Debug, Default)]
 pub struct Index {
     keys: BTreeMap<Vec<u8>, KeyIndex>,
+    /// Keys live at the newest revision (etcd's `keys_total`), kept up to date by every change.
+    live: usize,
 }
 
 impl Index {
@@ -230,8 +237,14 @@ impl Index {
     /// Records a put of `key` at `rev`.
     pub fn put(&mut self, key: &[u8], rev: Revision) {
         match self.keys.get_mut(key) {
-            Some(ki) => ki.put(rev),
+            Some(ki) => {
+                if !ki.is_live() {
+                    self.live += 1;
+                }
+                ki.put(rev);
+            }
             None => {
+                self.live += 1;
                 let mut ki = KeyIndex::default();
                 ki.put(rev);
                 self.keys.insert(key.to_vec(), ki);
@@ -241,15 +254,25 @@ impl Index {
 
     /// Records a stored put of `key` at `rev` while rebuilding the index from the backend.
     pub fn restore(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
-        self.keys
-            .entry(key.to_vec())
-            .or_default()
-            .restore(rev, created, version);
+        let ki = self.keys.entry(key.to_vec()).or_default();
+        if !ki.is_live() {
+            self.live += 1;
+        }
+        ki.restore(rev, created, version);
     }
 
     /// Records a deletion of `key` at `rev`; false when the key was not live.
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) -> bool {
-        self.keys.get_mut(key).is_some_and(|ki| ki.tombstone(rev))
+        let deleted = self.keys.get_mut(key).is_some_and(|ki| ki.tombstone(rev));
+        if deleted {
+            self.live -= 1;
+        }
+        deleted
+    }
+
+    /// Number of keys live at the newest revision.
+    pub fn live(&self) -> usize {
+        self.live
     }
 
     /// Where `key` stood at revision `at`, if it was live.
@@ -369,6 +392,28 @@ mod tests {
         );
         assert_eq!(idx.get(b"a", 5).unwrap().version, 2);
         assert_eq!(idx.get(b"c", 6).unwrap().modified, r(6));
+    }
+
+    #[test]
+    fn live_keys_follow_puts_deletions_and_restores() {
+        let mut idx = Index::new();
+        idx.put(b"a", r(2));
+        idx.put(b"a", r(3));
+        idx.put(b"b", r(4));
+        assert_eq!(idx.live(), 2);
+        assert!(idx.tombstone(b"a", r(5)));
+        assert!(!idx.tombstone(b"a", r(6)));
+        assert_eq!(idx.live(), 1);
+        idx.put(b"a", r(7));
+        assert_eq!(idx.live(), 2);
+        idx.compact(7);
+        assert_eq!(idx.live(), 2);
+
+        let mut restored = Index::new();
+        restored.restore(b"a", r(2), 2, 1);
+        restored.tombstone(b"a", r(3));
+        restored.restore(b"b", r(4), 4, 1);
+        assert_eq!(restored.live(), 1);
     }
 
     #[test]

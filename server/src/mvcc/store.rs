@@ -383,6 +383,11 @@ impl MvccStore {
         self.index.len()
     }
 
+    /// Number of keys that exist at the newest revision.
+    pub fn live_keys(&self) -> usize {
+        self.index.live()
+    }
+
     fn fetch(&self, rev: Revision) -> Result<KeyValue, Error> {
         if let Some(kv) = self.overlay.get(&rev) {
             return Ok(kv.clone());

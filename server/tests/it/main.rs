@@ -4,6 +4,7 @@
 mod crash;
 mod etcdctl;
 mod flags;
+mod http;
 mod kv;
 mod lease;
 mod maintenance;
