@@ -95,6 +95,10 @@ fn etcdctl_maintenance_answers_like_etcd() {
     s.ok(&["endpoint", "status", "-w", "table"]);
     s.ok(&["endpoint", "hashkv"]);
     s.ok(&["endpoint", "hashkv", "-w", "json"]);
+    // `endpoint health` reads a key through the KV API and reports the time it took.
+    s.mask(r"\b\d+(\.\d+)?(ns|µs|ms|s)\b", "<time>");
+    s.ok(&["endpoint", "health"]);
+    s.ok(&["endpoint", "health", "-w", "table"]);
     s.ok(&["endpoint", "hashkv", "-w", "table"]);
     let rev = s.revision();
     s.ok(&[

@@ -333,3 +333,51 @@ async fn idle_watchers_get_progress_notifications_like_etcd() {
     let (on_cairn, on_etcd) = (run(&cairn).await, run(&etcd).await);
     assert_same("progress notify", &on_cairn, &on_etcd);
 }
+
+#[tokio::test]
+async fn large_responses_are_fragmented_like_etcd() {
+    async fn run(m: &Member) -> Vec<String> {
+        let mut c = super::client(m).await;
+        let value = vec![b'x'; 700 * 1024];
+        let mut first = 0;
+        for k in ["big/1", "big/2", "big/3"] {
+            let rev = c
+                .put(k, value.clone(), None)
+                .await
+                .expect("put")
+                .header()
+                .expect("h")
+                .revision();
+            if first == 0 {
+                first = rev;
+            }
+        }
+        let mut t = Vec::new();
+        for fragment in [false, true] {
+            let mut opts = WatchOptions::new().with_prefix().with_start_revision(first);
+            if fragment {
+                opts = opts.with_fragment();
+            }
+            let mut s = c.watch("big/", Some(opts)).await.expect("watch");
+            let mut sizes = Vec::new();
+            while sizes.iter().sum::<usize>() < 3 {
+                let r = tokio::time::timeout(WAIT, s.message())
+                    .await
+                    .expect("in time")
+                    .expect("ok")
+                    .expect("open");
+                if !r.events().is_empty() {
+                    sizes.push(r.events().len());
+                }
+            }
+            t.push(format!(
+                "fragment {fragment}: events per response {sizes:?}"
+            ));
+        }
+        t
+    }
+    let cairn = cairn();
+    let etcd = etcd();
+    let (on_cairn, on_etcd) = (run(&cairn).await, run(&etcd).await);
+    assert_same("watch fragments", &on_cairn, &on_etcd);
+}
