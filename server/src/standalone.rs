@@ -1,15 +1,17 @@
-//! The write path of a member without replication: one thread takes proposals in arrival
-//! order, applies each through [`crate::kv::apply`], and makes a whole batch durable with one
-//! backend flush before any of its writers is answered (group commit). Readers only see a
-//! revision once it is durable.
+//! The write path of a member without replication: proposals queue in arrival order; the
+//! proposer that finds no write in progress becomes the writer for everything queued, applies
+//! each command through [`crate::kv::apply`], makes the whole group durable with one backend
+//! flush, and answers every proposer of the group (group commit). A lone writer thus pays no
+//! thread hand-off, and concurrent ones share a flush. Readers only see a revision once it is
+//! durable.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::kv::{apply, Applied};
 use crate::metrics::Metrics;
@@ -26,10 +28,31 @@ struct Proposal {
     done: oneshot::Sender<Result<Applied, Error>>,
 }
 
-/// Handle to the write loop.
+/// A proposer's answer, once its command is applied and durable.
+type Answer = (
+    oneshot::Sender<Result<Applied, Error>>,
+    Result<Applied, Error>,
+);
+
+/// What only the current writer touches.
+struct Writer {
+    /// Hands compaction jobs to the compactor thread; `None` once stopped.
+    jobs: Option<std_mpsc::Sender<CompactionJob>>,
+    answers: Vec<Answer>,
+    new_jobs: Vec<CompactionJob>,
+}
+
+/// Handle to the write path.
 pub struct Standalone {
-    tx: Mutex<Option<mpsc::Sender<Proposal>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    inner: Arc<Inner>,
+    compactor: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    queue: Mutex<Vec<Proposal>>,
+    writer: Mutex<Writer>,
+    closed: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -47,9 +70,8 @@ impl Drop for Pending<'_> {
 }
 
 impl Standalone {
-    /// Starts the write loop and the compactor; `pending` is a compaction to finish first.
+    /// Starts the write path and the compactor; `pending` is a compaction to finish first.
     pub fn start(shared: Arc<Shared>, pending: Option<CompactionJob>) -> Self {
-        let (tx, rx) = mpsc::channel::<Proposal>(4 * MAX_BATCH);
         let (jobs_tx, jobs_rx) = std_mpsc::channel::<CompactionJob>();
         if let Some(job) = pending {
             jobs_tx.send(job).expect("compactor not started yet");
@@ -62,117 +84,169 @@ impl Standalone {
                 .expect("spawn compactor")
         };
         let metrics = shared.metrics.clone();
-        let writer = std::thread::Builder::new()
-            .name("apply".into())
-            .spawn(move || write_loop(&shared, rx, jobs_tx))
-            .expect("spawn writer");
-        Self {
-            tx: Mutex::new(Some(tx)),
-            threads: Mutex::new(vec![writer, compactor]),
+        let inner = Inner {
+            shared,
+            queue: Mutex::new(Vec::new()),
+            writer: Mutex::new(Writer {
+                jobs: Some(jobs_tx),
+                answers: Vec::with_capacity(MAX_BATCH),
+                new_jobs: Vec::new(),
+            }),
+            closed: AtomicBool::new(false),
             metrics,
+        };
+        Self {
+            inner: Arc::new(inner),
+            compactor: Mutex::new(Some(compactor)),
         }
     }
 
-    /// Queues `request` and waits for its durable result.
+    /// Queues `request` and waits for its durable result, writing the queued group itself
+    /// when no other write is in progress.
     pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
-        self.metrics.proposal_pending();
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
+        }
+        inner.metrics.proposal_pending();
         let mut pending = Pending {
-            metrics: &self.metrics,
+            metrics: &inner.metrics,
             answered: false,
         };
-        let tx = self.tx.lock().clone().ok_or(Error::Stopped)?;
         let (done, rx) = oneshot::channel();
-        tx.send(Proposal { request, done })
-            .await
-            .map_err(|_| Error::Stopped)?;
+        inner.queue.lock().push(Proposal { request, done });
+        Inner::write_one_group(inner);
         let result = rx.await.map_err(|_| Error::Stopped)?;
         pending.answered = true;
         result
     }
 
-    /// Closes the queue, lets queued proposals finish, and joins the threads.
+    /// Refuses new proposals, writes the queued ones, stops the compactor once it is done.
     pub fn shutdown(&self) {
-        self.tx.lock().take();
-        for t in self.threads.lock().drain(..) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::Release);
+        let mut writer = inner.writer.lock();
+        loop {
+            let batch: Vec<Proposal> = std::mem::take(&mut *inner.queue.lock());
+            if batch.is_empty() {
+                break;
+            }
+            write_group(&inner.shared, &mut writer, batch);
+        }
+        writer.jobs.take();
+        drop(writer);
+        if let Some(t) = self.compactor.lock().take() {
             let _ = t.join();
         }
     }
 }
 
-fn write_loop(
-    shared: &Shared,
-    mut rx: mpsc::Receiver<Proposal>,
-    jobs: std_mpsc::Sender<CompactionJob>,
-) {
-    let mut batch: Vec<Proposal> = Vec::with_capacity(MAX_BATCH);
-    let mut answers = Vec::with_capacity(MAX_BATCH);
-    let mut new_jobs = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+impl Inner {
+    fn take_group(&self) -> Vec<Proposal> {
+        let mut queue = self.queue.lock();
+        let n = queue.len().min(MAX_BATCH);
+        queue.drain(..n).collect()
+    }
+
+    /// Called by a proposer after queueing: unless another write is in progress (it picks up
+    /// what is queued before it lets go), write one group, then hand whatever queued up
+    /// meanwhile to a blocking-pool thread, so this proposer can answer its own client.
+    fn write_one_group(this: &Arc<Self>) {
+        let Some(mut writer) = this.writer.try_lock() else {
+            return;
+        };
+        let batch = this.take_group();
+        if !batch.is_empty() {
+            write_group(&this.shared, &mut writer, batch);
+        }
+        drop(writer);
+        if !this.queue.lock().is_empty() {
+            let inner = this.clone();
+            tokio::task::spawn_blocking(move || inner.write_all());
+        }
+    }
+
+    /// Writes groups until the queue is empty (or another writer took over).
+    fn write_all(&self) {
+        loop {
+            let Some(mut writer) = self.writer.try_lock() else {
+                return;
+            };
+            loop {
+                let batch = self.take_group();
+                if batch.is_empty() {
+                    break;
+                }
+                write_group(&self.shared, &mut writer, batch);
+            }
+            drop(writer);
+            // A proposal queued after our last look but before we let go would wait forever.
+            if self.queue.lock().is_empty() {
+                return;
             }
         }
-        let applied = batch.len() as u64;
-        let (rev, events, commit_started) = {
-            let mut store = shared.store.write();
-            for p in batch.drain(..) {
-                // A compaction must never pass the revision readers see: make what came before
-                // it durable and visible first.
-                if matches!(p.request, Request::Compaction(_)) && store.has_pending() {
-                    durable(&mut store, &shared.metrics);
-                    shared.events.push(store.take_events());
-                    shared
-                        .visible_rev
-                        .store(store.revision(), Ordering::Release);
-                    shared.revisions.send_replace(store.revision());
-                }
-                let index = store.applied_index() + 1;
-                let cmd = InternalRequest {
-                    id: index,
-                    request: Some(p.request),
-                };
-                let result = apply(&mut store, index, &cmd).map(|(applied, job)| {
-                    new_jobs.extend(job);
-                    applied
-                });
-                if let Err(e @ (Error::Storage(_) | Error::Decode(_) | Error::CorruptRecord)) =
-                    &result
-                {
-                    fatal(e);
-                }
-                answers.push((p.done, result));
+    }
+}
+
+fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
+    let applied = batch.len() as u64;
+    let (rev, events, commit_started) = {
+        let mut store = shared.store.write();
+        for p in batch.drain(..) {
+            // A compaction must never pass the revision readers see: make what came before
+            // it durable and visible first.
+            if matches!(p.request, Request::Compaction(_)) && store.has_pending() {
+                durable(&mut store, &shared.metrics);
+                shared.events.push(store.take_events());
+                shared
+                    .visible_rev
+                    .store(store.revision(), Ordering::Release);
+                shared.revisions.send_replace(store.revision());
             }
-            let commit_started = Instant::now();
-            if let Err(e) = store.persist() {
-                fatal(&e);
+            let index = store.applied_index() + 1;
+            let cmd = InternalRequest {
+                id: index,
+                request: Some(p.request),
+            };
+            let result = apply(&mut store, index, &cmd).map(|(applied, job)| {
+                writer.new_jobs.extend(job);
+                applied
+            });
+            if let Err(e @ (Error::Storage(_) | Error::Decode(_) | Error::CorruptRecord)) = &result
+            {
+                fatal(e);
             }
-            (store.revision(), store.take_events(), commit_started)
-        };
-        // One fsync for the whole group, outside the lock so readers go on meanwhile.
-        let backend = shared.store.read().backend().clone();
-        let fsync_started = Instant::now();
-        if let Err(e) = backend.flush() {
+            writer.answers.push((p.done, result));
+        }
+        let commit_started = Instant::now();
+        if let Err(e) = store.persist() {
             fatal(&e);
         }
-        shared.metrics.observe_fsync(fsync_started.elapsed());
-        shared
-            .metrics
-            .observe_backend_commit(commit_started.elapsed());
-        shared.metrics.proposals_applied(applied);
-        shared.events.push(events);
-        shared.visible_rev.store(rev, Ordering::Release);
-        shared.revisions.send_replace(rev);
-        sync_alarms(shared);
-        // Compaction jobs only start once the compaction itself is durable.
-        for job in new_jobs.drain(..) {
+        (store.revision(), store.take_events(), commit_started)
+    };
+    // One fsync for the whole group, outside the store lock so readers go on meanwhile.
+    let backend = shared.store.read().backend().clone();
+    let fsync_started = Instant::now();
+    if let Err(e) = backend.flush() {
+        fatal(&e);
+    }
+    shared.metrics.observe_fsync(fsync_started.elapsed());
+    shared
+        .metrics
+        .observe_backend_commit(commit_started.elapsed());
+    shared.metrics.proposals_applied(applied);
+    shared.events.push(events);
+    shared.visible_rev.store(rev, Ordering::Release);
+    shared.revisions.send_replace(rev);
+    sync_alarms(shared);
+    // Compaction jobs only start once the compaction itself is durable.
+    for job in writer.new_jobs.drain(..) {
+        if let Some(jobs) = &writer.jobs {
             let _ = jobs.send(job);
         }
-        for (done, result) in answers.drain(..) {
-            let _ = done.send(result);
-        }
+    }
+    for (done, result) in writer.answers.drain(..) {
+        let _ = done.send(result);
     }
 }
 
