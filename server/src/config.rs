@@ -57,6 +57,23 @@ pub enum ConfigError {
     MultiMember(usize),
 }
 
+/// Ends a command whose arguments did not parse: `--help`/`--version` print and succeed; any
+/// other problem is one line on stderr (what is wrong, where to look) and exit code 2.
+pub fn exit_for_args_error(e: &clap::Error, program: &str) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    eprintln!(
+        "{program}: {} (see {program} --help)",
+        first.trim_start_matches("error: ")
+    );
+    std::process::ExitCode::from(2)
+}
+
 /// Log verbosity, with etcd's level names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {

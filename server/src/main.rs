@@ -11,21 +11,7 @@ fn main() -> ExitCode {
     }
     let config = match Config::try_parse_etcd_args(std::env::args()) {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // One line: what is wrong, and where to look.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "cairn-server: {} (see cairn-server --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return cairn_server::config::exit_for_args_error(&e, "cairn-server"),
     };
     let filter = EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| EnvFilter::new(config.log_level.directive()));

@@ -125,6 +125,28 @@ fn tls_for(tls: &Option<TlsAcceptor>, url: &url::Url) -> Result<TlsAcceptor, Err
         .ok_or_else(|| crate::config::ConfigError::TlsWithoutCert(url.to_string()).into())
 }
 
+/// etcd's gRPC services over `node`, with etcd's message size limits.
+fn grpc_routes(node: &Arc<Node>, config: &Config, limits: Limits) -> Routes {
+    let max_in = limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let kv = KvServer::new(KvService::new(node.clone()))
+        .max_decoding_message_size(max_in)
+        .max_encoding_message_size(usize::MAX);
+    let watch = WatchServer::new(WatchService::new(
+        node.clone(),
+        config.experimental_watch_progress_notify_interval,
+    ))
+    .max_decoding_message_size(max_in)
+    .max_encoding_message_size(usize::MAX);
+    let lease = LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(max_in);
+    let maintenance = MaintenanceServer::new(MaintenanceService::new(node.clone()))
+        .max_decoding_message_size(max_in)
+        .max_encoding_message_size(usize::MAX);
+    Routes::new(kv)
+        .add_service(watch)
+        .add_service(lease)
+        .add_service(maintenance)
+}
+
 /// Runs a member until `shutdown` resolves, then stops cleanly (every acknowledged write is
 /// already durable; this only closes listeners and joins the write loop).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
@@ -171,55 +193,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for url in &config.listen_client_urls {
-        let listener = bind(url).await?;
-        let addr = local_addr(&listener, url)?;
-        // HTTP/1.1 next to HTTP/2: curl, Prometheus and probes use the client port too.
-        let mut builder = Server::builder()
-            .accept_http1(true)
-            .layer(GrpcMetricsLayer::new(metrics.clone()));
-        let kv = KvServer::new(KvService::new(node.clone()))
-            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
-            .max_encoding_message_size(usize::MAX);
-        let watch = WatchServer::new(WatchService::new(
-            node.clone(),
-            config.experimental_watch_progress_notify_interval,
-        ))
-        .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
-        .max_encoding_message_size(usize::MAX);
-        let lease = LeaseServer::new(LeaseService::new(node.clone()))
-            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES);
-        let maintenance = MaintenanceServer::new(MaintenanceService::new(node.clone()))
-            .max_decoding_message_size(limits.max_request_bytes + GRPC_OVERHEAD_BYTES)
-            .max_encoding_message_size(usize::MAX);
-        let grpc = Routes::new(kv)
-            .add_service(watch)
-            .add_service(lease)
-            .add_service(maintenance);
-        let routes = http::routes(
-            node.clone(),
-            metrics.clone(),
-            http::Listener::Client,
-            Some(grpc),
+    // Client URLs serve gRPC and HTTP; metrics URLs only the HTTP endpoints. Both accept
+    // HTTP/1.1 next to HTTP/2: curl, Prometheus and probes use them.
+    let listeners = config
+        .listen_client_urls
+        .iter()
+        .map(|url| (url, http::Listener::Client))
+        .chain(
+            config
+                .listen_metrics_urls
+                .iter()
+                .map(|url| (url, http::Listener::Metrics)),
         );
-        tracing::info!(url = %url, addr = %addr, "serving client requests");
-        let router = builder.add_routes(routes);
-        let stop = stopped(stop_rx.clone());
-        if url.scheme() == "https" {
-            let incoming = tls::incoming(listener, tls_for(&tls, url)?);
-            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
-        } else {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
-        }
-    }
-    for url in &config.listen_metrics_urls {
+    for (url, kind) in listeners {
         let listener = bind(url).await?;
         let addr = local_addr(&listener, url)?;
-        let mut builder = Server::builder().accept_http1(true);
-        let routes = http::routes(node.clone(), metrics.clone(), http::Listener::Metrics, None);
-        tracing::info!(url = %url, addr = %addr, "serving /metrics and /health");
-        let router = builder.add_routes(routes);
+        let grpc =
+            matches!(kind, http::Listener::Client).then(|| grpc_routes(&node, &config, limits));
+        let routes = http::routes(node.clone(), metrics.clone(), kind, grpc);
+        tracing::info!(url = %url, addr = %addr, ?kind, "serving");
+        let router = Server::builder()
+            .accept_http1(true)
+            .layer(GrpcMetricsLayer::new(metrics.clone()))
+            .add_routes(routes);
         let stop = stopped(stop_rx.clone());
         if url.scheme() == "https" {
             let incoming = tls::incoming(listener, tls_for(&tls, url)?);

@@ -144,20 +144,7 @@ pub fn snapshot_main(args: Vec<String>) -> ExitCode {
         std::iter::once("cairn-server snapshot".to_string()).chain(args.into_iter().skip(2)),
     ) {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!(
-                "cairn-server snapshot: {} (see cairn-server snapshot --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(2);
-        }
+        Err(e) => return crate::config::exit_for_args_error(&e, "cairn-server snapshot"),
     };
     match cli.command {
         Command::Status { file, write_out } => match snapshot::status(&file) {

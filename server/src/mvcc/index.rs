@@ -157,6 +157,17 @@ impl KeyIndex {
         })
     }
 
+    /// Where a compaction at `at` cuts this key (etcd's `doCompact`): the first generation
+    /// still open at `at` (its tombstone is after `at`) or else the last one, and in it the
+    /// last revision at or before `at`.
+    fn cut(&self, at: i64) -> (usize, Option<usize>) {
+        let last = self.generations.len() - 1;
+        let gi = (0..last)
+            .find(|&i| self.generations[i].revs.last().map_or(i64::MIN, |r| r.main) > at)
+            .unwrap_or(last);
+        (gi, self.generations[gi].last_at_or_before(at))
+    }
+
     /// Compacts history at `at`, keeping for the key only what a read at `>= at` can reach;
     /// the kept revisions `<= at` are added to `keep`.
     fn compact(&mut self, at: i64, keep: &mut HashSet<Revision>) {
@@ -164,20 +175,9 @@ impl KeyIndex {
             return;
         }
         let last = self.generations.len() - 1;
-        // First generation that is still open at `at` (its tombstone is after `at`), or the last.
-        let mut gi = 0;
-        while gi < last {
-            let tomb = self.generations[gi]
-                .revs
-                .last()
-                .map_or(i64::MIN, |r| r.main);
-            if tomb > at {
-                break;
-            }
-            gi += 1;
-        }
+        let (mut gi, n) = self.cut(at);
         let g = &mut self.generations[gi];
-        if let Some(n) = g.last_at_or_before(at) {
+        if let Some(n) = n {
             keep.insert(g.revs[n]);
             g.revs.drain(..n);
             // A closed generation reduced to its tombstone is gone entirely.
@@ -195,19 +195,9 @@ impl KeyIndex {
             return;
         }
         let last = self.generations.len() - 1;
-        let mut gi = 0;
-        while gi < last {
-            let tomb = self.generations[gi]
-                .revs
-                .last()
-                .map_or(i64::MIN, |r| r.main);
-            if tomb > at {
-                break;
-            }
-            gi += 1;
-        }
+        let (gi, n) = self.cut(at);
         let g = &self.generations[gi];
-        if let Some(n) = g.last_at_or_before(at) {
+        if let Some(n) = n {
             // A closed generation that would be reduced to its tombstone keeps nothing.
             if !(n == g.revs.len() - 1 && gi != last) {
                 keep.insert(g.revs[n]);
