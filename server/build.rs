@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/mvccpb/kv.proto",
         "proto/etcdserverpb/rpc.proto",
         "proto/cairnpb/internal.proto",
+        "proto/cairnpb/peer.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

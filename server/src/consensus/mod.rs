@@ -1,6 +1,8 @@
-//! Replication groundwork: the raft log's durable storage. The raft node, the peer transport and
-//! membership build on it (replication issue).
+//! Replication groundwork: the raft log's durable storage and the peer transport. The raft node
+//! and membership build on them (replication issue).
 
 pub mod log_store;
+pub mod transport;
 
 pub use log_store::RaftLogStore;
+pub use transport::{PeerService, Peers, TransportConfig};

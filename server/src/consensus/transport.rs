@@ -1,0 +1,373 @@
+//! Raft messages between members over gRPC (the `cairnpb.Peer` service on
+//! `--listen-peer-urls`). Each peer has a queue and a task that keeps one long-lived client
+//! stream open and sends whatever has queued up as one batch (batching and pipelining appends).
+//! Outgoing connections bind to this member's own peer IP, so that a partition between two
+//! members can be made by address. TLS (mTLS with `--peer-*` flags) comes from the channel's
+//! TLS settings. A peer of another cluster is refused by cluster ID.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use protobuf::Message as _;
+use raft::prelude::Message;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{ClientTlsConfig, Endpoint, Uri};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::proto::cairnpb::peer_client::PeerClient;
+use crate::proto::cairnpb::peer_server::Peer;
+use crate::proto::cairnpb::{RaftBatch, StreamAck};
+use crate::Error;
+
+/// Messages queued per peer before new ones are dropped (raft resends what is lost).
+const PEER_QUEUE: usize = 4096;
+/// Most messages sent in one batch.
+const MAX_BATCH: usize = 256;
+/// Reconnection backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The receiving side: decodes batches from peers of this cluster into the raft node's inbox.
+#[derive(Clone, Debug)]
+pub struct PeerService {
+    cluster_id: u64,
+    member_id: u64,
+    inbox: mpsc::Sender<Message>,
+}
+
+impl PeerService {
+    /// Delivers messages for `member_id` of `cluster_id` into `inbox`.
+    pub fn new(cluster_id: u64, member_id: u64, inbox: mpsc::Sender<Message>) -> Self {
+        Self {
+            cluster_id,
+            member_id,
+            inbox,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn stream(
+        &self,
+        req: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<StreamAck>, Status> {
+        let mut batches = req.into_inner();
+        while let Some(batch) = batches.message().await? {
+            if batch.cluster_id != self.cluster_id {
+                return Err(Status::failed_precondition(format!(
+                    "member {:x} belongs to cluster {:x}, this member to cluster {:x}: check --initial-cluster-token and --initial-cluster",
+                    batch.from, batch.cluster_id, self.cluster_id
+                )));
+            }
+            if batch.to != self.member_id {
+                return Err(Status::failed_precondition(format!(
+                    "message for member {:x} reached member {:x}: check the peer URLs",
+                    batch.to, self.member_id
+                )));
+            }
+            for raw in &batch.messages {
+                let msg = Message::parse_from_bytes(raw).map_err(|e| {
+                    Status::invalid_argument(format!("undecodable raft message: {e}"))
+                })?;
+                if self.inbox.send(msg).await.is_err() {
+                    return Err(Status::unavailable("etcdserver: server stopped"));
+                }
+            }
+        }
+        Ok(Response::new(StreamAck {}))
+    }
+}
+
+/// Connects to `uri` from `local` (when set), so the peer sees this member's own address.
+async fn connect_from(local: Option<IpAddr>, uri: Uri) -> std::io::Result<TokioIo<TcpStream>> {
+    let host = uri
+        .host()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(2380);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .find(|a| local.is_none_or(|l| l.is_ipv4() == a.is_ipv4()))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} did not resolve"),
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = local {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(TokioIo::new(stream))
+}
+
+/// Who this member is and how it reaches peers.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// This member's cluster.
+    pub cluster_id: u64,
+    /// This member.
+    pub member_id: u64,
+    /// The address outgoing peer connections bind to (this member's peer IP).
+    pub local_ip: Option<IpAddr>,
+    /// TLS towards peers (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`).
+    pub tls: Option<ClientTlsConfig>,
+}
+
+struct PeerHandle {
+    queue: mpsc::Sender<Message>,
+    task: JoinHandle<()>,
+}
+
+/// The sending side: one queue and one sender task per peer.
+pub struct Peers {
+    config: TransportConfig,
+    peers: Mutex<HashMap<u64, PeerHandle>>,
+    unreachable: mpsc::UnboundedSender<u64>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("member_id", &self.config.member_id)
+            .field("peers", &self.peers.lock().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Peers {
+    /// A transport whose failed deliveries are reported on `unreachable` (raft's
+    /// `report_unreachable` slows replication to that peer until it answers again).
+    pub fn new(config: TransportConfig, unreachable: mpsc::UnboundedSender<u64>) -> Self {
+        Self {
+            config,
+            peers: Mutex::new(HashMap::new()),
+            unreachable,
+        }
+    }
+
+    /// Starts sending to member `id` at `url` (replacing a previous URL).
+    pub fn add(&self, id: u64, url: &str) -> Result<(), Error> {
+        let mut endpoint = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5));
+        if let Some(tls) = &self.config.tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        let (queue, rx) = mpsc::channel(PEER_QUEUE);
+        let task = tokio::spawn(send_loop(
+            self.config.clone(),
+            id,
+            endpoint,
+            rx,
+            self.unreachable.clone(),
+        ));
+        if let Some(old) = self.peers.lock().insert(id, PeerHandle { queue, task }) {
+            old.task.abort();
+        }
+        Ok(())
+    }
+
+    /// Stops sending to member `id`.
+    pub fn remove(&self, id: u64) {
+        if let Some(old) = self.peers.lock().remove(&id) {
+            old.task.abort();
+        }
+    }
+
+    /// Queues `msgs` to their destinations. A message for an unknown peer, or one whose queue is
+    /// full, is dropped and the peer reported unreachable: raft sends it again.
+    pub fn send(&self, msgs: Vec<Message>) {
+        let peers = self.peers.lock();
+        for msg in msgs {
+            let to = msg.to;
+            let queued = peers
+                .get(&to)
+                .is_some_and(|p| p.queue.try_send(msg).is_ok());
+            if !queued {
+                let _ = self.unreachable.send(to);
+            }
+        }
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        for (_, p) in self.peers.lock().drain() {
+            p.task.abort();
+        }
+    }
+}
+
+/// Keeps a stream to one peer open and feeds it batches of whatever is queued.
+async fn send_loop(
+    config: TransportConfig,
+    to: u64,
+    endpoint: Endpoint,
+    mut queue: mpsc::Receiver<Message>,
+    unreachable: mpsc::UnboundedSender<u64>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let local = config.local_ip;
+        let channel = match endpoint
+            .connect_with_connector(tower::service_fn(move |uri: Uri| connect_from(local, uri)))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(peer = %format!("{to:x}"), error = %e, "cannot reach peer");
+                // What queued meanwhile is lost to this peer; raft resends after the report.
+                while queue.try_recv().is_ok() {}
+                let _ = unreachable.send(to);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = BACKOFF_MIN;
+        let (batches, rx) = mpsc::channel::<RaftBatch>(64);
+        let mut client = PeerClient::new(channel);
+        let mut call = tokio::spawn(async move { client.stream(ReceiverStream::new(rx)).await });
+        loop {
+            let first = tokio::select! {
+                m = queue.recv() => match m {
+                    Some(m) => m,
+                    None => return,
+                },
+                ended = &mut call => {
+                    if let Ok(Err(status)) = ended {
+                        tracing::warn!(peer = %format!("{to:x}"), error = %status.message(), "peer refused raft messages");
+                    }
+                    break;
+                }
+            };
+            let mut messages = vec![first.write_to_bytes().expect("raft messages encode")];
+            while messages.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(m) => messages.push(m.write_to_bytes().expect("raft messages encode")),
+                    Err(_) => break,
+                }
+            }
+            let batch = RaftBatch {
+                cluster_id: config.cluster_id,
+                from: config.member_id,
+                to,
+                messages,
+            };
+            if batches.send(batch).await.is_err() {
+                break;
+            }
+        }
+        call.abort();
+        let _ = unreachable.send(to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use tokio::net::TcpListener;
+    use tonic::transport::server::TcpIncoming;
+    use tonic::transport::Server;
+
+    use super::*;
+    use crate::proto::cairnpb::peer_server::PeerServer;
+
+    async fn listen(ip: Ipv4Addr) -> (TcpListener, String) {
+        let l = TcpListener::bind((ip, 0)).await.expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        (l, url)
+    }
+
+    fn message(to: u64, index: u64) -> Message {
+        Message {
+            to,
+            from: 1,
+            index,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn outgoing_connections_come_from_the_members_own_address() {
+        let (listener, url) = listen(Ipv4Addr::new(127, 0, 0, 12)).await;
+        let uri: Uri = url.parse().expect("uri");
+        let _conn = connect_from(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))), uri)
+            .await
+            .expect("connect");
+        let (_, peer) = listener.accept().await.expect("accept");
+        assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_arrive_in_order_and_other_clusters_are_refused() {
+        let (listener, url) = listen(Ipv4Addr::new(127, 0, 0, 12)).await;
+        let (inbox, mut received) = mpsc::channel(10_000);
+        let server = tokio::spawn(
+            Server::builder()
+                .add_service(PeerServer::new(PeerService::new(7, 2, inbox)))
+                .serve_with_incoming(TcpIncoming::from(listener)),
+        );
+        let config = |cluster_id| TransportConfig {
+            cluster_id,
+            member_id: 1,
+            local_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))),
+            tls: None,
+        };
+        let (unreachable, mut reports) = mpsc::unbounded_channel();
+        let peers = Peers::new(config(7), unreachable);
+        peers.add(2, &url).expect("add peer");
+        for chunk in (0..2000u64).collect::<Vec<_>>().chunks(100) {
+            peers.send(chunk.iter().map(|&i| message(2, i)).collect());
+        }
+        for want in 0..2000u64 {
+            let got = tokio::time::timeout(Duration::from_secs(20), received.recv())
+                .await
+                .expect("delivered in time")
+                .expect("inbox open");
+            assert_eq!(got.index, want);
+        }
+        // A member of another cluster gets nothing through and is told so.
+        let (unreachable, mut stranger_reports) = mpsc::unbounded_channel();
+        let stranger = Peers::new(config(99), unreachable);
+        stranger.add(2, &url).expect("add peer");
+        stranger.send(vec![message(2, 5000)]);
+        let reported = tokio::time::timeout(Duration::from_secs(20), stranger_reports.recv())
+            .await
+            .expect("refusal reported in time");
+        assert_eq!(reported, Some(2));
+        assert!(
+            received.try_recv().is_err(),
+            "a message of another cluster was delivered"
+        );
+        // Unknown peers are reported at once.
+        peers.send(vec![message(3, 1)]);
+        let mut saw_3 = false;
+        while let Ok(Some(id)) = tokio::time::timeout(Duration::from_secs(5), reports.recv()).await
+        {
+            if id == 3 {
+                saw_3 = true;
+                break;
+            }
+        }
+        assert!(saw_3);
+        server.abort();
+    }
+}
