@@ -123,6 +123,9 @@ pub enum Error {
     /// The client certificate verifier could not be built from `--trusted-ca-file`.
     #[error("client certificate verification: {0}")]
     ClientVerifier(#[from] tokio_rustls::rustls::server::VerifierBuilderError),
+    /// The raft library refused an operation.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
     /// TLS or HTTP/2 transport setup failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
