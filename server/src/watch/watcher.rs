@@ -12,8 +12,11 @@ use crate::node::Node;
 use crate::proto::etcdserverpb::WatchResponse;
 use crate::proto::mvccpb::{event::EventType, Event};
 
-/// Revisions read from storage per step while catching up.
+/// Revisions looked at per step while catching up.
 const REVISIONS_PER_READ: i64 = 1000;
+/// Stored events read per step while catching up (a single revision is never split, so one
+/// huge revision, e.g. a delete of many keys, is read whole).
+const EVENTS_PER_READ: usize = 1000;
 
 /// Which event types a watcher drops (etcd's NOPUT / NODELETE).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,21 +50,44 @@ pub struct WatchSpec {
 pub type Sink = mpsc::Sender<Result<WatchResponse, Status>>;
 
 enum Fetch {
-    Events(Vec<Arc<Event>>),
+    /// Every event of revisions `[from, .1]`.
+    Events(Vec<Arc<Event>>, i64),
     Compacted(i64),
 }
 
+fn rev_of(e: &Event) -> i64 {
+    e.kv.as_ref().map_or(0, |kv| kv.mod_revision)
+}
+
+/// Events from `from` on, up to `to` at most: from memory when the ring still holds them, else
+/// a bounded read of stored history ending on a whole revision.
 fn fetch(node: &Node, from: i64, to: i64) -> Result<Fetch, crate::Error> {
     if let Some(events) = node.events().read(from, to) {
-        return Ok(Fetch::Events(events));
+        return Ok(Fetch::Events(events, to));
     }
     node.read(|snap| {
         let compacted = snap.store.compact_revision();
         if from < compacted {
             return Ok(Fetch::Compacted(compacted));
         }
-        let events = snap.store.events_between(from, to, usize::MAX)?;
-        Ok(Fetch::Events(events.into_iter().map(Arc::new).collect()))
+        let mut events = snap.store.events_between(from, to, EVENTS_PER_READ)?;
+        let mut upto = to;
+        if events.len() == EVENTS_PER_READ {
+            let last = events.last().map_or(from, rev_of);
+            if last > from {
+                // The read may have stopped inside revision `last`: leave it for the next step.
+                events.retain(|e| rev_of(e) < last);
+                upto = last - 1;
+            } else {
+                // One revision holds more events than a step reads: take all of it.
+                events = snap.store.events_between(from, from, usize::MAX)?;
+                upto = from;
+            }
+        }
+        Ok(Fetch::Events(
+            events.into_iter().map(Arc::new).collect(),
+            upto,
+        ))
     })
 }
 
@@ -147,8 +173,8 @@ pub async fn run(node: Arc<Node>, spec: WatchSpec, out: Sink, progress_every: Du
         let visible = *revisions.borrow_and_update();
         while next <= visible {
             let to = visible.min(next + REVISIONS_PER_READ - 1);
-            let events = match fetch(&node, next, to) {
-                Ok(Fetch::Events(events)) => events,
+            let (events, to) = match fetch(&node, next, to) {
+                Ok(Fetch::Events(events, upto)) => (events, upto),
                 Ok(Fetch::Compacted(rev)) => {
                     let resp = WatchResponse {
                         header: Some(node.header(0)),

@@ -381,3 +381,55 @@ async fn large_responses_are_fragmented_like_etcd() {
     let (on_cairn, on_etcd) = (run(&cairn).await, run(&etcd).await);
     assert_same("watch fragments", &on_cairn, &on_etcd);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reads_never_split_a_revision() {
+    // With a tiny buffer every watcher below reads stored history: the delete of all keys is one
+    // revision with more events than one read step takes.
+    let member = cairn_builder()
+        .arg("--experimental-watch-event-buffer=16")
+        .start()
+        .expect("start cairn-server");
+    let mut c = super::client(&member).await;
+    let start = c
+        .put("h/0000", "v", None)
+        .await
+        .expect("put")
+        .header()
+        .expect("h")
+        .revision();
+    for i in 1..1500 {
+        c.put(format!("h/{i:04}"), "v", None).await.expect("put");
+    }
+    let deleted = c
+        .delete("h/", Some(etcd_client::DeleteOptions::new().with_prefix()))
+        .await
+        .expect("delete");
+    assert_eq!(deleted.deleted(), 1500);
+    let delete_rev = deleted.header().expect("h").revision();
+    let mut s = c
+        .watch(
+            "h/",
+            Some(WatchOptions::new().with_prefix().with_start_revision(start)),
+        )
+        .await
+        .expect("watch");
+    let (mut puts, mut deletes) = (0, 0);
+    while puts + deletes < 3000 {
+        let r = tokio::time::timeout(WAIT, s.message())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("open");
+        for e in r.events() {
+            match e.event_type() {
+                EventType::Put => puts += 1,
+                EventType::Delete => {
+                    assert_eq!(e.kv().expect("kv").mod_revision(), delete_rev);
+                    deletes += 1;
+                }
+            }
+        }
+    }
+    assert_eq!((puts, deletes), (1500, 1500));
+}
