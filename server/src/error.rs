@@ -99,7 +99,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A listener could not be bound.
-    #[error("cannot listen on {url}: {source} (is another server using the port?)")]
+    #[error("cannot listen on {url}: {source}{}", listen_hint(source))]
     Listen {
         /// The URL from the flags.
         url: String,
@@ -123,12 +123,32 @@ pub enum Error {
     /// The client certificate verifier could not be built from `--trusted-ca-file`.
     #[error("client certificate verification: {0}")]
     ClientVerifier(#[from] tokio_rustls::rustls::server::VerifierBuilderError),
+    /// A listener stopped serving although no shutdown was asked for.
+    #[error("a client listener stopped unexpectedly")]
+    ListenerStopped,
+    /// A listener's task panicked.
+    #[error("a client listener crashed: {0}")]
+    ListenerPanicked(#[source] tokio::task::JoinError),
     /// The raft library refused an operation.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
     /// TLS or HTTP/2 transport setup failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// How to fix a failed bind, when the cause says it.
+fn listen_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process uses the port: stop it or pick another port)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (the address is not one of this host's)",
+        _ => "",
+    }
 }
 
 impl From<Error> for tonic::Status {

@@ -37,8 +37,18 @@ pub struct Lessor {
     min_ttl: i64,
     id_prefix: u64,
     id_counter: AtomicU64,
-    deadlines: Mutex<HashMap<i64, Instant>>,
+    deadlines: Mutex<HashMap<i64, Deadline>>,
 }
+
+/// When a lease runs out, and whether its revocation is already under way.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Instant,
+    expiring: bool,
+}
+
+/// Attempts at finding an unused lease ID before giving up.
+const ID_ATTEMPTS: usize = 1024;
 
 impl std::fmt::Debug for Lessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,19 +100,26 @@ impl Lessor {
         if id != 0 {
             return Ok((id, ttl));
         }
-        loop {
+        for _ in 0..ID_ATTEMPTS {
             let n = self.id_counter.fetch_add(1, Ordering::Relaxed) & ((1 << 48) - 1);
             let candidate = (self.id_prefix | n) as i64;
             if candidate > 0 && !taken(candidate) {
                 return Ok((candidate, ttl));
             }
         }
+        Err(Error::LeaseExists)
     }
 
     /// Lease `id` exists now (granted, or found at start): it runs out `ttl` seconds from now.
     pub fn start(&self, id: i64, ttl: i64) {
         let at = self.clock.now() + Duration::from_secs(ttl.max(0) as u64);
-        self.deadlines.lock().insert(id, at);
+        self.deadlines.lock().insert(
+            id,
+            Deadline {
+                at,
+                expiring: false,
+            },
+        );
     }
 
     /// Lease `id` is gone.
@@ -110,30 +127,48 @@ impl Lessor {
         self.deadlines.lock().remove(&id);
     }
 
-    /// A keep-alive: lease `id` runs out `ttl` seconds from now again.
-    pub fn renew(&self, id: i64, ttl: i64) {
-        self.start(id, ttl);
+    /// A keep-alive: lease `id` runs out `ttl` seconds from now again. False (and nothing
+    /// renewed) when the lease is unknown, past its deadline, or being revoked: like etcd, an
+    /// expired lease cannot be brought back.
+    pub fn renew(&self, id: i64, ttl: i64) -> bool {
+        let now = self.clock.now();
+        let mut deadlines = self.deadlines.lock();
+        match deadlines.get_mut(&id) {
+            Some(d) if !d.expiring && d.at > now => {
+                d.at = now + Duration::from_secs(ttl.max(0) as u64);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whole seconds until lease `id` runs out (etcd truncates), if it is tracked.
     pub fn remaining(&self, id: i64) -> Option<i64> {
-        let at = *self.deadlines.lock().get(&id)?;
-        Some(at.saturating_duration_since(self.clock.now()).as_secs() as i64)
+        let d = *self.deadlines.lock().get(&id)?;
+        Some(d.at.saturating_duration_since(self.clock.now()).as_secs() as i64)
     }
 
-    /// Leases past their deadline; they are no longer tracked, so each is reported once.
+    /// Leases past their deadline whose revocation is not yet under way; they are marked, so
+    /// each is reported once (see [`Lessor::retry`]).
     pub fn take_expired(&self) -> Vec<i64> {
         let now = self.clock.now();
         let mut deadlines = self.deadlines.lock();
-        let expired: Vec<i64> = deadlines
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &expired {
-            deadlines.remove(id);
+        let mut expired = Vec::new();
+        for (id, d) in deadlines.iter_mut() {
+            if !d.expiring && d.at <= now {
+                d.expiring = true;
+                expired.push(*id);
+            }
         }
+        expired.sort_unstable();
         expired
+    }
+
+    /// A revocation of expired lease `id` failed: report it again at the next check.
+    pub fn retry(&self, id: i64) {
+        if let Some(d) = self.deadlines.lock().get_mut(&id) {
+            d.expiring = false;
+        }
     }
 }
 
@@ -180,12 +215,18 @@ mod tests {
         l.start(2, 10);
         *clock.0.lock() += Duration::from_secs(4);
         assert_eq!(l.remaining(1), Some(1));
-        l.renew(1, 5);
+        assert!(l.renew(1, 5));
         // Lease 1 now runs out at 9 s, lease 2 at 10 s.
         *clock.0.lock() += Duration::from_secs(5);
         assert_eq!(l.take_expired(), vec![1]);
         assert!(l.take_expired().is_empty());
+        // Expired and being revoked: a keep-alive cannot bring it back.
+        assert!(!l.renew(1, 5));
+        l.retry(1);
+        assert_eq!(l.take_expired(), vec![1]);
+        l.stop(1);
         assert_eq!(l.remaining(1), None);
+        assert!(!l.renew(1, 5));
         *clock.0.lock() += Duration::from_secs(1);
         assert_eq!(l.take_expired(), vec![2]);
     }

@@ -51,6 +51,8 @@ pub struct Shared {
     pub events: EventLog,
     /// Announces each newly visible revision to watchers.
     pub revisions: watch::Sender<i64>,
+    /// Lease deadlines, started and stopped as grants and revokes are applied.
+    pub lessor: Lessor,
     /// Held shared by snapshots and HashKV while they read revisions from the backend, and
     /// exclusively by the compactor for each batch it deletes: what they read stays put.
     pub compaction_gate: Arc<tokio::sync::RwLock<()>>,
@@ -64,7 +66,6 @@ pub struct Node {
     identity: Identity,
     limits: Limits,
     writer: Standalone,
-    lessor: Lessor,
 }
 
 impl Node {
@@ -99,6 +100,7 @@ impl Node {
             alarms,
             compaction_gate: Arc::default(),
             metrics,
+            lessor,
         });
         // Without replication the member elects itself once, as a single etcd member does.
         shared.metrics.leader_changed();
@@ -108,7 +110,6 @@ impl Node {
             identity,
             limits,
             writer,
-            lessor,
         })
     }
 
@@ -146,7 +147,7 @@ impl Node {
 
     /// Lease deadlines.
     pub fn lessor(&self) -> &Lessor {
-        &self.lessor
+        &self.shared.lessor
     }
 
     /// Grants a lease: TTL and ID are settled here, existence is decided when applied.
@@ -154,34 +155,32 @@ impl Node {
         self.check_quota(LEASE_OVERHEAD_BYTES).await?;
         let (id, ttl) = {
             let store = self.shared.store.read();
-            self.lessor
+            self.shared
+                .lessor
                 .prepare_grant(ttl, id, |x| store.leases().contains(x))?
         };
-        let applied = self
-            .propose(Request::LeaseGrant(LeaseGrantRequest { ttl, id }))
-            .await?;
-        self.lessor.start(id, ttl);
-        Ok(applied)
+        // The deadline starts when the grant is applied (even if this caller goes away).
+        self.propose(Request::LeaseGrant(LeaseGrantRequest { ttl, id }))
+            .await
     }
 
     /// Revokes a lease, deleting its keys in one revision.
     pub async fn revoke_lease(&self, id: i64) -> Result<Applied, Error> {
-        let applied = self
-            .propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
-            .await?;
-        self.lessor.stop(id);
-        Ok(applied)
+        // The deadline stops when the revoke is applied.
+        self.propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
+            .await
     }
 
     /// Revokes every lease past its deadline; run periodically by the member that decides
     /// expiry.
     pub async fn expire_leases(&self) {
-        for id in self.lessor.take_expired() {
+        for id in self.shared.lessor.take_expired() {
             match self.revoke_lease(id).await {
                 Ok(_) => tracing::debug!(lease = id, "lease expired and was revoked"),
-                Err(Error::LeaseNotFound) => {}
+                Err(Error::LeaseNotFound) => self.shared.lessor.stop(id),
                 Err(e) => {
-                    tracing::warn!(lease = id, error = %e, "revoking an expired lease failed")
+                    tracing::warn!(lease = id, error = %e, "revoking an expired lease failed, retrying");
+                    self.shared.lessor.retry(id);
                 }
             }
         }

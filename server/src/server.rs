@@ -34,6 +34,9 @@ use crate::{http, tls, Error};
 /// error (not a transport error) is what clients see for oversized requests.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
+/// How long a stopping member waits for open client streams before closing them.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -240,20 +243,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })
     };
     tracing::info!("ready to serve client requests");
-    tokio::select! {
-        () = shutdown => tracing::info!("shutting down"),
-        Some(res) = servers.join_next() => {
-            if let Ok(Err(e)) = res {
-                tracing::error!(error = %e, "a listener failed");
-            }
+    let failed = tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutting down");
+            None
         }
-    }
+        Some(res) = servers.join_next() => match res {
+            Ok(Ok(())) => Some(Error::ListenerStopped),
+            Ok(Err(e)) => Some(Error::Transport(e)),
+                        Err(e) => Some(Error::ListenerPanicked(e)),
+        },
+    };
     let _ = stop_tx.send(true);
-    while servers.join_next().await.is_some() {}
+    // Open watch and keep-alive streams keep connections busy: give them a moment, then cut.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!("closing the connections still open");
+        servers.abort_all();
+        while servers.join_next().await.is_some() {}
+    }
     let _ = expiry.await;
     let node_for_stop = node.clone();
     tokio::task::spawn_blocking(move || node_for_stop.shutdown())
         .await
         .ok();
-    Ok(())
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

@@ -105,17 +105,29 @@ impl Standalone {
     /// when no other write is in progress.
     pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
         let inner = &self.inner;
-        if inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Stopped);
+        let (done, rx) = oneshot::channel();
+        {
+            // Checked under the queue lock: once shutdown closes the queue nothing more enters.
+            let mut queue = inner.queue.lock();
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(Error::Stopped);
+            }
+            queue.push(Proposal { request, done });
         }
         inner.metrics.proposal_pending();
         let mut pending = Pending {
             metrics: &inner.metrics,
             answered: false,
         };
-        let (done, rx) = oneshot::channel();
-        inner.queue.lock().push(Proposal { request, done });
-        Inner::write_one_group(inner);
+        // The write ends in an fsync: let the runtime move other tasks off this worker first
+        // (a single-threaded runtime, as in unit tests, just writes).
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| Inner::write_one_group(inner));
+        } else {
+            Inner::write_one_group(inner);
+        }
         let result = rx.await.map_err(|_| Error::Stopped)?;
         pending.answered = true;
         result
@@ -124,7 +136,11 @@ impl Standalone {
     /// Refuses new proposals, writes the queued ones, stops the compactor once it is done.
     pub fn shutdown(&self) {
         let inner = &self.inner;
-        inner.closed.store(true, Ordering::Release);
+        {
+            let _queue = inner.queue.lock();
+            inner.closed.store(true, Ordering::Release);
+        }
+        // Whatever was queued before is written; nothing can be queued after.
         let mut writer = inner.writer.lock();
         loop {
             let batch: Vec<Proposal> = std::mem::take(&mut *inner.queue.lock());
@@ -203,6 +219,10 @@ fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
                     .store(store.revision(), Ordering::Release);
                 shared.revisions.send_replace(store.revision());
             }
+            let revoked = match &p.request {
+                Request::LeaseRevoke(r) => Some(r.id),
+                _ => None,
+            };
             let index = store.applied_index() + 1;
             let cmd = InternalRequest {
                 id: index,
@@ -215,6 +235,12 @@ fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
             if let Err(e @ (Error::Storage(_) | Error::Decode(_) | Error::CorruptRecord)) = &result
             {
                 fatal(e);
+            }
+            // Lease deadlines follow the applied commands, whoever is waiting for them.
+            match (&result, revoked) {
+                (Ok(Applied::LeaseGrant(g)), _) => shared.lessor.start(g.id, g.ttl),
+                (Ok(_), Some(id)) => shared.lessor.stop(id),
+                _ => {}
             }
             writer.answers.push((p.done, result));
         }

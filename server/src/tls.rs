@@ -27,6 +27,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Client TLS handshakes in progress at most.
+const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::File {
         path: path.to_path_buf(),
@@ -81,6 +84,8 @@ pub fn incoming(
     acceptor: TlsAcceptor,
 ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    // At most this many handshakes at once: a flood of idle connections cannot pile up tasks.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -98,8 +103,12 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
+            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                return;
+            };
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;

@@ -1,9 +1,11 @@
 //! Long-running client commands (e.g. `etcdctl watch`): their output lines are collected as they
-//! arrive, a test waits for a condition on them, and the process is killed when dropped.
+//! arrive, a test waits for a condition on them, and the process is killed when dropped (or
+//! when the test binary dies, like every process the kit starts).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -14,22 +16,24 @@ pub struct Background {
     what: String,
     child: Child,
     lines: mpsc::Receiver<String>,
+    stdout_reader: Option<JoinHandle<()>>,
+    stderr_reader: Option<JoinHandle<String>>,
     seen: Vec<String>,
 }
 
 impl Background {
-    /// Starts `cmd` with stdout piped (stderr is kept separately, readable after [`Self::finish`]).
+    /// Starts `cmd` with stdout read line by line and stderr collected on the side (so a chatty
+    /// command never blocks on a full pipe).
     pub fn spawn(what: impl Into<String>, mut cmd: Command) -> Result<Self, Error> {
         let what = what.into();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::io(format!("starting {what}"), e))?;
+        let mut child = crate::process::spawn(cmd)?;
         let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
+        let stdout_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
@@ -37,10 +41,17 @@ impl Background {
                 }
             }
         });
+        let stderr_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
         Ok(Self {
             what,
             child,
             lines,
+            stdout_reader: Some(stdout_reader),
+            stderr_reader: Some(stderr_reader),
             seen: Vec::new(),
         })
     }
@@ -67,37 +78,32 @@ impl Background {
         Ok(&self.seen)
     }
 
-    /// Waits for the command to exit by itself; returns its exit code, stdout lines and stderr.
+    /// Waits for the command to exit by itself; returns its exit code, every stdout line and
+    /// its stderr.
     pub fn finish(mut self, timeout: Duration) -> Result<(i32, Vec<String>, String), Error> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .map_err(|e| Error::io(format!("waiting for {}", self.what), e))?
-            {
-                // The reader thread ends at EOF; collect what it still has.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(line);
-                }
-                let mut stderr = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-                }
-                return Ok((
-                    status.code().unwrap_or(-1),
-                    std::mem::take(&mut self.seen),
-                    stderr,
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("{} to exit", self.what),
-                    timeout,
-                });
-            }
-            std::thread::sleep(crate::POLL_INTERVAL);
+        let what = self.what.clone();
+        crate::wait_until(&format!("{what} to exit"), timeout, || {
+            !matches!(self.child.try_wait(), Ok(None))
+        })?;
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::io(format!("waiting for {what}"), e))?;
+        // The process is gone, so both pipes are at EOF: the readers end on their own.
+        if let Some(r) = self.stdout_reader.take() {
+            let _ = r.join();
         }
+        self.seen.extend(self.lines.try_iter());
+        let stderr = self
+            .stderr_reader
+            .take()
+            .and_then(|r| r.join().ok())
+            .unwrap_or_default();
+        Ok((
+            status.code().unwrap_or(-1),
+            std::mem::take(&mut self.seen),
+            stderr,
+        ))
     }
 }
 

@@ -320,7 +320,12 @@ impl Member {
             || !matches!(child.try_wait(), Ok(None)),
         );
         if exited.is_err() {
-            return self.kill9();
+            // A server that ignores SIGTERM is a bug worth seeing: kill it, then say so.
+            self.kill9()?;
+            return Err(Error::Timeout {
+                what: format!("{who} to exit after SIGTERM (it was killed with SIGKILL)"),
+                timeout: STOP_TIMEOUT,
+            });
         }
         if let Some(mut child) = self.child.take() {
             child

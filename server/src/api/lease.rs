@@ -37,10 +37,9 @@ fn unexpected(applied: &Applied) -> Status {
 
 /// Renews lease `id`: its granted TTL, or 0 when it does not exist (etcd's answer).
 fn keep_alive(node: &Node, id: i64) -> LeaseKeepAliveResponse {
-    let ttl = node.read(|snap| snap.store.leases().get(id).map(|l| l.ttl));
-    if let Some(ttl) = ttl {
-        node.lessor().renew(id, ttl);
-    }
+    let ttl = node
+        .read(|snap| snap.store.leases().get(id).map(|l| l.ttl))
+        .filter(|&ttl| node.lessor().renew(id, ttl));
     LeaseKeepAliveResponse {
         header: Some(node.header(node.visible_revision())),
         id,

@@ -140,17 +140,26 @@ impl RaftLogStore {
 
     /// Records the commit index (raft-rs reports it separately from the HardState).
     pub fn set_commit(&self, commit: u64) -> Result<(), Error> {
-        let mut hard = self.state.read().hard.clone();
+        let mut s = self.state.write();
+        if commit <= s.hard.commit {
+            return Ok(());
+        }
+        let mut hard = s.hard.clone();
         hard.commit = commit;
-        self.append(&[], Some(&hard))
+        let mut batch = WriteBatch::new();
+        batch.put(HARD_STATE.to_vec(), encode(&hard));
+        self.backend.write(batch)?;
+        s.hard = hard;
+        Ok(())
     }
 
     /// Records a new configuration (after a conf change is applied).
     pub fn set_conf_state(&self, conf: &ConfState) -> Result<(), Error> {
+        let mut s = self.state.write();
         let mut batch = WriteBatch::new();
         batch.put(CONF_STATE.to_vec(), encode(conf));
         self.backend.write(batch)?;
-        self.state.write().conf = conf.clone();
+        s.conf = conf.clone();
         Ok(())
     }
 

@@ -110,18 +110,21 @@ fn with_code(labels: &GrpcLabels, code: &str) -> GrpcCodeLabels {
     ]
 }
 
-/// The labels of the RPC at `path` (`/package.Service/Method`); streaming kinds come from
-/// etcd's table, anything else counts as unary.
+/// The labels of the RPC at `path` (`/package.Service/Method`), with the kind from etcd's
+/// table. A path outside the table counts under `unknown`: labels never come from what a
+/// client chose to send, so clients cannot grow the metric series.
 fn labels_of(path: &str) -> GrpcLabels {
     let (service, method) = path
         .trim_start_matches('/')
         .split_once('/')
-        .unwrap_or(("unknown", "unknown"));
-    let kind = METHODS
+        .unwrap_or(("", ""));
+    match METHODS
         .iter()
         .find(|(s, m, _)| *s == service && *m == method)
-        .map_or("unary", |(_, _, k)| k);
-    rpc_labels(service, method, kind)
+    {
+        Some((s, m, kind)) => rpc_labels(s, m, kind),
+        None => rpc_labels("unknown", "unknown", "unary"),
+    }
 }
 
 fn is_grpc(headers: &HeaderMap) -> bool {

@@ -220,7 +220,8 @@ pub async fn run(node: Arc<Node>, spec: WatchSpec, out: Sink, progress_every: Du
             _ = ticker.tick(), if spec.progress_notify => {
                 if !sent_since_tick {
                     let resp = WatchResponse {
-                        header: Some(node.header(node.visible_revision())),
+                                                // Everything up to here was delivered; nothing newer may be claimed.
+                        header: Some(node.header(next - 1)),
                         watch_id: spec.id,
                         ..Default::default()
                     };

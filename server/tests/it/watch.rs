@@ -26,6 +26,15 @@ fn revision(m: &Member) -> i64 {
     v["header"]["revision"].as_i64().expect("revision")
 }
 
+/// The next response on a watch stream, within the timeout.
+async fn next(s: &mut etcd_client::WatchStream) -> etcd_client::WatchResponse {
+    tokio::time::timeout(WAIT, s.message())
+        .await
+        .expect("a watch response within the timeout")
+        .expect("watch stream ok")
+        .expect("watch stream open")
+}
+
 fn events(lines: &[String]) -> usize {
     lines
         .iter()
@@ -244,7 +253,7 @@ async fn watch_options_match_etcd() {
             )
             .await
             .expect("watch");
-        let created = s.message().await.expect("ok").expect("open");
+        let created = next(&mut s).await;
         t.push(format!(
             "created: {} id {}",
             created.created(),
@@ -254,7 +263,7 @@ async fn watch_options_match_etcd() {
         c.delete("f", None).await.expect("del");
         let mut seen = 0;
         while seen < 1 {
-            let r = s.message().await.expect("ok").expect("open");
+            let r = next(&mut s).await;
             for e in r.events() {
                 seen += 1;
                 t.push(format!(
@@ -268,7 +277,7 @@ async fn watch_options_match_etcd() {
         }
         s.request_progress().await.expect("progress request");
         loop {
-            let r = s.message().await.expect("ok").expect("open");
+            let r = next(&mut s).await;
             if r.events().is_empty() && !r.canceled() {
                 t.push(format!(
                     "progress: watch_id {} rev {}",
@@ -280,7 +289,7 @@ async fn watch_options_match_etcd() {
         }
         s.cancel(created.watch_id()).await.expect("cancel");
         loop {
-            let r = s.message().await.expect("ok").expect("open");
+            let r = next(&mut s).await;
             if r.canceled() {
                 t.push(format!("canceled: {}", r.canceled()));
                 break;
@@ -309,7 +318,7 @@ async fn idle_watchers_get_progress_notifications_like_etcd() {
             .watch("p", Some(WatchOptions::new().with_progress_notify()))
             .await
             .expect("watch");
-        let created = s.message().await.expect("ok").expect("open");
+        let created = next(&mut s).await;
         let mut t = vec![format!("created {}", created.created())];
         let note = tokio::time::timeout(WAIT, s.message())
             .await
@@ -361,11 +370,7 @@ async fn large_responses_are_fragmented_like_etcd() {
             let mut s = c.watch("big/", Some(opts)).await.expect("watch");
             let mut sizes = Vec::new();
             while sizes.iter().sum::<usize>() < 3 {
-                let r = tokio::time::timeout(WAIT, s.message())
-                    .await
-                    .expect("in time")
-                    .expect("ok")
-                    .expect("open");
+                let r = next(&mut s).await;
                 if !r.events().is_empty() {
                     sizes.push(r.events().len());
                 }
@@ -416,11 +421,7 @@ async fn history_reads_never_split_a_revision() {
         .expect("watch");
     let (mut puts, mut deletes) = (0, 0);
     while puts + deletes < 3000 {
-        let r = tokio::time::timeout(WAIT, s.message())
-            .await
-            .expect("in time")
-            .expect("ok")
-            .expect("open");
+        let r = next(&mut s).await;
         for e in r.events() {
             match e.event_type() {
                 EventType::Put => puts += 1,
