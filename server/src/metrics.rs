@@ -554,18 +554,18 @@ impl Metrics {
             .inc_by(bytes);
     }
 
+    /// A round trip to peer `to` took `d` (the transport samples each connection setup).
+    pub fn observe_peer_round_trip(&self, to: u64, d: Duration) {
+        self.peer_round_trip
+            .get_or_create(&[("To", format!("{to:x}"))])
+            .observe(seconds(d));
+    }
+
     /// Sending to peer `to` failed.
     pub fn peer_send_failed(&self, to: u64) {
         self.peer_sent_failures
             .get_or_create(&[("To", format!("{to:x}"))])
             .inc();
-    }
-
-    /// A round trip to peer `to` took `d`.
-    pub fn observe_peer_round_trip(&self, to: u64, d: Duration) {
-        self.peer_round_trip
-            .get_or_create(&[("To", format!("{to:x}"))])
-            .observe(seconds(d));
     }
 
     /// One MVCC transaction made `ops`. Like etcd, a transaction of more than one operation

@@ -19,6 +19,7 @@
 //! ```
 
 mod background;
+pub mod linearizability;
 mod member;
 mod pki;
 mod process;
@@ -29,6 +30,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 pub use background::Background;
+pub use linearizability::{CheckOptions, KvInput, KvOutput, LinearizabilityError, OpId, Recorder};
 pub use member::{Kind, Member, MemberBuilder};
 pub use pki::Pki;
 pub use process::Daemon;

@@ -314,6 +314,7 @@ mod tests {
                     member_id: id,
                     local_ip: Some(IpAddr::V4(ip(id))),
                     tls: None,
+                    metrics: None,
                 },
                 unreachable_tx,
             ));

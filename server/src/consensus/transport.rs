@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -20,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{ClientTlsConfig, Endpoint, Uri};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::metrics::Metrics;
 use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::peer_server::Peer;
 use crate::proto::cairnpb::{RaftBatch, StreamAck};
@@ -39,6 +41,7 @@ pub struct PeerService {
     cluster_id: u64,
     member_id: u64,
     inbox: mpsc::Sender<Message>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl PeerService {
@@ -48,7 +51,14 @@ impl PeerService {
             cluster_id,
             member_id,
             inbox,
+            metrics: None,
         }
+    }
+
+    /// Counts the bytes received from each peer in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -71,6 +81,12 @@ impl Peer for PeerService {
                     "message for member {:x} reached member {:x}: check the peer URLs",
                     batch.to, self.member_id
                 )));
+            }
+            if let Some(m) = &self.metrics {
+                m.peer_received(
+                    batch.from,
+                    batch.messages.iter().map(|r| r.len() as u64).sum(),
+                );
             }
             for raw in &batch.messages {
                 let msg = Message::parse_from_bytes(raw).map_err(|e| {
@@ -126,6 +142,8 @@ pub struct TransportConfig {
     pub local_ip: Option<IpAddr>,
     /// TLS towards peers (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`).
     pub tls: Option<ClientTlsConfig>,
+    /// Where bytes sent and failed sends per peer are counted (etcd's `etcd_network_peer_*`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 struct PeerHandle {
@@ -225,6 +243,7 @@ async fn send_loop(
     let mut backoff = BACKOFF_MIN;
     loop {
         let local = config.local_ip;
+        let started = std::time::Instant::now();
         let channel = match endpoint
             .connect_with_connector(tower::service_fn(move |uri: Uri| connect_from(local, uri)))
             .await
@@ -241,6 +260,10 @@ async fn send_loop(
             }
         };
         backoff = BACKOFF_MIN;
+        // Connecting takes at least one round trip (TCP, then HTTP/2 and TLS): a sample of it.
+        if let Some(m) = &config.metrics {
+            m.observe_peer_round_trip(to, started.elapsed());
+        }
         let (batches, rx) = mpsc::channel::<RaftBatch>(64);
         let mut client = PeerClient::new(channel);
         let mut call = tokio::spawn(async move { client.stream(ReceiverStream::new(rx)).await });
@@ -264,6 +287,7 @@ async fn send_loop(
                     Err(_) => break,
                 }
             }
+            let bytes: u64 = messages.iter().map(|m| m.len() as u64).sum();
             let batch = RaftBatch {
                 cluster_id: config.cluster_id,
                 from: config.member_id,
@@ -271,7 +295,13 @@ async fn send_loop(
                 messages,
             };
             if batches.send(batch).await.is_err() {
+                if let Some(m) = &config.metrics {
+                    m.peer_send_failed(to);
+                }
                 break;
+            }
+            if let Some(m) = &config.metrics {
+                m.peer_sent(to, bytes);
             }
         }
         call.abort();
@@ -320,19 +350,25 @@ mod tests {
     async fn messages_arrive_in_order_and_other_clusters_are_refused() {
         let (listener, url) = listen(Ipv4Addr::new(127, 0, 0, 12)).await;
         let (inbox, mut received) = mpsc::channel(10_000);
+        let level = crate::config::MetricsLevel::Basic;
+        let sender_metrics = Arc::new(Metrics::new(1, 1 << 30, level));
+        let receiver_metrics = Arc::new(Metrics::new(2, 1 << 30, level));
         let server = tokio::spawn(
             Server::builder()
-                .add_service(PeerServer::new(PeerService::new(7, 2, inbox)))
+                .add_service(PeerServer::new(
+                    PeerService::new(7, 2, inbox).with_metrics(receiver_metrics.clone()),
+                ))
                 .serve_with_incoming(TcpIncoming::from(listener)),
         );
-        let config = |cluster_id| TransportConfig {
+        let config = |cluster_id, metrics| TransportConfig {
             cluster_id,
             member_id: 1,
             local_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))),
             tls: None,
+            metrics,
         };
         let (unreachable, mut reports) = mpsc::unbounded_channel();
-        let peers = Peers::new(config(7), unreachable);
+        let peers = Peers::new(config(7, Some(sender_metrics.clone())), unreachable);
         peers.add(2, &url).expect("add peer");
         for chunk in (0..2000u64).collect::<Vec<_>>().chunks(100) {
             peers.send(chunk.iter().map(|&i| message(2, i)).collect());
@@ -344,9 +380,16 @@ mod tests {
                 .expect("inbox open");
             assert_eq!(got.index, want);
         }
+        // Both sides counted the traffic under etcd's names.
+        let scrape = |m: &Metrics| m.encode(&crate::metrics::ScrapeState::default());
+        assert!(scrape(&sender_metrics).contains("etcd_network_peer_sent_bytes_total{To=\"2\"}"));
+        assert!(scrape(&receiver_metrics)
+            .contains("etcd_network_peer_received_bytes_total{From=\"1\"}"));
+        assert!(scrape(&sender_metrics)
+            .contains("etcd_network_peer_round_trip_time_seconds_count{To=\"2\"} 1"));
         // A member of another cluster gets nothing through and is told so.
         let (unreachable, mut stranger_reports) = mpsc::unbounded_channel();
-        let stranger = Peers::new(config(99), unreachable);
+        let stranger = Peers::new(config(99, None), unreachable);
         stranger.add(2, &url).expect("add peer");
         stranger.send(vec![message(2, 5000)]);
         let reported = tokio::time::timeout(Duration::from_secs(20), stranger_reports.recv())
