@@ -4,9 +4,10 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use cairn_testkit::{CmdOutput, Member};
-use etcd_client::{Client, GetOptions};
+use cairn_testkit::{wait_until, CmdOutput, Member};
+use etcd_client::{Client, GetOptions, PutOptions};
 
 use super::etcdctl::Compat;
 use super::{assert_same, cairn, cairn_builder, client, etcd};
@@ -346,6 +347,94 @@ async fn snapshot_restores_the_same_keyspace_and_revisions() {
         !out.success() && out.stderr.contains("corrupted"),
         "{out:?}"
     );
+}
+
+/// Leases are part of a snapshot: after a restore, keys are attached to their leases again, a
+/// revoke deletes them, and a lease nobody renews expires and takes its key with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_restores_leases_with_their_keys() {
+    let original = cairn();
+    let mut c = client(&original).await;
+    let long = c.lease_grant(600, None).await.unwrap().id();
+    let short = c.lease_grant(2, None).await.unwrap().id();
+    // The short lease must outlive the save on the original: renew it until then.
+    let (mut keeper, mut acks) = c.lease_keep_alive(short).await.unwrap();
+    let renew = tokio::spawn(async move {
+        while keeper.keep_alive().await.is_ok() && matches!(acks.message().await, Ok(Some(_))) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let with = |id| Some(PutOptions::new().with_lease(id));
+    c.put("leased/long", "1", with(long)).await.unwrap();
+    c.put("leased/long2", "2", with(long)).await.unwrap();
+    c.put("leased/short", "3", with(short)).await.unwrap();
+    c.put("plain", "4", None).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.db");
+    let saved = original
+        .etcdctl(&["snapshot", "save", snap.to_str().unwrap()])
+        .unwrap();
+    assert!(saved.success(), "{saved:?}");
+    renew.abort();
+    let status = cairn_snapshot(&["status", snap.to_str().unwrap(), "-w", "json"]);
+    assert!(status.success(), "{status:?}");
+    let st: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let rev = st["revision"].as_i64().expect("revision");
+
+    let data = dir.path().join("restored");
+    let out = restore(&snap, &data);
+    assert!(out.success(), "{out:?}");
+    let restored = cairn_builder().data_dir(data).start().unwrap();
+    let mut r = client(&restored).await;
+
+    // The short-lived key was in the snapshot, with its lease...
+    let at = r
+        .get("leased/short", Some(GetOptions::new().with_revision(rev)))
+        .await
+        .unwrap();
+    assert_eq!(at.kvs().len(), 1);
+    assert_eq!(at.kvs()[0].lease(), short);
+    // ...which nobody renews on the restored member: it runs out and deletes the key.
+    wait_until(
+        "the short lease to expire after the restore",
+        Duration::from_secs(30),
+        || {
+            restored
+                .etcdctl(&["get", "leased/short", "--print-value-only"])
+                .is_ok_and(|o| o.success() && o.stdout.trim().is_empty())
+        },
+    )
+    .expect("the restored lease expires");
+    let ttl = restored
+        .etcdctl(&["lease", "timetolive", &format!("{short:x}")])
+        .unwrap();
+    assert!(ttl.stdout.contains("already expired"), "{ttl:?}");
+
+    // The long lease keeps its TTL and its keys.
+    let ttl = restored
+        .etcdctl(&["lease", "timetolive", &format!("{long:x}"), "--keys"])
+        .unwrap();
+    assert!(ttl.success(), "{ttl:?}");
+    assert!(
+        ttl.stdout.contains("granted with TTL(600s)")
+            && ttl
+                .stdout
+                .contains("attached keys([leased/long leased/long2])"),
+        "{ttl:?}"
+    );
+    let list = restored.etcdctl(&["lease", "list"]).unwrap();
+    assert!(list.stdout.contains(&format!("{long:016x}")), "{list:?}");
+    let revoked = restored
+        .etcdctl(&["lease", "revoke", &format!("{long:x}")])
+        .unwrap();
+    assert!(revoked.success(), "{revoked:?}");
+    let left = r
+        .get("", Some(GetOptions::new().with_from_key().with_keys_only()))
+        .await
+        .unwrap();
+    let keys: Vec<&[u8]> = left.kvs().iter().map(|kv| kv.key()).collect();
+    assert_eq!(keys, vec![b"plain".as_slice()]);
 }
 
 /// Writes the same history to `c`.
