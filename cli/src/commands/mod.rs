@@ -1,0 +1,3 @@
+//! One module per `cairn` command.
+
+pub mod check;

@@ -1,0 +1,12 @@
+//! The operator binary's one library error type.
+
+/// What can stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A check or benchmark failed to run.
+    #[error(transparent)]
+    Bench(#[from] cairn_bench::Error),
+    /// A result could not be printed as JSON.
+    #[error("cannot print the result as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}

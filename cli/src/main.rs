@@ -1,0 +1,16 @@
+//! `cairn`: parses arguments and runs the command; errors are one line on stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cairn_cli::Cli::parse();
+    match cairn_cli::run(cli).map_err(anyhow::Error::from) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cairn: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
