@@ -1,8 +1,10 @@
 //! Hash and HashKV: checksums members compare to detect divergence (etcd's corruption check).
 
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::mvcc::backend::scan_chunks;
 use crate::mvcc::revision::Revision;
 use crate::mvcc::store::{kv_key, meta, KV_PREFIX};
 use crate::node::Shared;
@@ -53,15 +55,8 @@ pub async fn hash_kv(shared: Arc<Shared>, rev: i64) -> Result<KvHash, Error> {
         let mut h = 0u32;
         h = crc32c::crc32c_append(h, b"key");
         let end = kv_key(Revision::new(rev + 1, 0));
-        let mut start = vec![KV_PREFIX];
-        loop {
-            let chunk = backend.scan(&start, &end, Some(SCAN_BATCH))?;
-            let Some((last, _)) = chunk.last() else {
-                break;
-            };
-            start = last.clone();
-            start.push(0);
-            for (k, v) in &chunk {
+        scan_chunks::<()>(&*backend, &[KV_PREFIX], &end, SCAN_BATCH, |chunk| {
+            for (k, v) in chunk {
                 let r = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
                 if r.main <= compact && !keep.is_empty() && !keep.contains(&r) {
                     continue;
@@ -69,7 +64,8 @@ pub async fn hash_kv(shared: Arc<Shared>, rev: i64) -> Result<KvHash, Error> {
                 h = crc32c::crc32c_append(h, k);
                 h = crc32c::crc32c_append(h, v);
             }
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(KvHash {
             hash: h,
             revision: current,
@@ -89,23 +85,16 @@ pub async fn hash_backend(shared: Arc<Shared>) -> Result<(u32, i64), Error> {
         let store = shared.store.read();
         let backend = store.backend();
         let mut h = 0u32;
-        let mut start = Vec::new();
-        let end = vec![0xff; 2];
-        loop {
-            let chunk = backend.scan(&start, &end, Some(SCAN_BATCH))?;
-            let Some((last, _)) = chunk.last() else {
-                break;
-            };
-            start = last.clone();
-            start.push(0);
-            for (k, v) in &chunk {
+        scan_chunks::<()>(&**backend, &[], &[0xff; 2], SCAN_BATCH, |chunk| {
+            for (k, v) in chunk {
                 if k == meta::CLUSTER_ID || k == meta::MEMBER_ID {
                     continue;
                 }
                 h = crc32c::crc32c_append(h, k);
                 h = crc32c::crc32c_append(h, v);
             }
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok((h, shared.visible_rev.load(Ordering::Acquire)))
     })
     .await

@@ -43,6 +43,7 @@
 //! is abandoned (logged, and ended with an error for the client).
 
 use std::io::{BufReader, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::mvcc::backend::scan_chunks;
 use crate::mvcc::lease::lease_key;
 use crate::mvcc::revision::{Revision, REVISION_LEN};
 use crate::mvcc::store::{kv_key, meta, KV_PREFIX};
@@ -775,22 +777,19 @@ fn produce(cap: &Capture, out: &ChunkSender) -> Result<Sent, Error> {
         }
     }
     let end = kv_key(Revision::new(cap.meta.revision + 1, 0));
-    let mut start = vec![KV_PREFIX];
-    loop {
-        let entries = cap.backend.scan(&start, &end, Some(SCAN_BATCH))?;
-        let Some((last, _)) = entries.last() else {
-            break;
-        };
-        start = last.clone();
-        start.push(0);
-        for (k, v) in &entries {
+    let stopped = scan_chunks(&*cap.backend, &[KV_PREFIX], &end, SCAN_BATCH, |entries| {
+        for (k, v) in entries {
             let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
             enc.kv(&mut buf, rev, v);
             match full(&mut buf, &enc) {
                 Sent::Taken => {}
-                stopped => return Ok(stopped),
+                stopped => return Ok(ControlFlow::Break(stopped)),
             }
         }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some(stopped) = stopped {
+        return Ok(stopped);
     }
     enc.finish(&mut buf);
     Ok(out.send(buf, 0))

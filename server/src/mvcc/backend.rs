@@ -45,6 +45,29 @@ impl WriteBatch {
 /// A key/value pair read from a backend.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// Reads the entries of `[start, end)` in key order, `batch` per backend read, handing each
+/// chunk to `f` until it breaks: a scan of any size holds one chunk in memory at a time.
+pub fn scan_chunks<B>(
+    backend: &dyn Backend,
+    start: &[u8],
+    end: &[u8],
+    batch: usize,
+    mut f: impl FnMut(&[Entry]) -> Result<std::ops::ControlFlow<B>, Error>,
+) -> Result<Option<B>, Error> {
+    let mut from = start.to_vec();
+    loop {
+        let chunk = backend.scan(&from, end, Some(batch))?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(None);
+        };
+        from = last.clone();
+        from.push(0);
+        if let std::ops::ControlFlow::Break(b) = f(&chunk)? {
+            return Ok(Some(b));
+        }
+    }
+}
+
 /// Ordered, crash-consistent byte storage.
 pub trait Backend: Send + Sync + 'static {
     /// The value of `key`.

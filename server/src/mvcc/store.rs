@@ -4,12 +4,13 @@
 //! that revision.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use prost::Message;
 
-use super::backend::{Backend, WriteBatch};
+use super::backend::{scan_chunks, Backend, WriteBatch};
 use super::index::{Index, KeyRange};
 use super::lease::{lease_key, LeaseTable, LEASE_END, LEASE_PREFIX};
 use super::revision::{Revision, REVISION_LEN};
@@ -140,16 +141,11 @@ impl CompactionJob {
     /// stay put while they stream.
     pub fn run_gated<G>(self, backend: &dyn Backend, gate: impl Fn() -> G) -> Result<(), Error> {
         let end = kv_key(Revision::new(self.rev + 1, 0));
-        let mut start = vec![KV_PREFIX];
-        loop {
+        scan_chunks::<()>(backend, &[KV_PREFIX], &end, COMPACTION_BATCH, |chunk| {
             let _held = gate();
-            let chunk = backend.scan(&start, &end, Some(COMPACTION_BATCH))?;
-            let Some((last, _)) = chunk.last() else { break };
-            start = last.clone();
-            start.push(0);
             let mut batch = WriteBatch::new();
             let mut freed = 0;
-            for (k, v) in &chunk {
+            for (k, v) in chunk {
                 let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
                 if !self.keep.contains(&rev) {
                     freed += (k.len() + v.len()) as i64;
@@ -160,7 +156,8 @@ impl CompactionJob {
                 backend.write(batch)?;
                 self.in_use.fetch_sub(freed, Ordering::Relaxed);
             }
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         let mut batch = WriteBatch::new();
         batch.put(
             meta::COMPACT_FINISHED.to_vec(),
@@ -233,25 +230,26 @@ impl MvccStore {
         let mut index = Index::new();
         let mut last_rev = 1;
         let mut in_use = 0i64;
-        let mut start = vec![KV_PREFIX];
-        let end = vec![KV_END];
-        loop {
-            let chunk = backend.scan(&start, &end, Some(COMPACTION_BATCH))?;
-            let Some((last, _)) = chunk.last() else { break };
-            start = last.clone();
-            start.push(0);
-            for (k, v) in &chunk {
-                let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
-                in_use += (k.len() + v.len()) as i64;
-                let (kind, kv) = decode_record(v)?;
-                if kind == KIND_TOMBSTONE {
-                    index.tombstone(&kv.key, rev);
-                } else {
-                    index.restore(&kv.key, rev, kv.create_revision, kv.version);
+        scan_chunks::<()>(
+            &*backend,
+            &[KV_PREFIX],
+            &[KV_END],
+            COMPACTION_BATCH,
+            |chunk| {
+                for (k, v) in chunk {
+                    let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
+                    in_use += (k.len() + v.len()) as i64;
+                    let (kind, kv) = decode_record(v)?;
+                    if kind == KIND_TOMBSTONE {
+                        index.tombstone(&kv.key, rev);
+                    } else {
+                        index.restore(&kv.key, rev, kv.create_revision, kv.version);
+                    }
+                    last_rev = last_rev.max(rev.main);
                 }
-                last_rev = last_rev.max(rev.main);
-            }
-        }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         let compact_rev = read_u64(&*backend, meta::COMPACT_SCHEDULED)?.unwrap_or(0) as i64;
         let finished = read_u64(&*backend, meta::COMPACT_FINISHED)?.unwrap_or(0) as i64;
         let applied_index = read_u64(&*backend, meta::APPLIED_INDEX)?.unwrap_or(0);
