@@ -1,6 +1,7 @@
 //! The bench crate's one error type.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What can go wrong while checking or loading a target.
 #[derive(Debug, thiserror::Error)]
@@ -19,4 +20,62 @@ pub enum Error {
         /// The block size asked for.
         block_size: usize,
     },
+    /// A load run was given a zero (or empty) setting that must be positive.
+    #[error("{what} must be at least 1")]
+    Zero {
+        /// The setting, as its flag.
+        what: &'static str,
+    },
+    /// A TLS file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The endpoints did not answer a first request.
+    #[error("cannot reach {endpoints}: {source}")]
+    Connect {
+        /// The endpoints, comma-separated.
+        endpoints: String,
+        /// Why.
+        source: etcd_client::Error,
+    },
+    /// The endpoints did not answer a first request in time.
+    #[error("cannot reach {endpoints}: no answer within {timeout:?}")]
+    ConnectTimeout {
+        /// The endpoints, comma-separated.
+        endpoints: String,
+        /// How long was waited.
+        timeout: Duration,
+    },
+    /// Preparing a workload (pre-populating a key, granting leases, creating watchers)
+    /// failed, or a watch stream failed.
+    #[error("{what}: {source}")]
+    Setup {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: etcd_client::Error,
+    },
+    /// A watcher stopped receiving before it saw the last put's event.
+    #[error(
+        "watcher {watcher} stopped after {received} events without the last put's \
+         (stream ended or canceled, or nothing for {waited:?})"
+    )]
+    WatchIncomplete {
+        /// Which watcher (0-based).
+        watcher: usize,
+        /// The events it received.
+        received: usize,
+        /// How long it waits for an event.
+        waited: Duration,
+    },
+    /// The async runtime could not be started.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A client task panicked or was cancelled.
+    #[error("a load client failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }

@@ -1,7 +1,10 @@
 //! The checks and load generators operators run before trusting a machine or a cluster with
-//! etcd: the disk's fdatasync latency today; load generation and `check perf` build on it.
+//! etcd: the disk's fdatasync latency ([`disk`]) and etcd benchmark's workloads ([`load`],
+//! reported by [`report`]).
 
 pub mod disk;
 pub mod error;
+pub mod load;
+pub mod report;
 
 pub use error::Error;

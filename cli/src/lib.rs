@@ -23,6 +23,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Load generation with etcd benchmark's workloads and flags: throughput, latency
+    /// percentiles and a histogram.
+    Bench(commands::bench::BenchArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
 }
@@ -40,6 +43,7 @@ pub enum Output {
 /// Runs `cli`; a check that fails exits 1, like etcdctl's checks.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
+        Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
     }
 }

@@ -1,3 +1,4 @@
 //! One module per `cairn` command.
 
+pub mod bench;
 pub mod check;

@@ -1,8 +1,11 @@
 //! The `cairn` binary run as operators run it.
 
+mod bench;
+
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+/// The `cairn` binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
 #[test]
 fn check_disk_reports_fdatasync_percentiles_as_json() {
