@@ -72,10 +72,72 @@ pub enum Error {
         /// How long it waits for an event.
         waited: Duration,
     },
+    /// A check that writes under a prefix found keys there already.
+    #[error("prefix {prefix:?} has keys; delete them with 'etcdctl del --prefix {prefix}' first")]
+    PrefixNotEmpty {
+        /// The prefix.
+        prefix: String,
+    },
+    /// A check was interrupted (Ctrl-C); what it wrote was deleted.
+    #[error("interrupted; the check's keys were deleted")]
+    Interrupted,
+    /// The datascale steps were not increasing key counts from at least 1.
+    #[error("steps must be increasing key counts of at least 1, not {steps:?}")]
+    Steps {
+        /// The steps given.
+        steps: Vec<u64>,
+    },
+    /// A request of a check (other than its load) failed.
+    #[error("{what} {prefix:?}: {source}")]
+    Prefix {
+        /// What was being done.
+        what: &'static str,
+        /// The prefix it was done to.
+        prefix: String,
+        /// Why it failed.
+        source: etcd_client::Error,
+    },
+    /// A member's metrics could not be fetched (plain HTTP only).
+    #[error("cannot fetch {url}: {source}")]
+    MetricsFetch {
+        /// The metrics URL.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A member's metrics answer lacked something the check needs.
+    #[error("{url}: {problem}")]
+    MetricsAnswer {
+        /// The metrics URL.
+        url: String,
+        /// What was wrong with the answer.
+        problem: MetricsProblem,
+    },
     /// The async runtime could not be started.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     /// A client task panicked or was cancelled.
     #[error("a load client failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+/// What was wrong with a `/metrics` answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsProblem {
+    /// The URL is not `http://HOST:PORT[/...]` (https is not fetched; pass an http
+    /// `--listen-metrics-urls` URL instead).
+    #[error("only http:// URLs are fetched (use the member's http --listen-metrics-urls URL)")]
+    NotHttp,
+    /// The status line was not 200.
+    #[error("answered {status_line:?}")]
+    Status {
+        /// The HTTP status line.
+        status_line: String,
+    },
+    /// The metric was not in the answer.
+    #[error("no {metric} sample")]
+    Missing {
+        /// The metric name.
+        metric: &'static str,
+    },
 }

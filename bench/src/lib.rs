@@ -1,10 +1,15 @@
 //! The checks and load generators operators run before trusting a machine or a cluster with
-//! etcd: the disk's fdatasync latency ([`disk`]) and etcd benchmark's workloads ([`load`],
-//! reported by [`report`]).
+//! etcd: the disk's fdatasync latency ([`disk`]), etcd benchmark's workloads ([`load`],
+//! reported by [`report`]), etcdctl's performance check ([`perf`]) and memory growth with the
+//! data ([`datascale`], reading [`metrics`]); the writing checks use a scratch [`prefix`].
 
+pub mod datascale;
 pub mod disk;
 pub mod error;
 pub mod load;
+pub mod metrics;
+pub mod perf;
+pub mod prefix;
 pub mod report;
 
 pub use error::Error;

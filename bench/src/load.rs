@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +115,8 @@ pub struct LoadSpec {
     pub watchers: usize,
     /// TLS, for `https` endpoints.
     pub tls: Option<Tls>,
+    /// Written before every key (empty for etcd benchmark's bare keys).
+    pub key_prefix: Vec<u8>,
 }
 
 impl LoadSpec {
@@ -136,6 +138,7 @@ impl LoadSpec {
             rate: 0,
             watchers: 1,
             tls: None,
+            key_prefix: Vec::new(),
         }
     }
 
@@ -163,10 +166,16 @@ impl LoadSpec {
         Ok(())
     }
 
-    /// The key with index `i`.
+    /// The key with index `i`: the prefix, then `i` zero-padded to the key size.
     fn key(&self, i: u64) -> Vec<u8> {
-        format!("{i:0width$}", width = self.key_size).into_bytes()
+        prefixed_key(&self.key_prefix, i, self.key_size)
     }
+}
+
+fn prefixed_key(prefix: &[u8], i: u64, width: usize) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(format!("{i:0width$}").as_bytes());
+    key
 }
 
 /// Called with the number of requests (puts, for watch) just completed.
@@ -193,26 +202,48 @@ impl Rng {
     }
 }
 
+/// Ends runs early: once halted, their clients start no new request and end when the ones
+/// in flight are answered (or time out).
+#[derive(Clone, Debug, Default)]
+pub struct Halt(Arc<AtomicBool>);
+
+impl Halt {
+    /// Halts the runs given this handle.
+    pub fn halt(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Halt::halt`] was called.
+    pub fn is_halted(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Hands out request numbers until the run's end, pacing them at the rate.
 struct Schedule {
     stop: Stop,
     rate: u64,
     start: Instant,
     next: AtomicU64,
+    halt: Halt,
 }
 
 impl Schedule {
-    fn new(stop: Stop, rate: u64) -> Self {
+    fn new(stop: Stop, rate: u64, halt: Halt) -> Self {
         Self {
             stop,
             rate,
             start: Instant::now(),
             next: AtomicU64::new(0),
+            halt,
         }
     }
 
     /// The next request's number, once it is due; `None` when the run is over.
     async fn claim(&self) -> Option<u64> {
+        if self.halt.is_halted() {
+            return None;
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         let due = if self.rate > 0 {
             self.start + Duration::from_secs_f64(i as f64 / self.rate as f64)
@@ -225,7 +256,7 @@ impl Schedule {
             _ => {}
         }
         tokio::time::sleep_until(due).await;
-        Some(i)
+        (!self.halt.is_halted()).then_some(i)
     }
 }
 
@@ -342,7 +373,8 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-async fn connect(spec: &LoadSpec) -> Result<Vec<Client>, Error> {
+/// `spec.conns` connections to `spec.endpoints`, each proven by one request.
+pub(crate) async fn connect(spec: &LoadSpec) -> Result<Vec<Client>, Error> {
     let mut options = ConnectOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
     if let Some(tls) = &spec.tls {
         let mut t = TlsOptions::new();
@@ -380,12 +412,21 @@ async fn connect(spec: &LoadSpec) -> Result<Vec<Client>, Error> {
 
 /// Runs `spec` to its end on the current tokio runtime.
 pub async fn run(spec: &LoadSpec, progress: Progress) -> Result<LoadReport, Error> {
+    run_until_halted(spec, progress, Halt::default()).await
+}
+
+/// [`run`], ended early once `halt` is halted (the report covers the requests issued).
+pub async fn run_until_halted(
+    spec: &LoadSpec,
+    progress: Progress,
+    halt: Halt,
+) -> Result<LoadReport, Error> {
     spec.validate()?;
     let conns = connect(spec).await?;
     let mut report = match spec.mode {
-        Mode::Watch => run_watch(spec, &conns, progress).await?,
+        Mode::Watch => run_watch(spec, &conns, progress, halt).await?,
         _ => {
-            let (tally, start) = run_requests(spec, &conns, None, progress).await?;
+            let (tally, start) = run_requests(spec, &conns, None, progress, halt).await?;
             let elapsed = tally.last_done.map_or(0.0, |t| (t - start).as_secs_f64());
             let mut r = LoadReport::new(spec.mode.name(), "requests", &tally.hist, elapsed);
             (r.errors, r.error_kinds) = tally.error_kinds();
@@ -413,6 +454,7 @@ async fn run_requests(
     conns: &[Client],
     watch_key: Option<&[u8]>,
     progress: Progress,
+    halt: Halt,
 ) -> Result<(Tally, Instant), Error> {
     let value = Rng::new(u64::from(std::process::id())).bytes(spec.val_size);
     if spec.mode == Mode::Range {
@@ -449,9 +491,10 @@ async fn run_requests(
         };
         ops.push(op);
     }
-    let schedule = Arc::new(Schedule::new(spec.stop, spec.rate));
+    let schedule = Arc::new(Schedule::new(spec.stop, spec.rate, halt));
     let start = schedule.start;
-    let mut tasks = Vec::with_capacity(ops.len());
+    // Dropped (on an error) it aborts the clients still running.
+    let mut tasks = tokio::task::JoinSet::new();
     for (c, mut op) in ops.into_iter().enumerate() {
         let schedule = schedule.clone();
         let progress = progress.clone();
@@ -466,8 +509,9 @@ async fn run_requests(
             _ => Vec::new(),
         };
         let key_size = spec.key_size;
+        let key_prefix = spec.key_prefix.clone();
         let value = value.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut rng = Rng::new((c as u64 + 1) ^ (u64::from(std::process::id()) << 20));
             let mut tally = Tally::new();
             while let Some(i) = schedule.claim().await {
@@ -481,7 +525,7 @@ async fn run_requests(
                     };
                     keys.get(k as usize)
                         .cloned()
-                        .unwrap_or_else(|| format!("{k:0key_size$}").into_bytes())
+                        .unwrap_or_else(|| prefixed_key(&key_prefix, k, key_size))
                 };
                 let started = Instant::now();
                 let result = op.call(key, value.clone()).await;
@@ -493,12 +537,12 @@ async fn run_requests(
                 _ => None,
             };
             (tally, lease)
-        }));
+        });
     }
     let mut total = Tally::new();
     let mut leases = Vec::new();
-    for t in tasks {
-        let (tally, lease) = t.await.map_err(Error::Task)?;
+    while let Some(t) = tasks.join_next().await {
+        let (tally, lease) = t.map_err(Error::Task)?;
         total.merge(tally);
         leases.extend(lease);
     }
@@ -561,6 +605,7 @@ async fn run_watch(
     spec: &LoadSpec,
     conns: &[Client],
     progress: Progress,
+    halt: Halt,
 ) -> Result<LoadReport, Error> {
     let key = spec.key(0);
     let (last_tx, last_rx) = tokio::sync::watch::channel(None);
@@ -576,7 +621,7 @@ async fn run_watch(
         stream.message().await.map_err(setup)?;
         watchers.push(tokio::spawn(watch_until(n, stream, last_rx.clone())));
     }
-    let (puts, start) = run_requests(spec, conns, Some(&key), progress).await?;
+    let (puts, start) = run_requests(spec, conns, Some(&key), progress, halt).await?;
     let last = puts.put_starts.iter().map(|&(rev, _)| rev).max();
     // With no put answered there is nothing to wait for.
     let _ = last_tx.send(Some(last.unwrap_or(0)));
@@ -620,6 +665,11 @@ mod tests {
             ..spec
         };
         assert_eq!(wide.key(12345), b"12345");
+        let prefixed = LoadSpec {
+            key_prefix: b"/p/".to_vec(),
+            ..wide
+        };
+        assert_eq!(prefixed.key(7), b"/p/07");
     }
 
     #[test]
@@ -646,12 +696,22 @@ mod tests {
 
     #[tokio::test]
     async fn the_schedule_ends_after_the_total() {
-        let s = Schedule::new(Stop::Total(3), 0);
+        let s = Schedule::new(Stop::Total(3), 0, Halt::default());
         let mut got = Vec::new();
         while let Some(i) = s.claim().await {
             got.push(i);
         }
         assert_eq!(got, [0, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_halted_schedule_hands_out_nothing_more() {
+        let halt = Halt::default();
+        let s = Schedule::new(Stop::Total(10), 0, halt.clone());
+        assert_eq!(s.claim().await, Some(0));
+        halt.halt();
+        assert!(halt.is_halted());
+        assert_eq!(s.claim().await, None);
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub struct CommonArgs {
     pub output: Output,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("must be longer than 0s".into()),
         Ok(d) => Ok(d),
@@ -168,7 +168,7 @@ impl BenchArgs {
 }
 
 /// A progress bar on stderr while both stdout and stderr are terminals; hidden otherwise.
-fn progress_bar(stop: Stop) -> ProgressBar {
+pub(crate) fn progress_bar(stop: Stop) -> ProgressBar {
     let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     if !interactive {
         return ProgressBar::hidden();

@@ -1,11 +1,20 @@
-//! `cairn check disk PATH`: the etcd guides' fdatasync test, done natively.
+//! `cairn check disk PATH` (the etcd guides' fdatasync test, done natively), `cairn check
+//! perf` (etcdctl's performance check) and `cairn check datascale` (memory growth with the
+//! data).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use cairn_bench::datascale::{self, DatascaleCheck};
 use cairn_bench::disk::{self, DiskCheck};
-use clap::{Args, Subcommand};
+use cairn_bench::load::{Stop, Tls};
+use cairn_bench::perf::{self, PerfCheck, Profile};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
 
+use super::bench::{parse_duration, progress_bar};
 use crate::{Error, Output};
 
 /// `cairn check ...`.
@@ -22,6 +31,181 @@ pub enum CheckCommand {
     /// fdatasync latency of the disk holding PATH: 2,300-byte writes, each followed by
     /// fdatasync; PASS when p99 is under 10 ms, as etcd needs.
     Disk(DiskArgs),
+    /// etcdctl's performance check: a profile's write rate for 60 s under a scratch prefix;
+    /// PASS with no errors, throughput above 90% of the target, the slowest request at most
+    /// 0.5 s and a standard deviation of at most 0.1 s.
+    Perf(PerfArgs),
+    /// Memory growth with the data: 1 KiB values until 10k, 100k, then 1M keys are stored,
+    /// the member's resident memory (from /metrics) and the write rate after each step.
+    Datascale(DatascaleArgs),
+}
+
+/// Where the cluster is and how to reach it.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Client URLs, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    pub endpoints: Vec<String>,
+    /// CA certificate (PEM) for https endpoints.
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The TLS material given, if any.
+    pub fn tls(&self) -> Option<Tls> {
+        (self.cacert.is_some() || self.cert.is_some()).then(|| Tls {
+            ca: self.cacert.clone(),
+            identity: self.cert.clone().zip(self.key.clone()),
+        })
+    }
+}
+
+/// etcdctl's `--load` profiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LoadArg {
+    /// 150 writes/s from 50 clients.
+    S,
+    /// 1,000 writes/s from 200 clients.
+    M,
+    /// 8,000 writes/s from 500 clients.
+    L,
+    /// 15,000 writes/s from 1,000 clients.
+    Xl,
+}
+
+impl LoadArg {
+    /// The profile.
+    pub fn profile(self) -> Profile {
+        let i = match self {
+            Self::S => 0,
+            Self::M => 1,
+            Self::L => 2,
+            Self::Xl => 3,
+        };
+        perf::PROFILES[i]
+    }
+}
+
+/// `cairn check perf` options.
+#[derive(Debug, Args)]
+pub struct PerfArgs {
+    /// The load profile.
+    #[arg(long, value_enum, default_value_t = LoadArg::S)]
+    pub load: LoadArg,
+    /// Where the check's keys are written; it must be empty and is deleted afterwards.
+    #[arg(long, default_value = perf::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// How long to offer the load (tests only; etcdctl's 60 s otherwise).
+    #[arg(long, hide = true, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Output format.
+    #[arg(long, short = 'w', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+impl PerfArgs {
+    /// The check these flags ask for.
+    pub fn check(&self) -> PerfCheck {
+        let defaults = PerfCheck::new(self.load.profile(), self.cluster.endpoints.clone());
+        PerfCheck {
+            prefix: self.prefix.clone(),
+            duration: self.duration.unwrap_or(defaults.duration),
+            tls: self.cluster.tls(),
+            ..defaults
+        }
+    }
+}
+
+/// `--max` for datascale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MaxArg {
+    /// Stop after 10,000 keys.
+    #[value(name = "10k")]
+    TenK,
+    /// Stop after 100,000 keys.
+    #[value(name = "100k")]
+    HundredK,
+    /// Stop after 1,000,000 keys.
+    #[value(name = "1m")]
+    OneM,
+}
+
+impl MaxArg {
+    /// The number of keys.
+    pub fn keys(self) -> u64 {
+        match self {
+            Self::TenK => 10_000,
+            Self::HundredK => 100_000,
+            Self::OneM => 1_000_000,
+        }
+    }
+}
+
+/// `cairn check datascale` options.
+#[derive(Debug, Args)]
+pub struct DatascaleArgs {
+    /// The last step: 10k, 100k or 1m keys.
+    #[arg(long, value_enum, default_value_t = MaxArg::OneM)]
+    pub max: MaxArg,
+    /// Where the check's keys are written; it must be empty and is deleted afterwards.
+    #[arg(long, default_value = datascale::DEFAULT_PREFIX)]
+    pub prefix: String,
+    /// The http URL of the /metrics to read memory from (default: the first endpoint's;
+    /// with https endpoints, give the member's http --listen-metrics-urls URL).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Keys after each step, comma-separated (tests only; overrides --max).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub steps: Option<Vec<u64>>,
+    /// Output format.
+    #[arg(long, short = 'w', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+impl DatascaleArgs {
+    /// The check these flags ask for.
+    pub fn check(&self) -> DatascaleCheck {
+        let defaults = DatascaleCheck::new(self.cluster.endpoints.clone(), self.max.keys());
+        DatascaleCheck {
+            metrics_url: self
+                .metrics_url
+                .clone()
+                .unwrap_or(defaults.metrics_url.clone()),
+            prefix: self.prefix.clone(),
+            steps: self.steps.clone().unwrap_or(defaults.steps.clone()),
+            tls: self.cluster.tls(),
+            ..defaults
+        }
+    }
+}
+
+fn print<R: std::fmt::Display + Serialize>(report: &R, output: Output) -> Result<(), Error> {
+    match output {
+        Output::Text => print!("{report}"),
+        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+    }
+    Ok(())
+}
+
+fn exit_code(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `cairn check disk` options.
@@ -51,11 +235,124 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
                 Output::Text => println!("{report}"),
                 Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
             }
-            Ok(if report.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_code(report.passed))
         }
+        CheckCommand::Perf(p) => {
+            let check = p.check();
+            let bar = progress_bar(Stop::Duration(check.duration));
+            let ticks = bar.clone();
+            let report = perf::run_blocking(&check, Arc::new(move |n| ticks.inc(n)));
+            bar.finish_and_clear();
+            let report = report?;
+            print(&report, p.output)?;
+            Ok(exit_code(report.verdict.passed))
+        }
+        CheckCommand::Datascale(d) => {
+            let check = d.check();
+            let total = check.steps.last().copied().unwrap_or(0);
+            let bar = progress_bar(Stop::Total(total));
+            let ticks = bar.clone();
+            let report = datascale::run_blocking(&check, Arc::new(move |n| ticks.inc(n)));
+            bar.finish_and_clear();
+            let report = report?;
+            print(&report, d.output)?;
+            Ok(exit_code(report.passed))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<CheckCommand, clap::Error> {
+        let cli = Cli::try_parse_from(["cairn", "check"].iter().chain(args))?;
+        match cli.command {
+            Command::Check(c) => Ok(c.what),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn perf_defaults_are_etcdctls() {
+        let CheckCommand::Perf(p) = parse(&["perf"]).unwrap() else {
+            panic!("not perf")
+        };
+        assert_eq!(
+            p.check(),
+            PerfCheck::new(perf::PROFILES[0], vec!["127.0.0.1:2379".into()])
+        );
+        assert_eq!(p.output, Output::Text);
+    }
+
+    #[test]
+    fn perf_flags() {
+        let CheckCommand::Perf(p) = parse(&[
+            "perf",
+            "--load",
+            "xl",
+            "--prefix",
+            "/p/",
+            "--endpoints",
+            "http://127.0.0.1:1,http://127.0.0.1:2",
+            "--duration",
+            "3s",
+            "--cacert",
+            "ca.pem",
+            "-w",
+            "json",
+        ])
+        .unwrap() else {
+            panic!("not perf")
+        };
+        let c = p.check();
+        assert_eq!(c.profile, perf::PROFILES[3]);
+        assert_eq!(c.prefix, "/p/");
+        assert_eq!(c.endpoints.len(), 2);
+        assert_eq!(c.duration, Duration::from_secs(3));
+        assert_eq!(c.tls.unwrap().ca, Some("ca.pem".into()));
+        assert_eq!(p.output, Output::Json);
+        for bad in [
+            &["perf", "--load", "xxl"][..],
+            &["perf", "--duration", "0s"],
+            &["perf", "--cert", "c.pem"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn datascale_flags() {
+        let CheckCommand::Datascale(d) = parse(&["datascale", "--max", "100k"]).unwrap() else {
+            panic!("not datascale")
+        };
+        let c = d.check();
+        assert_eq!(c.steps, [10_000, 100_000]);
+        assert_eq!(c.metrics_url, "http://127.0.0.1:2379/metrics");
+        let CheckCommand::Datascale(d) = parse(&[
+            "datascale",
+            "--steps",
+            "10,30",
+            "--metrics-url",
+            "http://127.0.0.1:9/metrics",
+        ])
+        .unwrap() else {
+            panic!("not datascale")
+        };
+        let c = d.check();
+        assert_eq!(c.steps, [10, 30]);
+        assert_eq!(c.metrics_url, "http://127.0.0.1:9/metrics");
+        assert_eq!(
+            DatascaleArgs::check(&match parse(&["datascale"]).unwrap() {
+                CheckCommand::Datascale(d) => d,
+                _ => panic!("not datascale"),
+            })
+            .steps,
+            datascale::DEFAULT_STEPS
+        );
+        assert!(parse(&["datascale", "--max", "2m"]).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The `cairn` binary run as operators run it.
 
 mod bench;
+mod check;
 
 use std::process::Command;
 
