@@ -119,7 +119,7 @@ impl Standalone {
             metrics: &inner.metrics,
             answered: false,
         };
-                // Written inline on this worker: only one proposer writes at a time and only one group
+        // Written inline on this worker: only one proposer writes at a time and only one group
         // (about one fsync, 0.1-0.3 ms here), the rest goes to the blocking pool. Handing the
         // worker off first (block_in_place) costs a thread switch per write, which measurably
         // slowed single-client writes, for little: at most one worker is ever held this way.
