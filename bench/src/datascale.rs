@@ -231,11 +231,7 @@ pub async fn run(check: &DatascaleCheck, progress: Progress) -> Result<Datascale
 
 /// [`run`] on a runtime of its own, for synchronous callers.
 pub fn run_blocking(check: &DatascaleCheck, progress: Progress) -> Result<DatascaleReport, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?
-        .block_on(run(check, progress))
+    crate::block_on(run(check, progress))?
 }
 
 #[cfg(test)]

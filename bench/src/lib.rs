@@ -13,3 +13,12 @@ pub mod prefix;
 pub mod report;
 
 pub use error::Error;
+
+/// Runs `f` to completion on a runtime of its own, for synchronous callers of the async checks.
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    Ok(runtime.block_on(f))
+}

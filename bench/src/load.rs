@@ -440,11 +440,7 @@ pub async fn run_until_halted(
 
 /// [`run`] on a runtime of its own, for synchronous callers.
 pub fn run_blocking(spec: &LoadSpec, progress: Progress) -> Result<LoadReport, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?
-        .block_on(run(spec, progress))
+    crate::block_on(run(spec, progress))?
 }
 
 /// Builds each client's request (granting leases, pre-populating the range key) and runs

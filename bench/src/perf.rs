@@ -272,11 +272,7 @@ pub async fn run(check: &PerfCheck, progress: Progress) -> Result<PerfReport, Er
 
 /// [`run`] on a runtime of its own, for synchronous callers.
 pub fn run_blocking(check: &PerfCheck, progress: Progress) -> Result<PerfReport, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?
-        .block_on(run(check, progress))
+    crate::block_on(run(check, progress))?
 }
 
 #[cfg(test)]
