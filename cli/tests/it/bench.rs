@@ -5,18 +5,10 @@ use std::process::Command;
 
 use cairn_testkit::{Kind, Member, Pki};
 
-use crate::BIN;
+use crate::{cairn, etcd, BIN};
 
 const MODES: [&str; 5] = ["put", "range", "txn-put", "watch", "lease-keepalive"];
 const TOTAL: u64 = 200;
-
-fn cairn() -> Member {
-    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
-    Member::builder(Kind::Cairn)
-        .cairn_binary(binary)
-        .start()
-        .expect("start cairn-server")
-}
 
 fn bench(member: &Member, args: &[&str]) -> serde_json::Value {
     let out = Command::new(BIN)
@@ -74,7 +66,7 @@ fn every_mode_against_cairn_server() {
 
 #[test]
 fn every_mode_against_etcd() {
-    let etcd = Member::builder(Kind::Etcd).start().expect("start etcd");
+    let etcd = etcd();
     every_mode_against(&etcd);
 }
 

@@ -5,24 +5,12 @@
 
 use std::process::{Command, Output};
 
-use cairn_testkit::{Kind, Member};
+use cairn_testkit::Member;
 
-use crate::BIN;
+use crate::{cairn, etcd, BIN};
 
 const PERF_PREFIX: &str = "/etcdctl-check-perf/";
 const DATASCALE_PREFIX: &str = "/cairn-check-datascale/";
-
-fn cairn() -> Member {
-    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
-    Member::builder(Kind::Cairn)
-        .cairn_binary(binary)
-        .start()
-        .expect("start cairn-server")
-}
-
-fn etcd() -> Member {
-    Member::builder(Kind::Etcd).start().expect("start etcd")
-}
 
 fn check(member: &Member, args: &[&str]) -> Output {
     Command::new(BIN)

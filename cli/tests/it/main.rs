@@ -5,8 +5,24 @@ mod check;
 
 use std::process::Command;
 
+use cairn_testkit::{Kind, Member};
+
 /// The `cairn` binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// A running single-member cairn-server (this workspace's build).
+pub(crate) fn cairn() -> Member {
+    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
+    Member::builder(Kind::Cairn)
+        .cairn_binary(binary)
+        .start()
+        .expect("start cairn-server")
+}
+
+/// A running single-member etcd 3.4 (Debian's `etcd-server`).
+pub(crate) fn etcd() -> Member {
+    Member::builder(Kind::Etcd).start().expect("start etcd")
+}
 
 #[test]
 fn check_disk_reports_fdatasync_percentiles_as_json() {
