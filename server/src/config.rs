@@ -36,6 +36,9 @@ pub enum ConfigError {
     /// An https listener without a certificate.
     #[error("{0} is https but --cert-file and --key-file are not both set")]
     TlsWithoutCert(String),
+    /// An https peer listener without a peer certificate.
+    #[error("{0} is https but --peer-cert-file and --peer-key-file are not both set")]
+    PeerTlsWithoutCert(String),
     /// `--client-cert-auth` without a CA to check client certificates against.
     #[error("--client-cert-auth needs --trusted-ca-file")]
     ClientAuthWithoutCa,
@@ -52,9 +55,37 @@ pub enum ConfigError {
         /// `--initial-advertise-peer-urls`.
         advertised: String,
     },
-    /// Replication is configured but this build only runs single members.
-    #[error("--initial-cluster names {0} members; this cairn-server runs single-member clusters only (replication is not built yet)")]
-    MultiMember(usize),
+    /// The data dir was bootstrapped with another `--initial-cluster-token`.
+    #[error("the data dir belongs to a cluster bootstrapped with --initial-cluster-token {stored:?}, not {flag:?}: use the original token, or another data dir for a new cluster")]
+    TokenMismatch {
+        /// The token in the data dir.
+        stored: String,
+        /// `--initial-cluster-token`.
+        flag: String,
+    },
+    /// A peer answered for another cluster.
+    #[error("peer {url} belongs to cluster {theirs:x}, not to this member's cluster {ours:x}: check --initial-cluster and --initial-cluster-token")]
+    ClusterMismatch {
+        /// The peer.
+        url: String,
+        /// Its cluster ID.
+        theirs: u64,
+        /// This member's cluster ID.
+        ours: u64,
+    },
+    /// A fresh data dir for a member the cluster has already seen running.
+    #[error("member {0:x} has already been bootstrapped and its data dir is gone: remove it (etcdctl member remove {0:x}), add it again (etcdctl member add) and start it with --initial-cluster-state existing")]
+    AlreadyBootstrapped(u64),
+    /// `--initial-cluster-state existing` for a member the cluster does not list.
+    #[error("the cluster has no member with peer URLs {0}: add it first (etcdctl member add NAME --peer-urls={0}), then start it with --initial-cluster-state existing")]
+    NotAdded(String),
+    /// `--initial-cluster-state existing` and no peer answered.
+    #[error("no member of --initial-cluster answered ({0}): a member joining an existing cluster needs a running peer")]
+    NoPeerAnswered(String),
+    /// The data dir holds a single member's data, without a raft log, and the flags name more
+    /// members.
+    #[error("the data dir holds a single-member cluster; --initial-cluster names {0} members: start it alone, or restore a snapshot into new data dirs for the larger cluster")]
+    SingleMemberData(usize),
 }
 
 /// Ends a command whose arguments did not parse: `--help`/`--version` print and succeed; any
@@ -366,6 +397,12 @@ impl Config {
         }
     }
 
+    /// Whether this member runs raft with peers: more than one initial member, or joining an
+    /// existing cluster.
+    pub fn is_replicated(&self) -> bool {
+        self.initial_cluster.names().len() > 1 || self.initial_cluster_state == ClusterState::Existing
+    }
+
     /// Checks that the flags describe a member that can start.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.initial_cluster.peer_urls_of(&self.name).is_empty() {
@@ -373,9 +410,24 @@ impl Config {
                 name: self.name.clone(),
             });
         }
-        let members = self.initial_cluster.names().len();
-        if members > 1 {
-            return Err(ConfigError::MultiMember(members));
+        let mut advertised: Vec<String> = self
+            .initial_advertise_peer_urls
+            .iter()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .collect();
+        advertised.sort();
+        let listed: Vec<String> = self
+            .initial_cluster
+            .peer_urls_of(&self.name)
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        if self.is_replicated() && advertised != listed {
+            return Err(ConfigError::AdvertiseMismatch {
+                name: self.name.clone(),
+                cluster: listed.join(","),
+                advertised: advertised.join(","),
+            });
         }
         for url in self
             .listen_client_urls
@@ -453,6 +505,21 @@ mod tests {
             "a=http://127.0.0.1:2380,b=http://127.0.0.2:2380",
         ])
         .unwrap();
-        assert!(matches!(c.validate(), Err(ConfigError::MultiMember(2))));
+        // The default advertised peer URL is not a's URL in --initial-cluster.
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::AdvertiseMismatch { .. })
+        ));
+        let c = parse(&[
+            "--name",
+            "a",
+            "--initial-cluster",
+            "a=http://127.0.0.1:2380,b=http://127.0.0.2:2380",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:2380",
+        ])
+        .unwrap();
+        assert!(c.is_replicated());
+        c.validate().expect("a valid member of a 2-member cluster");
     }
 }

@@ -57,6 +57,33 @@ pub enum Error {
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// No leader is known, so nothing can be committed or read linearizably.
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// A proposal or linearizable read did not complete in time (leader lost, partition).
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The leader changed while the request waited; it may or may not have been applied.
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    /// A member ID that is not in the cluster.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// MemberAdd with a peer URL another member has.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// MemberPromote of a voting member.
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    /// MemberPromote of a learner that has not caught up.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// A membership change that would leave the cluster without quorum.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// A request only the leader can serve reached a follower.
+    #[error("etcdserver: not leader")]
+    NotLeader,
     /// The storage engine failed.
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
@@ -132,6 +159,15 @@ pub enum Error {
     /// The raft library refused an operation.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+    /// A peer refused or failed a request.
+    #[error("peer: {}", .0.message())]
+    Peer(#[from] tonic::Status),
+    /// The raft loop stopped (a fatal raft error was logged).
+    #[error("the raft loop stopped: see the log above for the reason")]
+    RaftStopped,
+    /// This member has been removed from the cluster.
+    #[error("this member has been removed from the cluster: remove its data dir, add it again (etcdctl member add) and start it with --initial-cluster-state existing")]
+    Removed,
     /// TLS or HTTP/2 transport setup failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -170,7 +206,16 @@ impl From<Error> for tonic::Status {
             Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::NoSpace => Code::ResourceExhausted,
             Error::Corrupt => Code::DataLoss,
-            Error::Stopped => Code::Unavailable,
+            Error::Stopped
+            | Error::NoLeader
+            | Error::Timeout
+            | Error::LeaderChanged
+            | Error::NotLeader => Code::Unavailable,
+            Error::MemberNotFound => Code::NotFound,
+            Error::PeerUrlExists
+            | Error::NotLearner
+            | Error::LearnerNotReady
+            | Error::NotEnoughStartedMembers => Code::FailedPrecondition,
             _ => Code::Internal,
         };
         tonic::Status::new(code, e.to_string())

@@ -122,6 +122,25 @@ impl Lessor {
         );
     }
 
+    /// This member became the leader: every lease (`leases`: ID and granted TTL) runs out
+    /// its full TTL plus `extend` from now, as etcd's lessor does on promotion, so no lease
+    /// expires for want of keep-alives sent to the former leader.
+    pub fn promote(&self, leases: impl IntoIterator<Item = (i64, i64)>, extend: Duration) {
+        let now = self.clock.now();
+        let mut deadlines = self.deadlines.lock();
+        deadlines.clear();
+        for (id, ttl) in leases {
+            let at = now + Duration::from_secs(ttl.max(0) as u64) + extend;
+            deadlines.insert(
+                id,
+                Deadline {
+                    at,
+                    expiring: false,
+                },
+            );
+        }
+    }
+
     /// Lease `id` is gone.
     pub fn stop(&self, id: i64) {
         self.deadlines.lock().remove(&id);

@@ -1,7 +1,7 @@
 //! cairn-server: an etcd-v3-compatible key-value server.
 //!
 //! Requests arrive through the gRPC services in [`api`], are checked and turned into commands,
-//! ordered by the write path ([`standalone`] today, raft under replication), and applied by the
+//! ordered by the write path ([`standalone`] for a single member, [`replicated`] through raft), and applied by the
 //! single function [`kv::apply`] to the MVCC store in [`mvcc`], which persists in sled.
 
 pub mod api;
@@ -17,8 +17,10 @@ pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod proto;
+pub mod replicated;
 pub mod server;
 pub mod standalone;
+pub mod start;
 pub mod tls;
 pub mod watch;
 

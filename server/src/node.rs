@@ -14,6 +14,9 @@ use crate::metrics::{Metrics, ScrapeState};
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, ResponseHeader};
+use crate::consensus::membership::Membership;
+use crate::consensus::Peers;
+use crate::replicated::{ClusterState, Replicated};
 use crate::standalone::Standalone;
 use crate::watch::log::EventLog;
 use crate::Error;
@@ -60,37 +63,43 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
 }
 
+/// How commands are ordered: by this member alone, or through raft.
+enum WritePath {
+    Standalone(Standalone),
+    Replicated(Replicated),
+}
+
 /// One cairn-server member.
 pub struct Node {
     shared: Arc<Shared>,
     identity: Identity,
     limits: Limits,
-    writer: Standalone,
+    writer: WritePath,
+    cluster: Arc<ClusterState>,
+    peers: Option<Arc<Peers>>,
 }
 
-impl Node {
-    /// Starts the write path on `store`, first finishing any compaction a crash interrupted;
-    /// events are recorded in `metrics`.
-    pub fn start(
+impl Shared {
+    /// The state of a member opening `store`; leases found on disk get a full TTL from now,
+    /// as etcd does after a restart.
+    pub fn new(
         store: MvccStore,
-        pending: Option<crate::mvcc::CompactionJob>,
-        identity: Identity,
+        pending: bool,
         limits: Limits,
         lessor: Lessor,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let compacted_rev = if pending.is_some() {
+        let compacted_rev = if pending {
             0
         } else {
             store.compact_revision()
         };
-        // Leases found on disk get a full TTL from now, as etcd does after a restart.
         for (id, lease) in store.leases().iter() {
             lessor.start(id, lease.ttl);
         }
         let current = store.revision();
         let alarms = RwLock::new(store.alarms().clone());
-        let shared = Arc::new(Shared {
+        Arc::new(Self {
             visible_rev: AtomicI64::new(store.revision()),
             store: RwLock::new(store),
             term: AtomicU64::new(1),
@@ -101,16 +110,75 @@ impl Node {
             compaction_gate: Arc::default(),
             metrics,
             lessor,
-        });
+        })
+    }
+}
+
+impl Node {
+    /// Starts the single-member write path on `store`, first finishing any compaction a crash
+    /// interrupted; events are recorded in `metrics`.
+    pub fn start(
+        store: MvccStore,
+        pending: Option<crate::mvcc::CompactionJob>,
+        identity: Identity,
+        limits: Limits,
+        lessor: Lessor,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let shared = Shared::new(store, pending.is_some(), limits, lessor, metrics);
         // Without replication the member elects itself once, as a single etcd member does.
         shared.metrics.leader_changed();
         let writer = Standalone::start(shared.clone(), pending);
+        let mut membership = Membership::default();
+        membership.insert(crate::proto::etcdserverpb::Member {
+            id: identity.member_id,
+            ..Default::default()
+        });
         Arc::new(Self {
             shared,
             identity,
             limits,
-            writer,
+            writer: WritePath::Standalone(writer),
+            cluster: ClusterState::new(membership),
+            peers: None,
         })
+    }
+
+    /// A member of a replicated cluster, over a started raft write path.
+    pub fn replicated(
+        shared: Arc<Shared>,
+        identity: Identity,
+        limits: Limits,
+        writer: Replicated,
+        cluster: Arc<ClusterState>,
+        peers: Arc<Peers>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            identity,
+            limits,
+            writer: WritePath::Replicated(writer),
+            cluster,
+            peers: Some(peers),
+        })
+    }
+
+    /// The raft write path, when the member is replicated.
+    pub fn raft(&self) -> Option<&Replicated> {
+        match &self.writer {
+            WritePath::Replicated(r) => Some(r),
+            WritePath::Standalone(_) => None,
+        }
+    }
+
+    /// The membership.
+    pub fn cluster(&self) -> &Arc<ClusterState> {
+        &self.cluster
+    }
+
+    /// The transport to the other members, when replicated.
+    pub fn peers(&self) -> Option<&Arc<Peers>> {
+        self.peers.as_ref()
     }
 
     /// The limits requests must respect.
@@ -125,9 +193,74 @@ impl Node {
         f(Snapshot { store: &store, rev })
     }
 
-    /// Orders, applies and makes durable one command; resolves once it is durable.
+    /// Orders, applies and makes durable one command; resolves once it is durable (and, when
+    /// replicated, committed by a quorum and applied on this member).
     pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
-        self.writer.propose(request).await
+        match &self.writer {
+            WritePath::Standalone(w) => w.propose(request).await,
+            WritePath::Replicated(w) => w.propose(request).await,
+        }
+    }
+
+    /// Waits until a read on this member sees every write acknowledged before the call, by
+    /// any member (raft's ReadIndex); immediate on a single member.
+    pub async fn read_barrier(&self) -> Result<(), Error> {
+        match &self.writer {
+            WritePath::Standalone(_) => Ok(()),
+            WritePath::Replicated(w) => w.read_barrier().await,
+        }
+    }
+
+    /// Lease keep-alive: renews lease `id` on the leader, which alone decides expiry (a
+    /// follower forwards it). The granted TTL, or `None` when the lease is gone.
+    pub async fn renew_lease(&self, id: i64) -> Result<Option<i64>, Error> {
+        match self.leader_lease(id, true).await? {
+            Some(found) => Ok(found.map(|(ttl, _)| ttl)),
+            None => Ok(self.local_lease_ttl(id, true).map(|(ttl, _)| ttl)),
+        }
+    }
+
+    /// Seconds left on lease `id` as the leader counts them.
+    pub async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, Error> {
+        match self.leader_lease(id, false).await? {
+            Some(found) => Ok(found.map(|(_, remaining)| remaining)),
+            None => Ok(self.local_lease_ttl(id, false).map(|(_, r)| r)),
+        }
+    }
+
+    /// Asks the leader about lease `id` when another member leads; `None` when this member
+    /// decides itself.
+    async fn leader_lease(&self, id: i64, renew: bool) -> Result<Option<Option<(i64, i64)>>, Error> {
+        let (Some(raft), Some(peers)) = (self.raft(), &self.peers) else {
+            return Ok(None);
+        };
+        let status = raft.raft().status();
+        if status.is_leader {
+            return Ok(None);
+        }
+        if status.leader == 0 {
+            return Err(Error::NoLeader);
+        }
+        let mut client = peers.client(status.leader).await?;
+        let resp = client
+            .lease_ttl(crate::proto::cairnpb::LeaseTtlRequest {
+                cluster_id: self.identity.cluster_id,
+                id,
+                renew,
+            })
+            .await?
+            .into_inner();
+        Ok(Some(resp.found.then_some((resp.ttl, resp.remaining))))
+    }
+
+    /// This member's own deadline for lease `id`: (granted TTL, seconds left), renewed first
+    /// when `renew`.
+    pub fn local_lease_ttl(&self, id: i64, renew: bool) -> Option<(i64, i64)> {
+        let ttl = self.read(|snap| snap.store.leases().get(id).map(|l| l.ttl))?;
+        if renew && !self.shared.lessor.renew(id, ttl) {
+            return None;
+        }
+        Some((ttl, self.shared.lessor.remaining(id)?))
     }
 
     /// The newest revision clients may see.
@@ -269,7 +402,74 @@ impl Node {
 
     /// Whether this member knows a leader (always, while it runs without replication).
     pub fn has_leader(&self) -> bool {
-        true
+        self.leader_id() != 0
+    }
+
+    /// The leader's member ID (0: none known).
+    pub fn leader_id(&self) -> u64 {
+        match &self.writer {
+            WritePath::Standalone(_) => self.identity.member_id,
+            WritePath::Replicated(w) => w.raft().status().leader,
+        }
+    }
+
+    /// Whether this member is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader_id() == self.identity.member_id
+    }
+
+    /// Hands leadership to member `target` and waits until it leads (etcd's MoveLeader: only
+    /// the leader can, and only to a voting member).
+    pub async fn move_leader(&self, target: u64) -> Result<(), Error> {
+        let me = self.identity.member_id;
+        let Some(raft) = self.raft() else {
+            // The only member is the leader already.
+            return if target == me {
+                Ok(())
+            } else {
+                Err(Error::BadLeaderTransferee)
+            };
+        };
+        if !self.is_leader() {
+            return Err(Error::NotLeader);
+        }
+        let voter = self
+            .cluster
+            .membership
+            .read()
+            .get(target)
+            .is_some_and(|m| !m.is_learner);
+        if !voter {
+            return Err(Error::BadLeaderTransferee);
+        }
+        if target == me {
+            return Ok(());
+        }
+        let mut status = raft.raft().subscribe();
+        raft.raft().transfer_leader(target).await?;
+        let moved = tokio::time::timeout(raft.timeout(), async {
+            status.wait_for(|s| s.leader == target).await.is_ok()
+        })
+        .await;
+        match moved {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// Raft's view: (commit index, applied index, term).
+    pub fn raft_progress(&self) -> (u64, u64, u64) {
+        match &self.writer {
+            WritePath::Standalone(_) => {
+                let applied = self.shared.store.read().applied_index();
+                (applied, applied, 1)
+            }
+            WritePath::Replicated(w) => {
+                let s = w.raft().status();
+                (s.commit, s.applied, s.term)
+            }
+        }
     }
 
     /// The member's metrics.
@@ -293,8 +493,7 @@ impl Node {
             .ok();
         ScrapeState {
             has_leader: self.has_leader(),
-            // Without replication a member with a leader is the leader.
-            is_leader: self.has_leader(),
+            is_leader: self.is_leader(),
             db_size,
             db_size_in_use: in_use,
             keys: live_keys,
@@ -335,6 +534,35 @@ impl Node {
 
     /// Stops accepting writes and waits until everything applied is durable.
     pub fn shutdown(&self) {
-        self.writer.shutdown();
+        match &self.writer {
+            WritePath::Standalone(w) => w.shutdown(),
+            WritePath::Replicated(w) => {
+                w.shutdown();
+                let backend = self.shared.store.read().backend().clone();
+                if let Err(e) = backend.flush() {
+                    tracing::warn!(error = %e, "flushing the store at shutdown failed (the raft log replays it)");
+                }
+            }
+        }
+    }
+}
+
+impl crate::consensus::LeaderState for Node {
+    fn lease_ttl(&self, id: i64, renew: bool) -> Result<Option<(i64, i64)>, Error> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader);
+        }
+        Ok(self.local_lease_ttl(id, renew))
+    }
+
+    fn snapshot(
+        &self,
+    ) -> futures::future::BoxFuture<'static, tokio::sync::mpsc::Receiver<crate::maintenance::snapshot::Chunk>>
+    {
+        Box::pin(crate::maintenance::snapshot::stream(self.shared.clone()))
+    }
+
+    fn membership(&self) -> crate::proto::cairnpb::Membership {
+        self.cluster.membership.read().to_record()
     }
 }

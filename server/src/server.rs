@@ -11,28 +11,30 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
 use crate::api::maintenance::MaintenanceService;
 use crate::api::watch::WatchService;
 use crate::config::Config;
-use crate::identity::Identity;
-use crate::lessor::{Lessor, SystemClock};
 use crate::maintenance::auto_compaction::AutoCompactor;
 use crate::metrics::grpc::GrpcMetricsLayer;
-use crate::metrics::Metrics;
-use crate::mvcc::store::{meta, read_u64};
-use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
 use crate::node::{Limits, Node};
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::cairnpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::{http, tls, Error};
 
 /// etcd lets gRPC messages exceed `--max-request-bytes` by this much, so the request-too-large
 /// error (not a transport error) is what clients see for oversized requests.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Largest batch of raft messages a peer may send (appends are capped at 1 MiB per message by
+/// raft, and a batch holds up to 256 of them).
+const MAX_PEER_MESSAGE: usize = 512 * 1024 * 1024;
 
 /// How long a stopping member waits for open client streams before closing them.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -47,37 +49,6 @@ pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-/// The member's identity: fixed in the data dir at first start, derived from the flags then.
-fn load_identity(backend: &dyn Backend, config: &Config) -> Result<Identity, Error> {
-    let stored = (
-        read_u64(backend, meta::CLUSTER_ID)?,
-        read_u64(backend, meta::MEMBER_ID)?,
-    );
-    if let (Some(cluster_id), Some(member_id)) = stored {
-        return Ok(Identity {
-            cluster_id,
-            member_id,
-        });
-    }
-    let id = Identity::derive(
-        &config.initial_cluster,
-        &config.name,
-        &config.initial_cluster_token,
-    );
-    let mut b = WriteBatch::new();
-    b.put(
-        meta::CLUSTER_ID.to_vec(),
-        id.cluster_id.to_be_bytes().to_vec(),
-    );
-    b.put(
-        meta::MEMBER_ID.to_vec(),
-        id.member_id.to_be_bytes().to_vec(),
-    );
-    backend.write(b)?;
-    backend.flush()?;
-    Ok(id)
 }
 
 async fn bind(url: &url::Url) -> Result<TcpListener, Error> {
@@ -144,7 +115,9 @@ fn grpc_routes(node: &Arc<Node>, config: &Config, limits: Limits) -> Routes {
     let maintenance = MaintenanceServer::new(MaintenanceService::new(node.clone()))
         .max_decoding_message_size(max_in)
         .max_encoding_message_size(usize::MAX);
+    let cluster = ClusterServer::new(ClusterService::new(node.clone()));
     Routes::new(kv)
+        .add_service(cluster)
         .add_service(watch)
         .add_service(lease)
         .add_service(maintenance)
@@ -156,37 +129,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     config.validate()?;
     let data_dir = config.data_dir();
     create_private_dir(&data_dir.join("member"))?;
-    let backend: Arc<dyn Backend> =
-        Arc::new(SledBackend::open(&data_dir.join("member").join("db"))?);
-    let identity = load_identity(&*backend, &config)?;
-    let (store, pending) = MvccStore::open(backend)?;
-    tracing::info!(
-        name = %config.name,
-        data_dir = %data_dir.display(),
-        member_id = %format!("{:x}", identity.member_id),
-        cluster_id = %format!("{:x}", identity.cluster_id),
-        revision = store.revision(),
-        compact_revision = store.compact_revision(),
-        "opened data dir"
-    );
-    let limits = Limits {
-        max_request_bytes: config.max_request_bytes as usize,
-        max_txn_ops: config.max_txn_ops as usize,
-        watch_event_buffer: config.experimental_watch_event_buffer,
-        quota_bytes: config.quota_bytes(),
-    };
-    let metrics = Arc::new(Metrics::new(
-        identity.member_id,
-        config.quota_bytes(),
-        config.metrics,
-    ));
-    let lessor = Lessor::new(
-        Arc::new(SystemClock),
-        identity.member_id,
-        config.heartbeat_interval,
-        config.election_timeout,
-    );
-    let node = Node::start(store, pending, identity, limits, lessor, metrics.clone());
+    let opened = crate::start::open(&config, &data_dir).await?;
+    let (node, metrics) = (opened.node, opened.metrics);
+    let limits = node.limits();
     let _auto_compactor = AutoCompactor::from_flags(
         node.clone(),
         config.auto_compaction_mode,
@@ -196,6 +141,30 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
+    if let Some(peer_service) = opened.peer_service {
+        let peer_tls = tls::peer_tls(&config)?;
+        for url in &config.listen_peer_urls {
+            let listener = bind(url).await?;
+            let addr = local_addr(&listener, url)?;
+            tracing::info!(url = %url, addr = %addr, "serving peers");
+            let router = Server::builder().add_service(
+                PeerServer::new(peer_service.clone())
+                    .max_decoding_message_size(MAX_PEER_MESSAGE)
+                    .max_encoding_message_size(MAX_PEER_MESSAGE),
+            );
+            let stop = stopped(stop_rx.clone());
+            if url.scheme() == "https" {
+                let acceptor = peer_tls.clone().ok_or_else(|| {
+                    crate::config::ConfigError::PeerTlsWithoutCert(url.to_string())
+                })?;
+                let incoming = tls::incoming(listener, acceptor);
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+            } else {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
+            }
+        }
+    }
     // Client URLs serve gRPC and HTTP; metrics URLs only the HTTP endpoints. Both accept
     // HTTP/1.1 next to HTTP/2: curl, Prometheus and probes use them.
     let listeners = config
@@ -228,7 +197,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             servers.spawn(router.serve_with_incoming_shutdown(incoming, stop));
         }
     }
-    // This member decides lease expiry (it is its own leader); check twice a second like etcd.
+    // The leader decides lease expiry; check twice a second like etcd.
     let expiry = {
         let node = node.clone();
         let mut stop = stop_rx.clone();
@@ -236,18 +205,46 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => node.expire_leases().await,
+                    _ = tick.tick() => if node.is_leader() {
+                        node.expire_leases().await;
+                    },
                     _ = stop.changed() => break,
                 }
             }
         })
     };
+    let mut shutdown = std::pin::pin!(shutdown);
+    if node.raft().is_some() {
+        // Like etcd, a member is ready once the cluster has its attributes: a leader exists
+        // and this member's writes commit.
+        tokio::select! {
+            () = crate::start::publish(node.clone(), &config, stop_rx.clone()) => {}
+            () = &mut shutdown => {
+                tracing::info!("stopped before joining the cluster");
+                let _ = stop_tx.send(true);
+                node.shutdown();
+                return Ok(());
+            }
+        }
+    }
+    let raft_ended = async {
+        match opened.raft_task {
+            Some(task) => {
+                let res = task.await;
+                tracing::error!(?res, "the raft loop ended");
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let mut removed = node.cluster().removed.subscribe();
     tracing::info!("ready to serve client requests");
     let failed = tokio::select! {
-        () = shutdown => {
+        () = &mut shutdown => {
             tracing::info!("shutting down");
             None
         }
+        () = raft_ended => Some(Error::RaftStopped),
+        _ = removed.wait_for(|r| *r) => Some(Error::Removed),
         Some(res) = servers.join_next() => match res {
             Ok(Ok(())) => Some(Error::ListenerStopped),
             Ok(Err(e)) => Some(Error::Transport(e)),

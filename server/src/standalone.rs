@@ -295,7 +295,8 @@ fn durable(store: &mut MvccStore, metrics: &Metrics) {
     metrics.observe_backend_commit(commit_started.elapsed());
 }
 
-fn compactor(shared: &Shared, jobs: std_mpsc::Receiver<CompactionJob>) {
+/// Runs compaction jobs, one at a time, off the write path; `compacted` announces each.
+pub(crate) fn compactor(shared: &Shared, jobs: std_mpsc::Receiver<CompactionJob>) {
     for job in jobs {
         let rev = job.rev;
         let backend = shared.store.read().backend().clone();

@@ -55,14 +55,58 @@ pub fn client_tls(config: &Config) -> Result<Option<TlsAcceptor>, Error> {
     let (Some(cert), Some(key)) = (&config.cert_file, &config.key_file) else {
         return Ok(None);
     };
+    acceptor(
+        cert,
+        key,
+        config.trusted_ca_file.as_deref(),
+        config.client_cert_auth,
+    )
+    .map(Some)
+}
+
+/// The TLS setup of the peer listeners (`--peer-cert-file`, `--peer-key-file`, and with
+/// `--peer-client-cert-auth` peers must present a certificate from `--peer-trusted-ca-file`).
+pub fn peer_tls(config: &Config) -> Result<Option<TlsAcceptor>, Error> {
+    let (Some(cert), Some(key)) = (&config.peer_cert_file, &config.peer_key_file) else {
+        return Ok(None);
+    };
+    acceptor(
+        cert,
+        key,
+        config.peer_trusted_ca_file.as_deref(),
+        config.peer_client_cert_auth,
+    )
+    .map(Some)
+}
+
+/// How this member dials its peers over TLS: the peer CA to trust and the peer certificate to
+/// present (etcd uses the same certificate as client and server towards peers).
+pub fn peer_client_tls(config: &Config) -> Result<Option<tonic::transport::ClientTlsConfig>, Error> {
+    let (Some(cert), Some(key)) = (&config.peer_cert_file, &config.peer_key_file) else {
+        return Ok(None);
+    };
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.peer_trusted_ca_file {
+        tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
+}
+
+fn acceptor(
+    cert: &Path,
+    key: &Path,
+    ca: Option<&Path>,
+    client_auth: bool,
+) -> Result<TlsAcceptor, Error> {
     let builder = ServerConfig::builder();
-    let builder = match &config.trusted_ca_file {
+    let builder = match ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             roots.add_parsable_certificates(certificates(ca)?);
             let verifier = WebPkiClientVerifier::builder(roots.into());
-            let verifier = if config.client_cert_auth {
+            let verifier = if client_auth {
                 verifier
             } else {
                 verifier.allow_unauthenticated()
@@ -73,7 +117,7 @@ pub fn client_tls(config: &Config) -> Result<Option<TlsAcceptor>, Error> {
     let key = PrivateKeyDer::from_pem_slice(&read(key)?).map_err(pem_error(key))?;
     let mut tls = builder.with_single_cert(certificates(cert)?, key)?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(TlsAcceptor::from(Arc::new(tls))))
+    Ok(TlsAcceptor::from(Arc::new(tls)))
 }
 
 /// Connections accepted on `listener` after their TLS handshake, for tonic to serve. Each

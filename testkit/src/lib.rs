@@ -19,6 +19,7 @@
 //! ```
 
 mod background;
+mod cluster;
 pub mod linearizability;
 mod member;
 mod pki;
@@ -30,6 +31,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 pub use background::Background;
+pub use cluster::{Cluster, ClusterBuilder};
 pub use linearizability::{CheckOptions, KvInput, KvOutput, LinearizabilityError, OpId, Recorder};
 pub use member::{Kind, Member, MemberBuilder};
 pub use pki::Pki;
@@ -100,6 +102,12 @@ pub enum Error {
     /// An address outside 127.0.0.0/8 was given; test processes listen on loopback only.
     #[error("{0} is not a loopback address (tests may only use 127.0.0.0/8)")]
     NotLoopback(Ipv4Addr),
+    /// A member that is not running was asked to become ready.
+    #[error("{0} is not running: spawn it first")]
+    NotRunning(String),
+    /// A cluster did not reach the state a test waited for; `detail` says what it saw.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// `cargo build` of a binary the tests need failed.
     #[error("`{command}` failed (exit code {code}):\n{stderr}")]
     Build {

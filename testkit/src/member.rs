@@ -68,9 +68,56 @@ pub struct MemberBuilder {
     envs: Vec<(String, String)>,
     tls: Option<Pki>,
     data_dir: Option<PathBuf>,
+    ports: Option<(u16, u16)>,
+    initial_cluster: Option<String>,
+    existing: bool,
+    token: String,
+    peer_tls: bool,
 }
 
 impl MemberBuilder {
+    /// Use these client and peer ports instead of free ones picked at start (a cluster needs
+    /// every member's peer URL before any starts).
+    pub fn ports(mut self, client: u16, peer: u16) -> Self {
+        self.ports = Some((client, peer));
+        self
+    }
+
+    /// `--initial-cluster` (default: this member alone).
+    pub fn initial_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.initial_cluster = Some(cluster.into());
+        self
+    }
+
+    /// Join a running cluster (`--initial-cluster-state existing`) instead of forming one.
+    pub fn existing(mut self) -> Self {
+        self.existing = true;
+        self
+    }
+
+    /// `--initial-cluster-token` (default `testkit`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// Also encrypt and authenticate peer traffic with the [`tls`](Self::tls) PKI
+    /// (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
+    /// `--peer-client-cert-auth`, https peer URLs).
+    pub fn peer_tls(mut self) -> Self {
+        self.peer_tls = true;
+        self
+    }
+
+    /// The peer URL this member will have with `ports`/`ip` as set (scheme included).
+    pub fn peer_url(&self, peer_port: u16) -> String {
+        let scheme = if self.peer_tls && self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}:{peer_port}", self.ip)
+    }
     /// The cairn-server binary to run; required for [`Kind::Cairn`]. Tests pass
     /// `env!("CARGO_BIN_EXE_cairn-server")`.
     pub fn cairn_binary(mut self, path: impl Into<PathBuf>) -> Self {
@@ -125,34 +172,53 @@ impl MemberBuilder {
     /// `serving client traffic ...` instead) and its client port accepts TCP connections.
     /// Fails at once, with the log, if the process exits first.
     pub fn start(self) -> Result<Member, Error> {
+        let mut member = self.prepare()?;
+        member.launch()?;
+        Ok(member)
+    }
+
+    /// Everything [`start`](Self::start) does but spawning the process: the member is
+    /// stopped until [`Member::spawn`] and [`Member::wait_ready`] (or [`Member::restart`]).
+    pub fn prepare(self) -> Result<Member, Error> {
         if !self.ip.is_loopback() {
             return Err(Error::NotLoopback(self.ip));
         }
         let program = match self.kind {
-            Kind::Cairn => self.cairn_binary.ok_or(Error::NoCairnBinary)?,
+            Kind::Cairn => self.cairn_binary.clone().ok_or(Error::NoCairnBinary)?,
             Kind::Etcd => PathBuf::from("etcd"),
         };
         let work = tempfile::Builder::new()
             .prefix(&format!("testkit-{}-{}-", self.kind, self.name))
             .tempdir()
             .map_err(|e| Error::io("creating the member's temporary directory", e))?;
-        let data_dir = self.data_dir.unwrap_or_else(|| work.path().join("data"));
-        // Hold the client port while picking the peer port, so the two differ.
-        let client = reserve_port(self.ip)?;
-        let peer = reserve_port(self.ip)?;
-        let port_of = |l: &std::net::TcpListener| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(|e| Error::io("reading a reserved port", e))
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| work.path().join("data"));
+        let (client_port, peer_port) = match self.ports {
+            Some(ports) => ports,
+            None => {
+                // Hold the client port while picking the peer port, so the two differ.
+                let client = reserve_port(self.ip)?;
+                let peer = reserve_port(self.ip)?;
+                let port_of = |l: &std::net::TcpListener| {
+                    l.local_addr()
+                        .map(|a| a.port())
+                        .map_err(|e| Error::io("reading a reserved port", e))
+                };
+                (port_of(&client)?, port_of(&peer)?)
+            }
         };
-        let (client_port, peer_port) = (port_of(&client)?, port_of(&peer)?);
-        drop((client, peer));
 
+        let peer_url = self.peer_url(peer_port);
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let ip = self.ip;
         let client_url = format!("{scheme}://{ip}:{client_port}");
-        let peer_url = format!("http://{ip}:{peer_port}");
+
         let name = self.name;
+        let initial_cluster = self
+            .initial_cluster
+            .unwrap_or_else(|| format!("{name}={peer_url}"));
         let mut args: Vec<String> = vec![
             "--name".into(),
             name.clone(),
@@ -167,11 +233,11 @@ impl MemberBuilder {
             "--initial-advertise-peer-urls".into(),
             peer_url.clone(),
             "--initial-cluster".into(),
-            format!("{name}={peer_url}"),
+            initial_cluster,
             "--initial-cluster-token".into(),
-            "testkit".into(),
+            self.token,
             "--initial-cluster-state".into(),
-            "new".into(),
+            if self.existing { "existing" } else { "new" }.into(),
         ];
         if self.kind == Kind::Etcd {
             args.extend(["--logger", "zap", "--log-outputs", "stderr"].map(String::from));
@@ -186,14 +252,26 @@ impl MemberBuilder {
                 args.push(path.to_string_lossy().into_owned());
             }
             args.push("--client-cert-auth".into());
+            if self.peer_tls {
+                for (flag, path) in [
+                    ("--peer-cert-file", pki.server_cert_file()),
+                    ("--peer-key-file", pki.server_key_file()),
+                    ("--peer-trusted-ca-file", pki.ca_file()),
+                ] {
+                    args.push(flag.into());
+                    args.push(path.to_string_lossy().into_owned());
+                }
+                args.push("--peer-client-cert-auth".into());
+            }
         }
         args.extend(self.args);
 
-        let mut member = Member {
+        Ok(Member {
             kind: self.kind,
             name,
             ip,
             client_port,
+            peer_url,
             client_url,
             program,
             args,
@@ -205,9 +283,7 @@ impl MemberBuilder {
             pid: 0,
             log_offset: 0,
             _work: work,
-        };
-        member.launch()?;
-        Ok(member)
+        })
     }
 }
 
@@ -219,6 +295,7 @@ pub struct Member {
     name: String,
     ip: Ipv4Addr,
     client_port: u16,
+    peer_url: String,
     client_url: String,
     program: PathBuf,
     args: Vec<String>,
@@ -246,6 +323,11 @@ impl Member {
             envs: Vec::new(),
             tls: None,
             data_dir: None,
+            ports: None,
+            initial_cluster: None,
+            existing: false,
+            token: "testkit".into(),
+            peer_tls: false,
         }
     }
 
@@ -262,6 +344,16 @@ impl Member {
     /// `IP:PORT` of the client listener, as etcdctl's `--endpoints` takes it.
     pub fn endpoint(&self) -> String {
         format!("{}:{}", self.ip, self.client_port)
+    }
+
+    /// The peer URL (`--initial-advertise-peer-urls`).
+    pub fn peer_url(&self) -> String {
+        self.peer_url.clone()
+    }
+
+    /// The loopback address the member listens on.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
     }
 
     /// The client URL: `http://IP:PORT`, or `https://IP:PORT` with TLS.
@@ -376,19 +468,27 @@ impl Member {
     }
 
     fn etcdctl_command(&self, args: &[&str]) -> Command {
+        let endpoint = match &self.tls {
+            Some(_) => self.client_url.clone(),
+            None => self.endpoint(),
+        };
+        self.etcdctl_command_for(&endpoint, args)
+    }
+
+    /// Runs etcdctl with this member's TLS setup against `endpoints` (comma-separated).
+    pub(crate) fn etcdctl_at(&self, endpoints: &str, args: &[&str]) -> Result<CmdOutput, Error> {
+        run(self.etcdctl_command_for(endpoints, args), None, ETCDCTL_TIMEOUT)
+    }
+
+    fn etcdctl_command_for(&self, endpoints: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("etcdctl");
         scrub_env(&mut cmd);
         cmd.env("ETCDCTL_API", "3");
-        match &self.tls {
-            Some(pki) => {
-                cmd.arg(format!("--endpoints={}", self.client_url));
-                cmd.arg("--cacert").arg(pki.ca_file());
-                cmd.arg("--cert").arg(pki.client_cert_file());
-                cmd.arg("--key").arg(pki.client_key_file());
-            }
-            None => {
-                cmd.arg(format!("--endpoints={}", self.endpoint()));
-            }
+        cmd.arg(format!("--endpoints={endpoints}"));
+        if let Some(pki) = &self.tls {
+            cmd.arg("--cacert").arg(pki.ca_file());
+            cmd.arg("--cert").arg(pki.client_cert_file());
+            cmd.arg("--key").arg(pki.client_key_file());
         }
         cmd.args(args);
         cmd
@@ -423,6 +523,13 @@ impl Member {
 
     /// Spawns the process and waits until it is ready.
     fn launch(&mut self) -> Result<(), Error> {
+        self.spawn()?;
+        self.wait_ready()
+    }
+
+    /// Spawns the process (stopped members only) without waiting for it to be ready: members
+    /// of a new cluster only become ready together.
+    pub fn spawn(&mut self) -> Result<(), Error> {
         let log = self.open_log()?;
         self.log_offset = log
             .metadata()
@@ -441,12 +548,19 @@ impl Member {
         let child = spawn(cmd)?;
         self.pid = child.id();
         self.child = Some(child);
+        Ok(())
+    }
 
+    /// Waits (up to 30 s) until the spawned process is ready (see [`MemberBuilder::start`]);
+    /// kills it if it is not.
+    pub fn wait_ready(&mut self) -> Result<(), Error> {
         let addr = SocketAddr::from((self.ip, self.client_port));
         let mut exited: Option<ExitStatus> = None;
         let (log_path, offset) = (self.log_path.clone(), self.log_offset as usize);
         let ready_lines = self.kind.ready_lines();
-        let child = self.child.as_mut().expect("just set");
+        let Some(child) = self.child.as_mut() else {
+            return Err(Error::NotRunning(self.describe()));
+        };
         let ready = wait_until("the member to be ready", READY_TIMEOUT, || {
             if let Ok(Some(status)) = child.try_wait() {
                 exited = Some(status);

@@ -16,7 +16,7 @@ use crate::Error;
 /// a temporary directory that lives as long as any clone of this value (members started with
 /// [`MemberBuilder::tls`](crate::MemberBuilder::tls) keep a clone).
 ///
-/// The server certificate is valid for `localhost` and the IPs 127.0.0.1 to 127.0.0.20, with
+/// The server certificate is valid for `localhost` and the IPs 127.0.0.1 to 127.0.0.254, with
 /// both the server and the client auth usage (etcd dials itself with it). The client
 /// certificate has the client auth usage and the common name `testkit-client`.
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl Pki {
         let server_key = KeyPair::generate()?;
         let mut server_params = CertificateParams::new(vec!["localhost".to_string()])?;
         server_params.subject_alt_names.extend(
-            (1..=20).map(|last| SanType::IpAddress(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))),
+            (1..=254).map(|last| SanType::IpAddress(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))),
         );
         server_params
             .distinguished_name

@@ -57,6 +57,9 @@ impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_range(&r)?;
+        if !r.serializable {
+            self.node.read_barrier().await?;
+        }
         let resp = self.node.read(|view| range::range(&view, &r));
         // etcd counts a range that reached the store even when it failed there.
         self.node.metrics().mvcc_ops(MvccOps::range());
@@ -114,6 +117,8 @@ impl Kv for KvService {
         let read_only = validate::is_read_only(&r);
         let shape = TxnShape::of(&r, read_only);
         let mut resp = if read_only {
+            // A read-only txn is linearizable, as in etcd.
+            self.node.read_barrier().await?;
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {
             match self.propose(internal_request::Request::Txn(r)).await? {

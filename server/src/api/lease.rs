@@ -35,16 +35,15 @@ fn unexpected(applied: &Applied) -> Status {
     ))
 }
 
-/// Renews lease `id`: its granted TTL, or 0 when it does not exist (etcd's answer).
-fn keep_alive(node: &Node, id: i64) -> LeaseKeepAliveResponse {
-    let ttl = node
-        .read(|snap| snap.store.leases().get(id).map(|l| l.ttl))
-        .filter(|&ttl| node.lessor().renew(id, ttl));
-    LeaseKeepAliveResponse {
+/// Renews lease `id` (on the leader): its granted TTL, or 0 when it does not exist (etcd's
+/// answer).
+async fn keep_alive(node: &Node, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
+    let ttl = node.renew_lease(id).await?;
+    Ok(LeaseKeepAliveResponse {
         header: Some(node.header(node.visible_revision())),
         id,
         ttl: ttl.unwrap_or(0),
-    }
+    })
 }
 
 #[tonic::async_trait]
@@ -87,7 +86,9 @@ impl Lease for LeaseService {
         let node = self.node.clone();
         tokio::spawn(async move {
             while let Some(Ok(r)) = inbound.next().await {
-                if tx.send(Ok(keep_alive(&node, r.id))).await.is_err() {
+                let resp = keep_alive(&node, r.id).await;
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
                     break;
                 }
             }
@@ -102,12 +103,16 @@ impl Lease for LeaseService {
         let r = req.into_inner();
         let node = &self.node;
         let found = node.read(|snap| snap.store.leases().get(r.id).cloned());
+        let remaining = match found {
+            Some(_) => node.lease_remaining(r.id).await?,
+            None => None,
+        };
         let header = Some(node.header(node.visible_revision()));
         let resp = match found {
             Some(lease) => LeaseTimeToLiveResponse {
                 header,
                 id: r.id,
-                ttl: node.lessor().remaining(r.id).unwrap_or(0),
+                ttl: remaining.unwrap_or(0),
                 granted_ttl: lease.ttl,
                 keys: if r.keys {
                     lease.keys.into_iter().collect()

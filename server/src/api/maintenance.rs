@@ -18,7 +18,6 @@ use crate::proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
     MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
-use crate::Error;
 
 /// The Maintenance service over one member.
 #[derive(Clone)]
@@ -80,21 +79,25 @@ impl Maintenance for MaintenanceService {
             )
         };
         let header = self.node.header(self.current_rev());
-        let identity = self.node.identity();
+        let me = self.node.identity().member_id;
+        let (commit, raft_applied, term) = self.node.raft_progress();
+        let is_learner = self
+            .node
+            .cluster()
+            .membership
+            .read()
+            .get(me)
+            .is_some_and(|m| m.is_learner);
         Ok(Response::new(StatusResponse {
             version: API_VERSION.to_string(),
             db_size: i64::try_from(db_size).unwrap_or(i64::MAX),
-            leader: if self.node.has_leader() {
-                identity.member_id
-            } else {
-                0
-            },
-            raft_index: applied,
-            raft_term: header.raft_term,
-            raft_applied_index: applied,
+            leader: self.node.leader_id(),
+            raft_index: commit.max(applied),
+            raft_term: term,
+            raft_applied_index: raft_applied.max(applied),
             errors: self.node.alarms().iter().map(alarm_text).collect(),
             db_size_in_use: in_use,
-            is_learner: false,
+            is_learner,
             header: Some(header),
         }))
     }
@@ -160,11 +163,7 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        // The only member is the leader already: moving to itself is done, anything else is
-        // not a member.
-        if req.into_inner().target_id != self.node.identity().member_id {
-            return Err(Error::BadLeaderTransferee.into());
-        }
+        self.node.move_leader(req.into_inner().target_id).await?;
         Ok(Response::new(MoveLeaderResponse {
             header: Some(self.node.header(self.current_rev())),
         }))

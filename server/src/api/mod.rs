@@ -2,6 +2,7 @@
 //!
 //! [`Node`]: crate::node::Node
 
+pub mod cluster;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;

@@ -1,10 +1,13 @@
-//! Replication groundwork: the raft log's durable storage and the peer transport. The raft node
-//! and membership build on them (replication issue).
+//! Replication: the raft log's durable storage, the raft node, the peer transport, the
+//! membership, bootstrapping a member and catching up through snapshots.
 
+pub mod bootstrap;
 pub mod log_store;
+pub mod membership;
 pub mod raft_node;
+pub mod snapshot_install;
 pub mod transport;
 
 pub use log_store::RaftLogStore;
 pub use raft_node::{RaftConfig, RaftHandle, RaftParts, RaftStatus, StateMachine};
-pub use transport::{PeerService, Peers, TransportConfig};
+pub use transport::{LeaderState, PeerService, Peers, TransportConfig};

@@ -1,26 +1,41 @@
 //! The raft node: drives raft-rs's `RawNode` over the durable log ([`RaftLogStore`]) and the
 //! peer transport ([`Peers`]), and feeds committed entries, in order, to a state machine (the
-//! MVCC apply function, once replication is wired in). Ordering follows raft-rs: a Ready's
-//! entries and HardState are durable (one atomic batch, one flush) before its persisted messages
-//! are sent, and the commit index is durable before the entries it commits are applied.
+//! MVCC apply function). Ordering follows raft-rs: a Ready's entries and HardState are durable
+//! (one atomic batch, one flush) before its persisted messages are sent, and the commit index
+//! is written before the entries it commits are applied. A light Ready's commit index becomes
+//! durable with the next flush rather than with one of its own (one fsync per write, not two):
+//! its entries are durable already, and a restart whose state machine is ahead of the durable
+//! commit index starts raft's `applied` at that index and skips what it re-delivers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::prelude::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
 use raft::{RawNode, StateRole};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Peers, RaftLogStore};
 use crate::Error;
 
+/// Entries kept behind a log compaction, so a follower that lags a little catches up from the
+/// log rather than from a full snapshot (etcd keeps 5000).
+const CATCH_UP_ENTRIES: u64 = 5000;
+
 /// What committed entries are applied to.
 pub trait StateMachine: Send + 'static {
-    /// Applies committed entry `index` of `term` (empty `data`: a new leader's no-op entry).
-    fn apply(&mut self, index: u64, term: u64, data: &[u8]);
+    /// Applies committed normal entries, in log order (empty `data`: a new leader's no-op).
+    fn apply(&mut self, entries: &[Entry]);
+    /// A committed membership change, already applied to raft; `conf` is the new configuration.
+    fn apply_conf_change(&mut self, index: u64, change: &ConfChangeV2, conf: &ConfState);
     /// The last index applied, so a restarted node does not apply entries twice.
     fn applied(&self) -> u64;
+    /// Makes everything applied so far durable; called before the raft log is compacted.
+    fn flush(&mut self) -> Result<(), Error>;
+    /// Replaces the state with the leader's image, which holds at least everything up to
+    /// `index` (raft sent a snapshot because the entries this member needs are compacted).
+    fn install_snapshot(&mut self, leader: u64, index: u64) -> Result<(), Error>;
 }
 
 /// Timing and identity of a raft node.
@@ -32,10 +47,12 @@ pub struct RaftConfig {
     pub heartbeat: Duration,
     /// `--election-timeout` in ticks.
     pub election_ticks: usize,
+    /// `--snapshot-count`: applied entries between log compactions.
+    pub snapshot_count: u64,
 }
 
 /// What the node reports after each step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftStatus {
     /// The leader this node knows (0: none).
     pub leader: u64,
@@ -47,25 +64,73 @@ pub struct RaftStatus {
     pub applied: u64,
     /// Whether this node leads.
     pub is_leader: bool,
+    /// On the leader: how far each member's log is known to match (member ID, index).
+    pub matched: Vec<(u64, u64)>,
+}
+
+enum Command {
+    Propose(Vec<u8>, oneshot::Sender<Result<(), Error>>),
+    ConfChange(ConfChangeV2, oneshot::Sender<Result<(), Error>>),
+    ReadIndex(oneshot::Sender<u64>),
+    TransferLeader(u64),
 }
 
 /// Talks to a running node.
 #[derive(Clone, Debug)]
 pub struct RaftHandle {
-    proposals: mpsc::Sender<Vec<u8>>,
+    commands: mpsc::Sender<Command>,
     status: watch::Receiver<RaftStatus>,
 }
 
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Propose(..) => "Propose",
+            Self::ConfChange(..) => "ConfChange",
+            Self::ReadIndex(..) => "ReadIndex",
+            Self::TransferLeader(..) => "TransferLeader",
+        })
+    }
+}
+
 impl RaftHandle {
-    /// Proposes `data`; it is applied everywhere once committed (a proposal made to a node that
-    /// is not the leader is dropped by raft, and the caller retries against the leader).
+    /// Proposes `data`; it is applied everywhere once committed. Resolves once raft took it
+    /// (a follower forwards it to the leader); fails with [`Error::NoLeader`] when no leader is
+    /// known. A proposal can still be lost later (leader change): callers wait with a timeout.
     pub async fn propose(&self, data: Vec<u8>) -> Result<(), Error> {
-        self.proposals.send(data).await.map_err(|_| Error::Stopped)
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Propose(data, tx)).await?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Proposes a membership change (only the leader accepts one).
+    pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::ConfChange(change, tx)).await?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// raft's ReadIndex: the commit index the leader confirmed it still held after hearing
+    /// from a quorum. Reads served once that index is applied are linearizable. Concurrent
+    /// calls share one round. Dropped (an error) when leadership changes meanwhile.
+    pub async fn read_index(&self) -> Result<u64, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::ReadIndex(tx)).await?;
+        rx.await.map_err(|_| Error::LeaderChanged)
+    }
+
+    /// Asks the leader to hand leadership to `to`.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), Error> {
+        self.send(Command::TransferLeader(to)).await
+    }
+
+    async fn send(&self, c: Command) -> Result<(), Error> {
+        self.commands.send(c).await.map_err(|_| Error::Stopped)
     }
 
     /// The latest status.
     pub fn status(&self) -> RaftStatus {
-        *self.status.borrow()
+        self.status.borrow().clone()
     }
 
     /// Status updates.
@@ -88,16 +153,20 @@ pub struct RaftParts {
     pub unreachable: mpsc::UnboundedReceiver<u64>,
     /// Where committed entries go.
     pub state_machine: Box<dyn StateMachine>,
+    /// Where log flushes are timed (etcd's WAL fsync histogram).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Starts the node on the current tokio runtime (multi-threaded: it flushes with
 /// `block_in_place`).
 pub fn start(parts: RaftParts) -> Result<(RaftHandle, JoinHandle<()>), Error> {
+    use raft::Storage as _;
+    let commit = parts.store.initial_state()?.hard_state.commit;
     let cfg = raft::Config {
         id: parts.config.id,
         heartbeat_tick: 1,
         election_tick: parts.config.election_ticks.max(2),
-        applied: parts.state_machine.applied(),
+        applied: parts.state_machine.applied().min(commit),
         check_quorum: true,
         pre_vote: true,
         max_size_per_msg: 1024 * 1024,
@@ -106,10 +175,10 @@ pub fn start(parts: RaftParts) -> Result<(RaftHandle, JoinHandle<()>), Error> {
     };
     let logger = slog::Logger::root(slog::Discard, slog::o!());
     let raw = RawNode::new(&cfg, parts.store.clone(), &logger)?;
-    let (proposals, proposals_rx) = mpsc::channel(4096);
+    let (commands, commands_rx) = mpsc::channel(4096);
     let (status_tx, status) = watch::channel(RaftStatus::default());
-    let task = tokio::spawn(run(raw, parts, proposals_rx, status_tx));
-    Ok((RaftHandle { proposals, status }, task))
+    let task = tokio::spawn(run(raw, parts, commands_rx, status_tx));
+    Ok((RaftHandle { commands, status }, task))
 }
 
 struct Loop {
@@ -117,12 +186,17 @@ struct Loop {
     store: RaftLogStore,
     peers: Arc<Peers>,
     state_machine: Box<dyn StateMachine>,
+    snapshot_count: u64,
+    /// ReadIndex rounds in flight: context → callers.
+    reads: HashMap<u64, Vec<oneshot::Sender<u64>>>,
+    next_read: u64,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 async fn run(
     raw: RawNode<RaftLogStore>,
     parts: RaftParts,
-    mut proposals: mpsc::Receiver<Vec<u8>>,
+    mut commands: mpsc::Receiver<Command>,
     status: watch::Sender<RaftStatus>,
 ) {
     let RaftParts {
@@ -132,15 +206,21 @@ async fn run(
         mut inbox,
         mut unreachable,
         state_machine,
+        metrics,
     } = parts;
     let mut node = Loop {
         raw,
         store,
         peers,
         state_machine,
+        snapshot_count: config.snapshot_count.max(1),
+        reads: HashMap::new(),
+        next_read: 0,
+        metrics,
     };
     let mut tick = tokio::time::interval(config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leader_seen = (0, 0);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -154,12 +234,14 @@ async fn run(
                     let _ = node.raw.step(msg);
                 }
             }
-            data = proposals.recv() => {
-                let Some(data) = data else { return };
-                let _ = node.raw.propose(Vec::new(), data);
-                while let Ok(data) = proposals.try_recv() {
-                    let _ = node.raw.propose(Vec::new(), data);
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                let mut readers = Vec::new();
+                node.handle(command, &mut readers);
+                while let Ok(command) = commands.try_recv() {
+                    node.handle(command, &mut readers);
                 }
+                node.read_index(readers);
             }
             id = unreachable.recv() => {
                 if let Some(id) = id {
@@ -168,21 +250,80 @@ async fn run(
             }
         }
         if let Err(e) = tokio::task::block_in_place(|| node.on_ready()) {
-            tracing::error!(error = %e, "raft storage failed, stopping the node");
-            return;
+            tracing::error!(error = %e, "raft storage failed, stopping the member");
+            std::process::exit(1);
         }
         let raft = &node.raw.raft;
-        status.send_replace(RaftStatus {
+        if (raft.leader_id, raft.term) != leader_seen {
+            leader_seen = (raft.leader_id, raft.term);
+            // Reads waiting on a former leader will never be answered: fail them, callers retry.
+            node.reads.clear();
+        }
+        let is_leader = raft.state == StateRole::Leader;
+        let matched = if is_leader {
+            raft.prs()
+                .iter()
+                .map(|(id, pr)| (*id, pr.matched))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let next = RaftStatus {
             leader: raft.leader_id,
             term: raft.term,
             commit: raft.raft_log.committed,
             applied: node.state_machine.applied(),
-            is_leader: raft.state == StateRole::Leader,
+            is_leader,
+            matched,
+        };
+        status.send_if_modified(|s| {
+            let changed = *s != next;
+            *s = next;
+            changed
         });
     }
 }
 
 impl Loop {
+    fn handle(&mut self, command: Command, readers: &mut Vec<oneshot::Sender<u64>>) {
+        match command {
+            Command::Propose(data, done) => {
+                let res = self.raw.propose(Vec::new(), data).map_err(|e| match e {
+                    raft::Error::ProposalDropped => Error::NoLeader,
+                    e => Error::Raft(e),
+                });
+                let _ = done.send(res);
+            }
+            Command::ConfChange(cc, done) => {
+                let res = if self.raw.raft.state != StateRole::Leader {
+                    Err(Error::NotLeader)
+                } else {
+                    self.raw
+                        .propose_conf_change(Vec::new(), cc)
+                        .map_err(Error::Raft)
+                };
+                let _ = done.send(res);
+            }
+            Command::ReadIndex(done) => readers.push(done),
+            Command::TransferLeader(to) => self.raw.transfer_leader(to),
+        }
+    }
+
+    /// One ReadIndex round for everyone who asked since the last loop turn.
+    fn read_index(&mut self, readers: Vec<oneshot::Sender<u64>>) {
+        if readers.is_empty() {
+            return;
+        }
+        if self.raw.raft.leader_id == 0 {
+            // Dropping the senders fails the readers at once; they retry.
+            return;
+        }
+        self.next_read += 1;
+        let ctx = self.next_read;
+        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        self.reads.insert(ctx, readers);
+    }
+
     fn on_ready(&mut self) -> Result<(), Error> {
         if !self.raw.has_ready() {
             return Ok(());
@@ -191,42 +332,101 @@ impl Loop {
         // The leader's appends may go out while it persists its own copy (raft-rs allows it).
         self.peers.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            self.store.apply_snapshot(ready.snapshot().get_metadata())?;
+            let meta = ready.snapshot().get_metadata().clone();
+            let leader = self.raw.raft.leader_id;
+            tracing::info!(index = meta.index, term = meta.term, leader = %format!("{leader:x}"), "installing a snapshot from the leader");
+            self.state_machine.install_snapshot(leader, meta.index)?;
+            self.store.apply_snapshot(&meta)?;
         }
         // Entries and HardState in one atomic batch, durable before anything depends on them.
         self.store.append(ready.entries(), ready.hs())?;
-        self.store.flush()?;
+        self.flush_log()?;
         self.peers.send(ready.take_persisted_messages());
+        for rs in ready.take_read_states() {
+            let ctx = rs
+                .request_ctx
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            for reader in self.reads.remove(&ctx).unwrap_or_default() {
+                let _ = reader.send(rs.index);
+            }
+        }
         self.apply(ready.take_committed_entries())?;
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
+            // Durable with the next flush: a restart that finds the state machine ahead of the
+            // durable commit index starts raft from that index (see `start`), and the entries
+            // in between, already applied, are skipped.
             self.store.set_commit(commit)?;
-            self.store.flush()?;
         }
         self.peers.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
+        self.maybe_compact()
+    }
+
+    fn flush_log(&self) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        self.store.flush()?;
+        if let Some(m) = &self.metrics {
+            m.observe_fsync(started.elapsed());
+        }
         Ok(())
     }
 
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Error> {
+        let mut normal: Vec<Entry> = Vec::new();
         for e in entries {
-            match e.get_entry_type() {
-                EntryType::EntryNormal => self.state_machine.apply(e.index, e.term, &e.data),
+            let change: ConfChangeV2 = match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    normal.push(e);
+                    continue;
+                }
                 EntryType::EntryConfChange => {
                     let cc: ConfChange = protobuf::Message::parse_from_bytes(&e.data)
                         .map_err(|_| Error::CorruptRecord)?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.store.set_conf_state(&cs)?;
+                    // A legacy single change (cairn writes V2 only, raft-rs may write these).
+                    let mut single = raft::prelude::ConfChangeSingle::default();
+                    single.set_change_type(cc.get_change_type());
+                    single.node_id = cc.node_id;
+                    let mut v2 = ConfChangeV2::default();
+                    v2.set_changes(vec![single].into());
+                    v2.set_context(cc.context.clone());
+                    v2
                 }
-                EntryType::EntryConfChangeV2 => {
-                    let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&e.data)
-                        .map_err(|_| Error::CorruptRecord)?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.store.set_conf_state(&cs)?;
-                }
+                EntryType::EntryConfChangeV2 => protobuf::Message::parse_from_bytes(&e.data)
+                    .map_err(|_| Error::CorruptRecord)?,
+            };
+            // Everything before the change is applied first, in order.
+            if !normal.is_empty() {
+                self.state_machine.apply(&normal);
+                normal.clear();
             }
+            let cs = self.raw.apply_conf_change(&change)?;
+            self.store.set_conf_state(&cs)?;
+            self.state_machine.apply_conf_change(e.index, &change, &cs);
         }
+        if !normal.is_empty() {
+            self.state_machine.apply(&normal);
+        }
+        Ok(())
+    }
+
+    /// Every `--snapshot-count` applied entries, drops the log the state machine holds
+    /// durably, keeping a tail for followers that lag a little.
+    fn maybe_compact(&mut self) -> Result<(), Error> {
+        let applied = self.state_machine.applied();
+        let first = self.store.snapshot_point().index + 1;
+        let keep = CATCH_UP_ENTRIES.min(self.snapshot_count);
+        if applied < first + self.snapshot_count + keep {
+            return Ok(());
+        }
+        self.state_machine.flush()?;
+        let to = applied - keep;
+        self.store.compact(to)?;
+        tracing::info!(compacted_to = to, applied, "compacted the raft log");
         Ok(())
     }
 }
@@ -236,7 +436,6 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use parking_lot::Mutex;
-    use raft::prelude::ConfState;
     use tokio::net::TcpListener;
     use tonic::transport::server::TcpIncoming;
     use tonic::transport::Server;
@@ -254,11 +453,23 @@ mod tests {
     struct Recorder(Arc<Mutex<Vec<Applied>>>);
 
     impl StateMachine for Recorder {
-        fn apply(&mut self, index: u64, _term: u64, data: &[u8]) {
-            self.0.lock().push((index, data.to_vec()));
+        fn apply(&mut self, entries: &[Entry]) {
+            let mut applied = self.0.lock();
+            for e in entries {
+                applied.push((e.index, e.data.to_vec()));
+            }
+        }
+        fn apply_conf_change(&mut self, index: u64, _: &ConfChangeV2, _: &ConfState) {
+            self.0.lock().push((index, Vec::new()));
         }
         fn applied(&self) -> u64 {
             self.0.lock().last().map_or(0, |e| e.0)
+        }
+        fn flush(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+        fn install_snapshot(&mut self, _: u64, _: u64) -> Result<(), Error> {
+            unreachable!("the test log is never compacted")
         }
     }
 
@@ -336,12 +547,14 @@ mod tests {
                     id,
                     heartbeat: Duration::from_millis(20),
                     election_ticks: 10,
+                    snapshot_count: 100_000,
                 },
                 store,
                 peers,
                 inbox,
                 unreachable,
                 state_machine: Box::new(applied.clone()),
+                metrics: None,
             })
             .expect("start");
             members.push(Member {

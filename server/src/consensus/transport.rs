@@ -24,7 +24,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::metrics::Metrics;
 use crate::proto::cairnpb::peer_client::PeerClient;
 use crate::proto::cairnpb::peer_server::Peer;
-use crate::proto::cairnpb::{RaftBatch, StreamAck};
+use crate::proto::cairnpb::{
+    LeaseTtlRequest, LeaseTtlResponse, MembersRequest, MembersResponse, RaftBatch, SnapshotChunk,
+    SnapshotRequest, StreamAck,
+};
 use crate::Error;
 
 /// Messages queued per peer before new ones are dropped (raft resends what is lost).
@@ -35,13 +38,53 @@ const MAX_BATCH: usize = 256;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// What a member serves to its peers beyond raft messages: the leader's lease deadlines and
+/// its state machine image.
+pub trait LeaderState: Send + Sync + 'static {
+    /// Renews lease `id` (`renew`) or only reads it: its granted TTL and seconds left, `None`
+    /// when there is no such lease. Fails when this member is not the leader.
+    fn lease_ttl(&self, id: i64, renew: bool) -> Result<Option<(i64, i64)>, Error>;
+    /// Streams the state machine image in chunks (cairn's snapshot format).
+    fn snapshot(&self) -> futures::future::BoxFuture<'static, mpsc::Receiver<crate::maintenance::snapshot::Chunk>>;
+    /// The membership as this member knows it.
+    fn membership(&self) -> crate::proto::cairnpb::Membership;
+}
+
 /// The receiving side: decodes batches from peers of this cluster into the raft node's inbox.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PeerService {
     cluster_id: u64,
     member_id: u64,
     inbox: mpsc::Sender<Message>,
     metrics: Option<Arc<Metrics>>,
+    leader: Option<Arc<dyn LeaderState>>,
+}
+
+impl std::fmt::Debug for PeerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerService")
+            .field("cluster_id", &self.cluster_id)
+            .field("member_id", &self.member_id)
+            .finish()
+    }
+}
+
+impl PeerService {
+    fn check_cluster(&self, cluster_id: u64, from: u64) -> Result<(), Status> {
+        if cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "member {from:x} belongs to cluster {cluster_id:x}, this member to cluster {:x}: check --initial-cluster-token and --initial-cluster",
+                self.cluster_id
+            )));
+        }
+        Ok(())
+    }
+
+    fn leader_state(&self) -> Result<&Arc<dyn LeaderState>, Status> {
+        self.leader
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("etcdserver: server stopped"))
+    }
 }
 
 impl PeerService {
@@ -52,7 +95,14 @@ impl PeerService {
             member_id,
             inbox,
             metrics: None,
+            leader: None,
         }
+    }
+
+    /// Answers lease and snapshot requests from `leader`.
+    pub fn with_leader_state(mut self, leader: Arc<dyn LeaderState>) -> Self {
+        self.leader = Some(leader);
+        self
     }
 
     /// Counts the bytes received from each peer in `metrics`.
@@ -64,18 +114,62 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
+    type SnapshotStream = ReceiverStream<Result<SnapshotChunk, Status>>;
+
+    async fn lease_ttl(
+        &self,
+        req: Request<LeaseTtlRequest>,
+    ) -> Result<Response<LeaseTtlResponse>, Status> {
+        let req = req.into_inner();
+        self.check_cluster(req.cluster_id, 0)?;
+        let found = self.leader_state()?.lease_ttl(req.id, req.renew)?;
+        Ok(Response::new(match found {
+            Some((ttl, remaining)) => LeaseTtlResponse {
+                found: true,
+                ttl,
+                remaining,
+            },
+            None => LeaseTtlResponse::default(),
+        }))
+    }
+
+    async fn members(
+        &self,
+        _req: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        Ok(Response::new(MembersResponse {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            membership: Some(self.leader_state()?.membership()),
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let req = req.into_inner();
+        self.check_cluster(req.cluster_id, req.from)?;
+        let mut chunks = self.leader_state()?.snapshot().await;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Some(chunk) = chunks.recv().await {
+                let item = chunk.map(|(data, _)| SnapshotChunk { data });
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn stream(
         &self,
         req: Request<Streaming<RaftBatch>>,
     ) -> Result<Response<StreamAck>, Status> {
         let mut batches = req.into_inner();
         while let Some(batch) = batches.message().await? {
-            if batch.cluster_id != self.cluster_id {
-                return Err(Status::failed_precondition(format!(
-                    "member {:x} belongs to cluster {:x}, this member to cluster {:x}: check --initial-cluster-token and --initial-cluster",
-                    batch.from, batch.cluster_id, self.cluster_id
-                )));
-            }
+            self.check_cluster(batch.cluster_id, batch.from)?;
             if batch.to != self.member_id {
                 return Err(Status::failed_precondition(format!(
                     "message for member {:x} reached member {:x}: check the peer URLs",
@@ -99,6 +193,38 @@ impl Peer for PeerService {
         }
         Ok(Response::new(StreamAck {}))
     }
+}
+
+/// How to reach a peer at `url`.
+fn endpoint(config: &TransportConfig, url: &str) -> Result<Endpoint, Error> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5));
+    if let Some(tls) = &config.tls {
+        endpoint = endpoint.tls_config(tls.clone())?;
+    }
+    Ok(endpoint)
+}
+
+async fn connect_endpoint(
+    config: &TransportConfig,
+    endpoint: Endpoint,
+) -> Result<PeerClient<tonic::transport::Channel>, Error> {
+    let local = config.local_ip;
+    let channel = endpoint
+        .connect_with_connector(tower::service_fn(move |uri: Uri| connect_from(local, uri)))
+        .await?;
+    Ok(PeerClient::new(channel))
+}
+
+/// A client for the peer service at `url` (not necessarily a known member: used while
+/// bootstrapping, to ask the cluster about itself).
+pub async fn connect(
+    config: &TransportConfig,
+    url: &str,
+) -> Result<PeerClient<tonic::transport::Channel>, Error> {
+    connect_endpoint(config, endpoint(config, url)?).await
 }
 
 /// Connects to `uri` from `local` (when set), so the peer sees this member's own address.
@@ -149,6 +275,7 @@ pub struct TransportConfig {
 struct PeerHandle {
     queue: mpsc::Sender<Message>,
     task: JoinHandle<()>,
+    endpoint: Endpoint,
 }
 
 /// The sending side: one queue and one sender task per peer.
@@ -180,25 +307,46 @@ impl Peers {
 
     /// Starts sending to member `id` at `url` (replacing a previous URL).
     pub fn add(&self, id: u64, url: &str) -> Result<(), Error> {
-        let mut endpoint = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5));
-        if let Some(tls) = &self.config.tls {
-            endpoint = endpoint.tls_config(tls.clone())?;
-        }
+        let endpoint = endpoint(&self.config, url)?;
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
         let task = tokio::spawn(send_loop(
             self.config.clone(),
             id,
-            endpoint,
+            endpoint.clone(),
             rx,
             self.unreachable.clone(),
         ));
-        if let Some(old) = self.peers.lock().insert(id, PeerHandle { queue, task }) {
+        let handle = PeerHandle {
+            queue,
+            task,
+            endpoint,
+        };
+        if let Some(old) = self.peers.lock().insert(id, handle) {
             old.task.abort();
         }
         Ok(())
+    }
+
+    /// A client for member `id`'s peer service (for requests beside raft messages), connected
+    /// from this member's own address.
+    pub async fn client(&self, id: u64) -> Result<PeerClient<tonic::transport::Channel>, Error> {
+        let endpoint = self
+            .peers
+            .lock()
+            .get(&id)
+            .map(|p| p.endpoint.clone())
+            .ok_or(Error::MemberNotFound)?;
+        connect_endpoint(&self.config, endpoint).await
+    }
+
+    /// This member's cluster ID, which every request to a peer carries.
+    pub fn cluster_id(&self) -> u64 {
+        self.config.cluster_id
+    }
+
+    /// This member's ID.
+    pub fn member_id(&self) -> u64 {
+        self.config.member_id
     }
 
     /// Stops sending to member `id`.

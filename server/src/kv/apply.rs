@@ -64,7 +64,11 @@ pub fn txn_has_puts(t: &TxnRequest) -> bool {
 /// fail; with CORRUPT active, every write fails.
 fn refused_by_alarm(store: &MvccStore, request: &Request) -> Option<Error> {
     let active = |t: AlarmType| store.alarms().iter().any(|&(_, a)| a == t as i32);
-    if active(AlarmType::Corrupt) && !matches!(request, Request::Alarm(_)) {
+    let membership = matches!(
+        request,
+        Request::MemberAttributes(_) | Request::MemberUpdate(_)
+    );
+    if active(AlarmType::Corrupt) && !matches!(request, Request::Alarm(_)) && !membership {
         return Some(Error::Corrupt);
     }
     if active(AlarmType::Nospace) {
@@ -196,7 +200,8 @@ fn apply_request(
             })
         }
         Some(Request::Alarm(a)) => Applied::Alarm(apply_alarm(store, index, a)),
-        None => {
+        // Membership lives beside the raft log; the store only records the index.
+        Some(Request::MemberAttributes(_) | Request::MemberUpdate(_)) | None => {
             store.mark_applied(index);
             Applied::Noop
         }

@@ -55,6 +55,14 @@ impl EventLog {
         }
     }
 
+    /// Forgets every event: the store was replaced by one at revision `current` (a snapshot
+    /// from the leader), and watchers read older history from it.
+    pub fn reset(&self, current: i64) {
+        let mut ring = self.ring.write();
+        ring.events.clear();
+        ring.complete_from = current + 1;
+    }
+
     /// Events with revisions in `[from, to]`, or `None` when some of them are no longer held
     /// (read them from the store).
     pub fn read(&self, from: i64, to: i64) -> Option<Vec<Arc<Event>>> {

@@ -1,0 +1,105 @@
+//! Catching up through the leader's image: when raft sends a snapshot (the entries this member
+//! needs are compacted away), the member streams the leader's MVCC state over the peer
+//! service in chunks into a file, checks its SHA-256 trailer, and replaces its store with it.
+//! Nothing holds the whole database in memory, on either side.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::consensus::Peers;
+use crate::identity::Identity;
+use crate::maintenance::snapshot;
+use crate::mvcc::backend::scan_chunks;
+use crate::mvcc::{CompactionJob, MvccStore, WriteBatch};
+use crate::node::Shared;
+use crate::proto::cairnpb::SnapshotRequest;
+use crate::replicated::SnapshotInstaller;
+use crate::Error;
+
+/// Keys deleted per batch while the old state is cleared.
+const CLEAR_BATCH: usize = 10_000;
+
+/// Installs snapshots fetched from the leader's peer service.
+pub struct PeerSnapshotInstaller {
+    /// Peers, to reach the leader.
+    pub peers: Arc<Peers>,
+    /// Where the incoming image is written (the member's directory).
+    pub dir: PathBuf,
+    /// This member's IDs, kept in the installed store.
+    pub identity: Identity,
+    /// The runtime the fetch runs on (the raft loop calls in from a blocking section).
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl PeerSnapshotInstaller {
+    async fn fetch(&self, leader: u64, path: &std::path::Path) -> Result<u64, Error> {
+        let file_err = |source| Error::File {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut client = self.peers.client(leader).await?;
+        let mut chunks = client
+            .snapshot(SnapshotRequest {
+                cluster_id: self.peers.cluster_id(),
+                from: self.peers.member_id(),
+            })
+            .await?
+            .into_inner();
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(file_err)?);
+        let mut bytes = 0u64;
+        while let Some(chunk) = chunks.message().await? {
+            bytes += chunk.data.len() as u64;
+            file.write_all(&chunk.data).map_err(file_err)?;
+        }
+        let file = file.into_inner().map_err(|e| file_err(e.into_error()))?;
+        file.sync_all().map_err(file_err)?;
+        Ok(bytes)
+    }
+}
+
+impl SnapshotInstaller for PeerSnapshotInstaller {
+    fn install(&mut self, shared: &Shared, leader: u64) -> Result<Option<CompactionJob>, Error> {
+        let path = self.dir.join("snapshot.incoming");
+        let started = std::time::Instant::now();
+        let bytes = self.runtime.block_on(self.fetch(leader, &path))?;
+        snapshot::verify(&path)?;
+        let mut store = shared.store.write();
+        let backend = store.backend().clone();
+        // Clear the old state, then write the image into the same backend.
+        scan_chunks::<()>(&*backend, b"", &[0xff; 64], CLEAR_BATCH, |chunk| {
+            let mut batch = WriteBatch::new();
+            for (k, _) in chunk {
+                batch.delete(k.clone());
+            }
+            backend.write(batch)?;
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+        let meta = snapshot::restore_into(&path, &*backend, self.identity)?;
+        let (fresh, pending) = MvccStore::open(backend)?;
+        for (id, _) in store.leases().iter() {
+            shared.lessor.stop(id);
+        }
+        for (id, lease) in fresh.leases().iter() {
+            shared.lessor.start(id, lease.ttl);
+        }
+        *store = fresh;
+        let rev = store.revision();
+        shared.events.reset(rev);
+        shared.visible_rev.store(rev, Ordering::Release);
+        shared.revisions.send_replace(rev);
+        *shared.alarms.write() = store.alarms().clone();
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+        tracing::info!(
+            leader = %format!("{leader:x}"),
+            bytes,
+            revision = meta.revision,
+            applied_index = meta.applied_index,
+            took = ?started.elapsed(),
+            "installed the leader's snapshot"
+        );
+        Ok(pending)
+    }
+}

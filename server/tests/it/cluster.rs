@@ -1,0 +1,116 @@
+//! Replicated clusters of real cairn-server processes, compared with etcd 3.4 clusters where
+//! both can run the same steps.
+
+use std::time::Duration;
+
+use cairn_testkit::{Cluster, Kind, Pki};
+
+/// How long a cluster may take to agree on a leader.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A builder for a cluster of this build's cairn-server.
+pub fn cairn_cluster() -> cairn_testkit::ClusterBuilder {
+    Cluster::builder(Kind::Cairn).cairn_binary(env!("CARGO_BIN_EXE_cairn-server"))
+}
+
+/// etcdctl's table and list output with what legitimately differs between two clusters
+/// (IDs, URLs, versions, sizes, raft indexes) replaced by placeholders.
+fn mask(out: &str) -> Vec<String> {
+    let id = regex::Regex::new(r"\b[0-9a-f]{14,16}\b").expect("regex");
+    let url = regex::Regex::new(r"https?://127\.0\.0\.\d+:\d+").expect("regex");
+    let endpoint = regex::Regex::new(r"127\.0\.0\.\d+:\d+").expect("regex");
+    let version = regex::Regex::new(r"\b3\.4\.\d+\b").expect("regex");
+    let size = regex::Regex::new(r"\b\d+(\.\d+)? (kB|MB|B)\b").expect("regex");
+    out.lines()
+        .map(|l| {
+            let l = id.replace_all(l, "<id>");
+            let l = url.replace_all(&l, "<url>");
+            let l = endpoint.replace_all(&l, "<endpoint>");
+            let l = version.replace_all(&l, "<version>");
+            let l = size.replace_all(&l, "<size>");
+            // RAFT TERM, RAFT INDEX and RAFT APPLIED INDEX columns.
+            let cells: Vec<String> = l
+                .split('|')
+                .map(|c| {
+                    // Cell widths follow the values; compare the values.
+                    let c = c.trim();
+                    if !c.is_empty() && c.chars().all(|ch| ch.is_ascii_digit()) {
+                        "<n>".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            cells.join("|")
+        })
+        .collect()
+}
+
+/// Member list and endpoint status of a cluster, masked; also checks that every member
+/// reports the same leader and term.
+fn describe(c: &mut Cluster) -> Vec<String> {
+    let leader = c.wait_leader(LEADER_TIMEOUT).expect("a leader");
+    let mut lines = Vec::new();
+    let list = c.etcdctl(&["member", "list"]).expect("member list");
+    assert!(list.success(), "{list:?}");
+    let mut members: Vec<String> = mask(&list.stdout);
+    members.sort();
+    lines.extend(members);
+    let status = c
+        .etcdctl(&["endpoint", "status", "-w", "table"])
+        .expect("endpoint status");
+    assert!(status.success(), "{status:?}");
+    lines.extend(mask(&status.stdout));
+    // Exactly one row says it leads, and it is the leader every member names.
+    let leaders = status
+        .stdout
+        .lines()
+        .filter(|l| l.split('|').nth(5).is_some_and(|c| c.trim() == "true"))
+        .count();
+    assert_eq!(leaders, 1, "one leader in {}", status.stdout);
+    let leader_id = c.member_id(leader).expect("leader id");
+    for i in 0..c.len() {
+        assert_eq!(c.status_ids(i).map(|s| s.1), Some(leader_id));
+    }
+    lines
+}
+
+#[test]
+fn three_members_form_and_report_like_etcd() {
+    let mut cairn = cairn_cluster().start().expect("cairn cluster");
+    let mut etcd = Cluster::builder(Kind::Etcd).start().expect("etcd cluster");
+    let put = cairn.etcdctl(&["put", "k", "v"]).expect("put");
+    assert_eq!(put.stdout, "OK\n", "{put:?}");
+    let put = etcd.etcdctl(&["put", "k", "v"]).expect("put");
+    assert_eq!(put.stdout, "OK\n", "{put:?}");
+    // Every member answers with the same data (linearizable and serializable reads).
+    for i in 0..3 {
+        for consistency in ["l", "s"] {
+            let get = cairn
+                .member(i)
+                .etcdctl(&["get", "k", "--print-value-only", "--consistency", consistency])
+                .expect("get");
+            assert_eq!(get.stdout, "v\n", "member {i}: {get:?}");
+        }
+    }
+    crate::assert_same("3-member cluster", &describe(&mut cairn), &describe(&mut etcd));
+}
+
+#[test]
+fn three_members_with_tls_for_clients_and_peers() {
+    let pki = Pki::new().expect("pki");
+    let mut cairn = cairn_cluster().tls(&pki).start().expect("cairn cluster");
+    cairn.wait_leader(LEADER_TIMEOUT).expect("leader");
+    for i in 0..3 {
+        let key = format!("k{i}");
+        let put = cairn.member(i).etcdctl(&["put", &key, "v"]).expect("put");
+        assert_eq!(put.stdout, "OK\n", "{put:?}");
+    }
+    let get = cairn
+        .member(0)
+        .etcdctl(&["get", "k", "--prefix", "--keys-only"])
+        .expect("get");
+    assert_eq!(get.stdout, "k0\n\nk1\n\nk2\n\n", "{get:?}");
+    let peer_urls: Vec<String> = cairn.members().iter().map(|m| m.peer_url()).collect();
+    assert!(peer_urls.iter().all(|u| u.starts_with("https://")), "{peer_urls:?}");
+}
