@@ -400,7 +400,8 @@ impl Config {
     /// Whether this member runs raft with peers: more than one initial member, or joining an
     /// existing cluster.
     pub fn is_replicated(&self) -> bool {
-        self.initial_cluster.names().len() > 1 || self.initial_cluster_state == ClusterState::Existing
+        self.initial_cluster.names().len() > 1
+            || self.initial_cluster_state == ClusterState::Existing
     }
 
     /// Checks that the flags describe a member that can start.

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
+use crate::consensus::membership::Membership;
+use crate::consensus::Peers;
 use crate::identity::Identity;
 use crate::kv::{Applied, Snapshot};
 use crate::lessor::Lessor;
@@ -14,8 +16,6 @@ use crate::metrics::{Metrics, ScrapeState};
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, ResponseHeader};
-use crate::consensus::membership::Membership;
-use crate::consensus::Peers;
 use crate::replicated::{ClusterState, Replicated};
 use crate::standalone::Standalone;
 use crate::watch::log::EventLog;
@@ -89,11 +89,7 @@ impl Shared {
         lessor: Lessor,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        let compacted_rev = if pending {
-            0
-        } else {
-            store.compact_revision()
-        };
+        let compacted_rev = if pending { 0 } else { store.compact_revision() };
         for (id, lease) in store.leases().iter() {
             lessor.start(id, lease.ttl);
         }
@@ -230,7 +226,11 @@ impl Node {
 
     /// Asks the leader about lease `id` when another member leads; `None` when this member
     /// decides itself.
-    async fn leader_lease(&self, id: i64, renew: bool) -> Result<Option<Option<(i64, i64)>>, Error> {
+    async fn leader_lease(
+        &self,
+        id: i64,
+        renew: bool,
+    ) -> Result<Option<Option<(i64, i64)>>, Error> {
         let (Some(raft), Some(peers)) = (self.raft(), &self.peers) else {
             return Ok(None);
         };
@@ -557,8 +557,10 @@ impl crate::consensus::LeaderState for Node {
 
     fn snapshot(
         &self,
-    ) -> futures::future::BoxFuture<'static, tokio::sync::mpsc::Receiver<crate::maintenance::snapshot::Chunk>>
-    {
+    ) -> futures::future::BoxFuture<
+        'static,
+        tokio::sync::mpsc::Receiver<crate::maintenance::snapshot::Chunk>,
+    > {
         Box::pin(crate::maintenance::snapshot::stream(self.shared.clone()))
     }
 

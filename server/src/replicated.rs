@@ -183,8 +183,9 @@ impl Replicated {
         }
     }
 
-    /// Stops the compactor once it is done (the raft node stops with the runtime).
+    /// Stops the raft node, then the compactor once it is done.
     pub fn shutdown(&self) {
+        self.raft.stop();
         self.jobs.lock().take();
         if let Some(t) = self.compactor.lock().take() {
             let _ = t.join();

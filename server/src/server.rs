@@ -20,11 +20,11 @@ use crate::config::Config;
 use crate::maintenance::auto_compaction::AutoCompactor;
 use crate::metrics::grpc::GrpcMetricsLayer;
 use crate::node::{Limits, Node};
+use crate::proto::cairnpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
-use crate::proto::cairnpb::peer_server::PeerServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::{http, tls, Error};
 

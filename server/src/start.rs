@@ -334,15 +334,13 @@ fn follow_status(
 }
 
 /// Announces this member's name and client URLs through raft (etcd's publish), retrying
-/// until it is applied or the member stops.
+/// until it is applied (so a leader exists and this member's writes commit) or the member
+/// stops.
 pub async fn publish(node: Arc<Node>, config: &Config, mut stop: watch::Receiver<bool>) {
     let me = node.identity().member_id;
     let urls = client_urls(config);
+    // Proposed at every start, as etcd does: it also proves the member can commit.
     loop {
-        let current = node.cluster().membership.read().get(me).cloned();
-        if current.is_some_and(|m| m.name == config.name && m.client_ur_ls == urls) {
-            return;
-        }
         let attributes = MemberAttributes {
             id: me,
             name: config.name.clone(),

@@ -81,12 +81,15 @@ pub fn peer_tls(config: &Config) -> Result<Option<TlsAcceptor>, Error> {
 
 /// How this member dials its peers over TLS: the peer CA to trust and the peer certificate to
 /// present (etcd uses the same certificate as client and server towards peers).
-pub fn peer_client_tls(config: &Config) -> Result<Option<tonic::transport::ClientTlsConfig>, Error> {
+pub fn peer_client_tls(
+    config: &Config,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, Error> {
     let (Some(cert), Some(key)) = (&config.peer_cert_file, &config.peer_key_file) else {
         return Ok(None);
     };
-    let mut tls = tonic::transport::ClientTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+    let mut tls = tonic::transport::ClientTlsConfig::new().identity(
+        tonic::transport::Identity::from_pem(read(cert)?, read(key)?),
+    );
     if let Some(ca) = &config.peer_trusted_ca_file {
         tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
     }

@@ -284,7 +284,9 @@ impl Cluster {
         }
         let out = self.etcdctl(&args)?;
         if !out.success() {
-            return Err(Error::Cluster(format!("etcdctl member add failed: {out:?}")));
+            return Err(Error::Cluster(format!(
+                "etcdctl member add failed: {out:?}"
+            )));
         }
         let initial_cluster = out
             .stdout
@@ -310,17 +312,9 @@ impl Cluster {
             .ok_or_else(|| Error::Cluster(format!("member {i} did not report its status")))
     }
 
-    /// Removes the member with index `i` from the cluster through etcdctl (asking the other
-    /// members) and stops its process.
-    pub fn remove_member(&mut self, i: usize) -> Result<CmdOutput, Error> {
-        let id = self.member_id(i)?;
-        let mut others = Vec::new();
-        for j in 0..self.members.len() {
-            if j != i && self.members[j].is_running() {
-                others.push(self.members[j].client_url());
-            }
-        }
+    /// Removes member `id` from the cluster through etcdctl, asking the running members.
+    pub fn remove_member(&mut self, id: u64) -> Result<CmdOutput, Error> {
         let hex = format!("{id:x}");
-        self.members[i].etcdctl_at(&others.join(","), &["member", "remove", &hex])
+        self.etcdctl_running(&["member", "remove", &hex])
     }
 }

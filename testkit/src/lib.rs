@@ -22,6 +22,7 @@ mod background;
 mod cluster;
 pub mod linearizability;
 mod member;
+mod partition;
 mod pki;
 mod process;
 
@@ -34,6 +35,7 @@ pub use background::Background;
 pub use cluster::{Cluster, ClusterBuilder};
 pub use linearizability::{CheckOptions, KvInput, KvOutput, LinearizabilityError, OpId, Recorder};
 pub use member::{Kind, Member, MemberBuilder};
+pub use partition::Partition;
 pub use pki::Pki;
 pub use process::Daemon;
 

@@ -477,7 +477,11 @@ impl Member {
 
     /// Runs etcdctl with this member's TLS setup against `endpoints` (comma-separated).
     pub(crate) fn etcdctl_at(&self, endpoints: &str, args: &[&str]) -> Result<CmdOutput, Error> {
-        run(self.etcdctl_command_for(endpoints, args), None, ETCDCTL_TIMEOUT)
+        run(
+            self.etcdctl_command_for(endpoints, args),
+            None,
+            ETCDCTL_TIMEOUT,
+        )
     }
 
     fn etcdctl_command_for(&self, endpoints: &str, args: &[&str]) -> Command {

@@ -198,7 +198,8 @@ mod tests {
         ));
         assert!(m.get(7).expect("added").is_learner);
         assert_eq!(
-            m.with_peer_url(&["http://127.0.0.3:1".into()]).map(|x| x.id),
+            m.with_peer_url(&["http://127.0.0.3:1".into()])
+                .map(|x| x.id),
             Some(7)
         );
         m.apply_conf_change(&change(ConfChangeType::AddNode, 7, Vec::new()));

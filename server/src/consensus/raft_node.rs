@@ -73,6 +73,7 @@ enum Command {
     ConfChange(ConfChangeV2, oneshot::Sender<Result<(), Error>>),
     ReadIndex(oneshot::Sender<u64>),
     TransferLeader(u64),
+    Stop,
 }
 
 /// Talks to a running node.
@@ -89,6 +90,7 @@ impl std::fmt::Debug for Command {
             Self::ConfChange(..) => "ConfChange",
             Self::ReadIndex(..) => "ReadIndex",
             Self::TransferLeader(..) => "TransferLeader",
+            Self::Stop => "Stop",
         })
     }
 }
@@ -117,6 +119,11 @@ impl RaftHandle {
         let (tx, rx) = oneshot::channel();
         self.send(Command::ReadIndex(tx)).await?;
         rx.await.map_err(|_| Error::LeaderChanged)
+    }
+
+    /// Stops the node (the member is shutting down); the state machine is dropped with it.
+    pub fn stop(&self) {
+        let _ = self.commands.try_send(Command::Stop);
     }
 
     /// Asks the leader to hand leadership to `to`.
@@ -237,9 +244,13 @@ async fn run(
             command = commands.recv() => {
                 let Some(command) = command else { return };
                 let mut readers = Vec::new();
-                node.handle(command, &mut readers);
+                let mut stop = node.handle(command, &mut readers);
                 while let Ok(command) = commands.try_recv() {
-                    node.handle(command, &mut readers);
+                    stop |= node.handle(command, &mut readers);
+                }
+                if stop {
+                    tracing::info!("raft node stopped");
+                    return;
                 }
                 node.read_index(readers);
             }
@@ -285,7 +296,8 @@ async fn run(
 }
 
 impl Loop {
-    fn handle(&mut self, command: Command, readers: &mut Vec<oneshot::Sender<u64>>) {
+    /// Handles one command; true when the node must stop.
+    fn handle(&mut self, command: Command, readers: &mut Vec<oneshot::Sender<u64>>) -> bool {
         match command {
             Command::Propose(data, done) => {
                 let res = self.raw.propose(Vec::new(), data).map_err(|e| match e {
@@ -306,7 +318,9 @@ impl Loop {
             }
             Command::ReadIndex(done) => readers.push(done),
             Command::TransferLeader(to) => self.raw.transfer_leader(to),
+            Command::Stop => return true,
         }
+        false
     }
 
     /// One ReadIndex round for everyone who asked since the last loop turn.

@@ -45,7 +45,9 @@ pub trait LeaderState: Send + Sync + 'static {
     /// when there is no such lease. Fails when this member is not the leader.
     fn lease_ttl(&self, id: i64, renew: bool) -> Result<Option<(i64, i64)>, Error>;
     /// Streams the state machine image in chunks (cairn's snapshot format).
-    fn snapshot(&self) -> futures::future::BoxFuture<'static, mpsc::Receiver<crate::maintenance::snapshot::Chunk>>;
+    fn snapshot(
+        &self,
+    ) -> futures::future::BoxFuture<'static, mpsc::Receiver<crate::maintenance::snapshot::Chunk>>;
     /// The membership as this member knows it.
     fn membership(&self) -> crate::proto::cairnpb::Membership;
 }

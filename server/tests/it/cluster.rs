@@ -91,12 +91,22 @@ fn three_members_form_and_report_like_etcd() {
         for consistency in ["l", "s"] {
             let get = cairn
                 .member(i)
-                .etcdctl(&["get", "k", "--print-value-only", "--consistency", consistency])
+                .etcdctl(&[
+                    "get",
+                    "k",
+                    "--print-value-only",
+                    "--consistency",
+                    consistency,
+                ])
                 .expect("get");
             assert_eq!(get.stdout, "v\n", "member {i}: {get:?}");
         }
     }
-    crate::assert_same("3-member cluster", &describe(&mut cairn), &describe(&mut etcd));
+    crate::assert_same(
+        "3-member cluster",
+        &describe(&mut cairn),
+        &describe(&mut etcd),
+    );
 }
 
 #[test]
@@ -115,5 +125,8 @@ fn three_members_with_tls_for_clients_and_peers() {
         .expect("get");
     assert_eq!(get.stdout, "k0\n\nk1\n\nk2\n\n", "{get:?}");
     let peer_urls: Vec<String> = cairn.members().iter().map(|m| m.peer_url()).collect();
-    assert!(peer_urls.iter().all(|u| u.starts_with("https://")), "{peer_urls:?}");
+    assert!(
+        peer_urls.iter().all(|u| u.starts_with("https://")),
+        "{peer_urls:?}"
+    );
 }

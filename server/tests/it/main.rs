@@ -4,6 +4,7 @@
 mod cluster;
 mod crash;
 mod etcdctl;
+mod faults;
 mod flags;
 mod http;
 mod kv;
