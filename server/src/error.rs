@@ -165,6 +165,12 @@ pub enum Error {
     /// The raft loop stopped (a fatal raft error was logged).
     #[error("the raft loop stopped: see the log above for the reason")]
     RaftStopped,
+    /// The leader's image never reached the point raft's snapshot named.
+    #[error("the leader's snapshot stayed behind raft index {index}")]
+    SnapshotBehind {
+        /// The snapshot point.
+        index: u64,
+    },
     /// This member has been removed from the cluster.
     #[error("this member has been removed from the cluster: remove its data dir, add it again (etcdctl member add) and start it with --initial-cluster-state existing")]
     Removed,

@@ -205,8 +205,14 @@ pub struct Applier {
 
 /// Replaces this member's state with the leader's (see [`StateMachine::install_snapshot`]).
 pub trait SnapshotInstaller: Send + 'static {
-    /// Fetches the image from `leader` and installs it into `shared`'s store.
-    fn install(&mut self, shared: &Shared, leader: u64) -> Result<Option<CompactionJob>, Error>;
+    /// Fetches the image from `leader` (one holding at least `index`) and installs it into
+    /// `shared`'s store.
+    fn install(
+        &mut self,
+        shared: &Shared,
+        leader: u64,
+        index: u64,
+    ) -> Result<Option<CompactionJob>, Error>;
 }
 
 impl Applier {
@@ -398,7 +404,7 @@ impl StateMachine for Applier {
 
     fn install_snapshot(&mut self, leader: u64, index: u64) -> Result<(), Error> {
         let shared = self.parts.shared.clone();
-        let job = self.installer.install(&shared, leader)?;
+        let job = self.installer.install(&shared, leader, index)?;
         let applied = shared.store.read().applied_index();
         if applied < index {
             tracing::error!(

@@ -294,16 +294,30 @@ impl Storage for RaftLogStore {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The state machine image itself is streamed by the peer transport in chunks; the raft
-        // message carries the point it corresponds to.
+        // The state machine image itself is streamed by the peer transport in chunks, and the
+        // receiver fetches the leader's current image, which holds everything committed by
+        // now. So the point the message names is the commit index, with the current
+        // configuration (the receiver must find itself in it): the log after that point is
+        // still here, so the receiver continues from the log.
         let s = self.state.read();
-        if s.snap.index < request_index {
+        let index = s
+            .hard
+            .commit
+            .max(s.snap.index)
+            .min(s.last.max(s.snap.index));
+        if index < request_index {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
+        let mut meta = SnapshotMetadata {
+            index,
+            term: self.term_locked(&s, index)?,
+            ..Default::default()
+        };
+        meta.set_conf_state(s.conf.clone());
         let mut snap = Snapshot::default();
-        snap.set_metadata(s.snap.clone());
+        snap.set_metadata(meta);
         Ok(snap)
     }
 }

@@ -307,13 +307,14 @@ impl Loop {
                 let _ = done.send(res);
             }
             Command::ConfChange(cc, done) => {
-                let res = if self.raw.raft.state != StateRole::Leader {
-                    Err(Error::NotLeader)
-                } else {
-                    self.raw
-                        .propose_conf_change(Vec::new(), cc)
-                        .map_err(Error::Raft)
-                };
+                // A follower forwards it to the leader, like any proposal.
+                let res = self
+                    .raw
+                    .propose_conf_change(Vec::new(), cc)
+                    .map_err(|e| match e {
+                        raft::Error::ProposalDropped => Error::NoLeader,
+                        e => Error::Raft(e),
+                    });
                 let _ = done.send(res);
             }
             Command::ReadIndex(done) => readers.push(done),

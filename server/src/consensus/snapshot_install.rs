@@ -59,12 +59,46 @@ impl PeerSnapshotInstaller {
     }
 }
 
+/// Attempts to fetch an image that holds the snapshot's index (the leader applies what it
+/// committed shortly after).
+const FETCH_ATTEMPTS: u32 = 20;
+
 impl SnapshotInstaller for PeerSnapshotInstaller {
-    fn install(&mut self, shared: &Shared, leader: u64) -> Result<Option<CompactionJob>, Error> {
+    fn install(
+        &mut self,
+        shared: &Shared,
+        leader: u64,
+        index: u64,
+    ) -> Result<Option<CompactionJob>, Error> {
         let path = self.dir.join("snapshot.incoming");
         let started = std::time::Instant::now();
-        let bytes = self.runtime.block_on(self.fetch(leader, &path))?;
-        snapshot::verify(&path)?;
+        let mut attempt = 0;
+        let bytes = loop {
+            attempt += 1;
+            let fetched = self.runtime.block_on(self.fetch(leader, &path));
+            let fetched = fetched.and_then(|bytes| {
+                snapshot::verify(&path)?;
+                Ok((bytes, snapshot::status_meta(&path)?.applied_index))
+            });
+            match fetched {
+                Ok((bytes, applied)) if applied >= index => break bytes,
+                Ok((_, applied)) => {
+                    tracing::info!(
+                        applied,
+                        index,
+                        "the leader's image is behind the snapshot point, fetching again"
+                    );
+                }
+                Err(e) if attempt < FETCH_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "fetching the leader's snapshot failed, retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            if attempt >= FETCH_ATTEMPTS {
+                return Err(Error::SnapshotBehind { index });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)));
+        };
         let mut store = shared.store.write();
         let backend = store.backend().clone();
         // Clear the old state, then write the image into the same backend.

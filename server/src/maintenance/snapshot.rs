@@ -446,6 +446,11 @@ pub fn verify(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The META record of the snapshot at `path` (revision, compaction point, applied index).
+pub fn status_meta(path: &Path) -> Result<Meta, Error> {
+    open_decoder(path).map(|(meta, _)| meta)
+}
+
 fn open_decoder(path: &Path) -> Result<(Meta, Decoder<BufReader<std::fs::File>>), Error> {
     let err = |source: FormatError| Error::Snapshot {
         path: path.to_path_buf(),

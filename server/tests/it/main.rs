@@ -10,6 +10,7 @@ mod http;
 mod kv;
 mod lease;
 mod maintenance;
+mod membership;
 mod tls;
 mod watch;
 
