@@ -9,6 +9,7 @@ mod flags;
 mod http;
 mod kv;
 mod lease;
+mod linearizable;
 mod maintenance;
 mod membership;
 mod tls;
