@@ -1,13 +1,15 @@
-//! A single member over gRPC, cairn-server next to etcd 3.4 on this machine in the same run:
-//! puts from 1 and 100 clients, linearizable and serializable ranges from 100 clients.
-//! Prints throughput, p50 and p99 for both and the ratio (cairn / etcd).
+//! cairn-server next to etcd 3.4 over gRPC on this machine in the same run, as a single member
+//! and as a 3-member cluster (requests to the leader): puts from 1 and 100 clients,
+//! linearizable and serializable ranges from 100 clients. Prints throughput, p50 and p99 for
+//! both and the ratio (cairn / etcd).
 //!
-//! `cargo bench -p cairn-server --bench grpc` (BENCH_SCALE=0.1 for a quick run).
+//! `cargo bench -p cairn-server --bench grpc` (BENCH_SCALE=0.1 for a quick run;
+//! BENCH_ONLY=single or BENCH_ONLY=cluster for one table).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use cairn_testkit::{Kind, Member};
+use cairn_testkit::{Cluster, Kind, Member};
 use etcd_client::{Client, GetOptions};
 use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
@@ -123,19 +125,52 @@ async fn main() {
             op: Op::Range { serializable: true },
         },
     ];
-    let cairn = Member::builder(Kind::Cairn)
-        .cairn_binary(env!("CARGO_BIN_EXE_cairn-server"))
-        .start()
-        .expect("start cairn-server");
-    let etcd = Member::builder(Kind::Etcd).start().expect("start etcd");
-    println!("single member, 8-byte keys, 256-byte values, same machine, same run");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "cluster" {
+        let cairn = Member::builder(Kind::Cairn)
+            .cairn_binary(env!("CARGO_BIN_EXE_cairn-server"))
+            .start()
+            .expect("start cairn-server");
+        let etcd = Member::builder(Kind::Etcd).start().expect("start etcd");
+        table(
+            "single member, 8-byte keys, 256-byte values, same machine, same run",
+            &rows,
+            &cairn.client_url(),
+            &etcd.client_url(),
+        )
+        .await;
+    }
+    if only != "single" {
+        let mut cairn = Cluster::builder(Kind::Cairn)
+            .cairn_binary(env!("CARGO_BIN_EXE_cairn-server"))
+            .start()
+            .expect("start a cairn-server cluster");
+        let mut etcd = Cluster::builder(Kind::Etcd)
+            .start()
+            .expect("start an etcd cluster");
+        let timeout = std::time::Duration::from_secs(30);
+        let c = cairn.wait_leader(timeout).expect("cairn leader");
+        let e = etcd.wait_leader(timeout).expect("etcd leader");
+        table(
+            "3-member cluster, requests to the leader, 8-byte keys, 256-byte values, same machine, same run",
+            &rows,
+            &cairn.member(c).client_url(),
+            &etcd.member(e).client_url(),
+        )
+        .await;
+    }
+}
+
+/// Runs every row against both URLs and prints the table.
+async fn table(title: &str, rows: &[Row], cairn: &str, etcd: &str) {
+    println!("{title}");
     println!(
         "{:<36} {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>7}",
         "row", "cairn op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio"
     );
-    for row in &rows {
-        let c = run_row(&cairn.client_url(), row).await;
-        let e = run_row(&etcd.client_url(), row).await;
+    for row in rows {
+        let c = run_row(cairn, row).await;
+        let e = run_row(etcd, row).await;
         println!(
             "{:<36} {:>12.0} {:>9.2} {:>9.2} | {:>12.0} {:>9.2} {:>9.2} | {:>6.2}x",
             row.name,
@@ -148,6 +183,4 @@ async fn main() {
             c.ops_per_sec / e.ops_per_sec
         );
     }
-    drop(cairn);
-    drop(etcd);
 }
