@@ -9,7 +9,8 @@ fn main() -> ExitCode {
     match cairn_cli::run(cli).map_err(anyhow::Error::from) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("cairn: {e:#}");
+            // The library errors already end with their cause; `{:#}` would repeat it.
+            eprintln!("cairn: {e}");
             ExitCode::from(2)
         }
     }
