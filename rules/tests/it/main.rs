@@ -2,6 +2,7 @@
 //! promtool, against golden copies, and against the runbooks.
 
 mod golden;
+mod live;
 mod promtool;
 mod runbooks;
 

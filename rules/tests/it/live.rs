@@ -1,0 +1,139 @@
+//! The generated configuration and rules in a real Prometheus scraping a real three-member
+//! etcd 3.4 cluster on loopback: with two members stopped, etcdInsufficientMembers fires.
+//! `for`s are scaled down and the scrape interval is one second so this takes seconds.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cairn_inventory::Inventory;
+use cairn_rules::{generate, Options, PROMETHEUS_FILE};
+use cairn_testkit::{free_port, wait_until, Daemon};
+
+/// The members' addresses (loopback only, away from the other tests' addresses).
+const IPS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(127, 0, 0, 171),
+    Ipv4Addr::new(127, 0, 0, 172),
+    Ipv4Addr::new(127, 0, 0, 173),
+];
+
+/// A port free on every member address (the inventory has one client and one peer port).
+fn common_free_port(avoid: &[u16]) -> u16 {
+    loop {
+        let port = free_port(IPS[0]).expect("free port");
+        if !avoid.contains(&port) && IPS.iter().all(|ip| TcpListener::bind((*ip, port)).is_ok()) {
+            return port;
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; the body, or `None` when nothing answers yet.
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+fn etcd(inv: &Inventory, i: usize, dir: &Path) -> Daemon {
+    let host = &inv.hosts[i];
+    let client = inv.client_url(host);
+    let peer = inv.peer_url(host);
+    let mut cmd = Command::new("etcd");
+    cmd.arg("--name")
+        .arg(&host.name)
+        .arg("--data-dir")
+        .arg(dir.join(&host.name))
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &inv.initial_cluster()])
+        .args(["--initial-cluster-token", &inv.cluster.token])
+        .args(["--initial-cluster-state", "new"]);
+    Daemon::spawn(cmd, &dir.join(format!("{}.log", host.name))).expect("start etcd")
+}
+
+#[test]
+fn prometheus_fires_insufficient_members_when_two_of_three_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client_port = common_free_port(&[]);
+    let peer_port = common_free_port(&[client_port]);
+    let hosts: String = IPS
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| format!("[[hosts]]\nname = \"m{i}\"\naddress = \"{ip}\"\n"))
+        .collect();
+    let text = format!(
+        "[cluster]\nname = \"live\"\nserver = \"etcd\"\nbinary = \"/usr/bin/etcd\"\ntoken = \"live-1\"\n\
+         client_port = {client_port}\npeer_port = {peer_port}\n\n{hosts}\n\
+         [alerts]\nscrape_interval_seconds = 1\n"
+    );
+    let inv = Inventory::parse(&dir.path().join("cairn.toml"), text).expect("inventory");
+    let out = dir.path().join("rules");
+    generate(&inv, &Options { for_scale: 0.01 }, &out).expect("generate");
+
+    let mut members: Vec<Option<Daemon>> =
+        (0..3).map(|i| Some(etcd(&inv, i, dir.path()))).collect();
+    let prom_port = free_port(Ipv4Addr::LOCALHOST).expect("free port");
+    let mut prom = Command::new("prometheus");
+    prom.arg(format!(
+        "--config.file={}",
+        out.join(PROMETHEUS_FILE).display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.path().join("tsdb").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
+    let _prometheus =
+        Daemon::spawn(prom, &dir.path().join("prometheus.log")).expect("start prometheus");
+
+    let query = |q: &str| get(prom_port, &format!("/api/v1/query?query={q}")).unwrap_or_default();
+    // sum(up{job="etcd"}) == 3, URL-encoded.
+    wait_until(
+        "Prometheus to see 3 members up",
+        Duration::from_secs(60),
+        || query("sum(up%7Bjob%3D%22etcd%22%7D)").contains("\"3\"]"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", query("up")));
+    let firing = |name: &str| {
+        get(prom_port, "/api/v1/alerts").is_some_and(|body| {
+            body.split("\"labels\":").any(|a| {
+                a.contains(&format!("\"alertname\":\"{name}\""))
+                    && a.contains("\"state\":\"firing\"")
+            })
+        })
+    };
+    assert!(
+        !firing("etcdInsufficientMembers"),
+        "fires with every member up"
+    );
+
+    members[1].take();
+    members[2].take();
+    wait_until(
+        "etcdInsufficientMembers to fire",
+        Duration::from_secs(60),
+        || firing("etcdInsufficientMembers"),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}",
+            get(prom_port, "/api/v1/alerts").unwrap_or_default()
+        )
+    });
+}
