@@ -1,7 +1,7 @@
 //! etcd's mixin alerts (`contrib/mixin/alerts/alerts.libsonnet` in etcd's repository) under
 //! their names and expressions, with the inventory's job, cluster label and thresholds.
 
-use crate::alert::{Alert, Probe, Scenario, Severity, Template, Threshold, ValueFormat};
+use crate::alert::{Alert, Probe, Scenario, Series, Severity, Template, Threshold, ValueFormat};
 use crate::context::{eval_minutes, series, with, Ctx, Labels};
 
 /// Every etcd alert, in the mixin's order.
@@ -36,7 +36,7 @@ fn len(eval: u64) -> u64 {
     eval + 5
 }
 
-fn scenario(series: Vec<crate::alert::Series>, value: f64, labels: Labels) -> Scenario {
+fn scenario(series: Vec<Series>, value: f64, labels: Labels) -> Scenario {
     Scenario {
         series,
         value,
@@ -45,7 +45,7 @@ fn scenario(series: Vec<crate::alert::Series>, value: f64, labels: Labels) -> Sc
 }
 
 /// `up` for every member, the first `down` of them 0.
-fn up(c: &Ctx<'_>, down: usize, len: u64) -> Vec<crate::alert::Series> {
+fn up(c: &Ctx<'_>, down: usize, len: u64) -> Vec<Series> {
     (0..c.inv.hosts.len())
         .map(|i| {
             let v = if i < down { 0.0 } else { 1.0 };
@@ -151,7 +151,7 @@ fn leader_changes(c: &Ctx<'_>) -> Alert {
         (0..c.inv.hosts.len())
             .map(|i| {
                 let s = if i == 0 { step } else { 0.0 };
-                crate::alert::Series {
+                Series {
                     series: series::name(
                         "etcd_server_leader_changes_seen_total",
                         &c.member_labels(i),
@@ -255,18 +255,9 @@ fn failed_grpc(c: &Ctx<'_>) -> [Alert; 2] {
     ]
 }
 
-/// A histogram p99 alert with one severity: fires at twice the limit, quiet at half.
-struct P99 {
-    name: &'static str,
-    severity: Severity,
-    metric: &'static str,
-    limit: f64,
-    for_minutes: u64,
-    summary: &'static str,
-}
-
-fn p99_expr(metric: &str, sel: &str, extra: &str, limit: f64) -> String {
-    format!("histogram_quantile(0.99, rate({metric}_bucket{{{sel}{extra}}}[5m]))\n> {limit}")
+/// The mixin's per-member p99 expression over a histogram.
+fn p99_expr(metric: &str, sel: &str, limit: f64) -> String {
+    format!("histogram_quantile(0.99, rate({metric}_bucket{{{sel}}}[5m]))\n> {limit}")
 }
 
 fn grpc_slow(c: &Ctx<'_>) -> Alert {
@@ -330,7 +321,7 @@ fn peer_slow(c: &Ctx<'_>) -> Alert {
     Alert {
         name: "etcdMemberCommunicationSlow",
         severity: Severity::Warning,
-        expr: p99_expr(metric, &c.etcd_sel, "", limit),
+        expr: p99_expr(metric, &c.etcd_sel, limit),
         for_ms,
         threshold: Some(Threshold::Above(limit)),
         summary: "etcd cluster member communication is slow.".into(),
@@ -410,7 +401,7 @@ fn fsync(c: &Ctx<'_>) -> [Alert; 2] {
     let alert = |severity, limit, fire, quiet| Alert {
         name: "etcdHighFsyncDurations",
         severity,
-        expr: p99_expr(metric, &c.etcd_sel, "", limit),
+        expr: p99_expr(metric, &c.etcd_sel, limit),
         for_ms,
         threshold: Some(Threshold::Above(limit)),
         summary: "etcd cluster 99th percentile fsync durations are too high.".into(),
@@ -434,31 +425,25 @@ fn fsync(c: &Ctx<'_>) -> [Alert; 2] {
 }
 
 fn commit(c: &Ctx<'_>) -> Alert {
-    let p = P99 {
-        name: "etcdHighCommitDurations",
-        severity: Severity::Warning,
-        metric: "etcd_disk_backend_commit_duration_seconds",
-        limit: c.inv.alerts.commit_p99_seconds,
-        for_minutes: 10,
-        summary: "etcd cluster 99th percentile commit durations are too high.",
-    };
-    let for_ms = c.for_ms(p.for_minutes);
+    let metric = "etcd_disk_backend_commit_duration_seconds";
+    let limit = c.inv.alerts.commit_p99_seconds;
+    let for_ms = c.for_ms(10);
     let eval = eval_minutes(5, &[for_ms]);
     let labels = c.member_labels(0);
     let s = |p99: f64| {
         scenario(
-            series::histogram(p.metric, &labels, p99, len(eval)),
+            series::histogram(metric, &labels, p99, len(eval)),
             p99,
             labels.clone(),
         )
     };
     Alert {
-        name: p.name,
-        severity: p.severity,
-        expr: p99_expr(p.metric, &c.etcd_sel, "", p.limit),
+        name: "etcdHighCommitDurations",
+        severity: Severity::Warning,
+        expr: p99_expr(metric, &c.etcd_sel, limit),
         for_ms,
-        threshold: Some(Threshold::Above(p.limit)),
-        summary: p.summary.into(),
+        threshold: Some(Threshold::Above(limit)),
+        summary: "etcd cluster 99th percentile commit durations are too high.".into(),
         description: cluster_prefix(c)
             .t("99th percentile commit durations ")
             .value(ValueFormat::Duration)
@@ -467,8 +452,8 @@ fn commit(c: &Ctx<'_>) -> Alert {
             .t("."),
         probe: Probe {
             eval_minutes: eval,
-            fire: s(p.limit * 2.0),
-            quiet: s(p.limit / 2.0),
+            fire: s(limit * 2.0),
+            quiet: s(limit / 2.0),
         },
     }
 }

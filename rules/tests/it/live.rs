@@ -1,6 +1,7 @@
 //! The generated configuration and rules in a real Prometheus scraping a real three-member
 //! etcd 3.4 cluster on loopback: with two members stopped, etcdInsufficientMembers fires.
-//! `for`s are scaled down and the scrape interval is one second so this takes seconds.
+//! Every dashboard query is accepted by that Prometheus too. `for`s are scaled down and the
+//! scrape interval is one second so this takes seconds.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -9,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cairn_inventory::Inventory;
-use cairn_rules::{generate, Options, PROMETHEUS_FILE};
+use cairn_rules::{generate, Options, DASHBOARD_FILE, PROMETHEUS_FILE};
 use cairn_testkit::{free_port, wait_until, Daemon};
 
 /// The members' addresses (loopback only, away from the other tests' addresses).
@@ -38,6 +39,34 @@ fn get(port: u16, path: &str) -> Option<String> {
     s.read_to_string(&mut text).ok()?;
     text.split_once("\r\n\r\n")
         .map(|(_, body)| body.to_string())
+}
+
+/// `s` for a URL query string.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every `expr` in the dashboard's panels.
+fn dashboard_queries(file: &Path) -> Vec<String> {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("dashboard")).expect("json");
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .filter_map(|p| p["targets"].as_array())
+        .flatten()
+        .map(|t| t["expr"].as_str().expect("expr").to_string())
+        .collect();
+    assert!(queries.len() > 20, "{queries:?}");
+    queries
 }
 
 fn etcd(inv: &Inventory, i: usize, dir: &Path) -> Daemon {
@@ -102,14 +131,26 @@ fn prometheus_fires_insufficient_members_when_two_of_three_stop() {
     let _prometheus =
         Daemon::spawn(prom, &dir.path().join("prometheus.log")).expect("start prometheus");
 
-    let query = |q: &str| get(prom_port, &format!("/api/v1/query?query={q}")).unwrap_or_default();
-    // sum(up{job="etcd"}) == 3, URL-encoded.
+    let query =
+        |q: &str| get(prom_port, &format!("/api/v1/query?query={}", encode(q))).unwrap_or_default();
     wait_until(
         "Prometheus to see 3 members up",
         Duration::from_secs(60),
-        || query("sum(up%7Bjob%3D%22etcd%22%7D)").contains("\"3\"]"),
+        || query("sum(up{job=\"etcd\"})").contains("\"3\"]"),
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", query("up")));
+    // Scraped with the cluster label, every member reporting a leader.
+    let leaders = "etcd_server_has_leader{job=\"etcd\",cluster=\"live\"} == 1";
+    wait_until(
+        "every member to have a leader",
+        Duration::from_secs(60),
+        || query(leaders).matches("\"metric\"").count() == 3,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", query(leaders)));
+    for q in dashboard_queries(&out.join(DASHBOARD_FILE)) {
+        let answer = query(&q);
+        assert!(answer.contains("\"status\":\"success\""), "{q}: {answer}");
+    }
     let firing = |name: &str| {
         get(prom_port, "/api/v1/alerts").is_some_and(|body| {
             body.split("\"labels\":").any(|a| {
