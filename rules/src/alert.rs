@@ -180,11 +180,12 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// Whether this alert fires in a scenario written for `owner` (an alert of the same name).
+    /// Whether this alert fires in a scenario written for `owner` (an alert of the same name;
+    /// name and severity identify an alert).
     pub fn fires_in(&self, owner: &Alert, scenario: &Scenario, firing: bool) -> bool {
         match self.threshold {
             Some(t) => t.fires(scenario.value),
-            None => firing && std::ptr::eq(self, owner),
+            None => firing && self.severity == owner.severity,
         }
     }
 }

@@ -4,7 +4,8 @@
 use cairn_inventory::Inventory;
 
 use crate::alert::{Alert, Probe, Scenario, Series, Severity, Template, Threshold, ValueFormat};
-use crate::context::{eval_minutes, series, with, Ctx, Labels};
+use crate::context::{eval_minutes, with, Ctx, Labels};
+use crate::series;
 
 /// `cairn_inspection_check_status` values.
 const PASS: f64 = 0.0;
@@ -85,7 +86,6 @@ fn scenario(series: Vec<Series>, value: f64, labels: Labels) -> Scenario {
 }
 
 /// An inspection check at or above `level` (1 warn, 2 fail).
-#[allow(clippy::too_many_arguments)]
 fn check(
     c: &Ctx<'_>,
     name: &'static str,

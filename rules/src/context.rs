@@ -95,51 +95,6 @@ pub(crate) fn eval_minutes(settle: u64, for_ms: &[u64]) -> u64 {
     settle + longest.div_ceil(60_000) + 1
 }
 
-/// Test series builders; `len` is the number of one-minute samples after the first.
-pub(crate) mod series {
-    use super::Labels;
-    use crate::alert::Series;
-
-    /// `name{labels}` in promtool's notation.
-    pub(crate) fn name(metric: &str, labels: &Labels) -> String {
-        let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        format!("{metric}{{{}}}", inner.join(","))
-    }
-
-    /// A constant.
-    pub(crate) fn gauge(metric: &str, labels: &Labels, value: f64, len: u64) -> Series {
-        Series {
-            series: name(metric, labels),
-            values: format!("{value}+0x{len}"),
-        }
-    }
-
-    /// A counter growing by `per_minute` from 0.
-    pub(crate) fn counter(metric: &str, labels: &Labels, per_minute: f64, len: u64) -> Series {
-        Series {
-            series: name(metric, labels),
-            values: format!("0+{per_minute}x{len}"),
-        }
-    }
-
-    /// A histogram (`metric` without `_bucket`) whose p99 over any rate window is `p99`: 99%
-    /// of observations in `(p99/2, p99]`, 1% above.
-    pub(crate) fn histogram(metric: &str, labels: &Labels, p99: f64, len: u64) -> Vec<Series> {
-        [
-            (format!("{}", p99 / 2.0), 0.0),
-            (format!("{p99}"), 99.0),
-            ("+Inf".into(), 100.0),
-        ]
-        .into_iter()
-        .map(|(le, per_minute)| {
-            let mut l = labels.clone();
-            l.insert("le".into(), le);
-            counter(&format!("{metric}_bucket"), &l, per_minute, len)
-        })
-        .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,16 +104,5 @@ mod tests {
         assert_eq!(eval_minutes(5, &[600_000, 300_000]), 16);
         assert_eq!(eval_minutes(1, &[1_800]), 3);
         assert_eq!(eval_minutes(0, &[]), 1);
-    }
-
-    #[test]
-    fn histogram_buckets_put_p99_at_the_value() {
-        let l = Labels::from([("job".to_string(), "etcd".to_string())]);
-        let s = series::histogram("h", &l, 0.5, 10);
-        assert_eq!(s[0].series, "h_bucket{job=\"etcd\",le=\"0.25\"}");
-        assert_eq!(s[0].values, "0+0x10");
-        assert_eq!(s[1].series, "h_bucket{job=\"etcd\",le=\"0.5\"}");
-        assert_eq!(s[1].values, "0+99x10");
-        assert_eq!(s[2].series, "h_bucket{job=\"etcd\",le=\"+Inf\"}");
     }
 }

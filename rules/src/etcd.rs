@@ -2,7 +2,8 @@
 //! their names and expressions, with the inventory's job, cluster label and thresholds.
 
 use crate::alert::{Alert, Probe, Scenario, Series, Severity, Template, Threshold, ValueFormat};
-use crate::context::{eval_minutes, series, with, Ctx, Labels};
+use crate::context::{eval_minutes, with, Ctx, Labels};
+use crate::series;
 
 /// Every etcd alert, in the mixin's order.
 pub(crate) fn alerts(c: &Ctx<'_>) -> Vec<Alert> {

@@ -20,6 +20,7 @@ mod humanize;
 pub mod prometheus_config;
 pub mod rule_file;
 pub mod rule_test;
+mod series;
 
 use std::path::{Path, PathBuf};
 
@@ -98,4 +99,91 @@ pub fn generate(inv: &Inventory, options: &Options, out: &Path) -> Result<Vec<Pa
             Ok(path)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        let text = "[cluster]\nname = \"main\"\nbinary = \"b\"\ntoken = \"t\"\n\
+                    [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n";
+        Inventory::parse(Path::new("cairn.toml"), text.into()).expect("inventory")
+    }
+
+    #[test]
+    fn every_mixin_alert_with_its_severities() {
+        let (etcd, _) = alerts(&inventory(), &Options::default());
+        let got: Vec<(&str, &str)> = etcd.iter().map(|a| (a.name, a.severity.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("etcdMembersDown", "warning"),
+                ("etcdInsufficientMembers", "critical"),
+                ("etcdNoLeader", "critical"),
+                ("etcdHighNumberOfLeaderChanges", "warning"),
+                ("etcdHighNumberOfFailedGRPCRequests", "warning"),
+                ("etcdHighNumberOfFailedGRPCRequests", "critical"),
+                ("etcdGRPCRequestsSlow", "critical"),
+                ("etcdMemberCommunicationSlow", "warning"),
+                ("etcdHighNumberOfFailedProposals", "warning"),
+                ("etcdHighFsyncDurations", "warning"),
+                ("etcdHighFsyncDurations", "critical"),
+                ("etcdHighCommitDurations", "warning"),
+                ("etcdDatabaseQuotaLowSpace", "critical"),
+                ("etcdExcessiveDatabaseGrowth", "warning"),
+                ("etcdDatabaseHighFragmentationRatio", "warning"),
+            ]
+        );
+    }
+
+    #[test]
+    fn default_thresholds_are_the_mixins() {
+        let (etcd, _) = alerts(&inventory(), &Options::default());
+        let expr_end = |name: &str, severity: &str| {
+            let a = etcd
+                .iter()
+                .find(|a| a.name == name && a.severity.as_str() == severity)
+                .expect("alert");
+            a.expr.rsplit(' ').next().expect("threshold").to_string()
+        };
+        assert_eq!(
+            expr_end("etcdHighNumberOfFailedGRPCRequests", "warning"),
+            "1"
+        );
+        assert_eq!(
+            expr_end("etcdHighNumberOfFailedGRPCRequests", "critical"),
+            "5"
+        );
+        assert_eq!(expr_end("etcdHighFsyncDurations", "warning"), "0.5");
+        assert_eq!(expr_end("etcdHighFsyncDurations", "critical"), "1");
+        assert_eq!(expr_end("etcdHighCommitDurations", "warning"), "0.25");
+        assert_eq!(expr_end("etcdGRPCRequestsSlow", "critical"), "0.15");
+        assert_eq!(expr_end("etcdDatabaseQuotaLowSpace", "critical"), "95");
+    }
+
+    #[test]
+    fn name_and_severity_identify_an_alert() {
+        let (etcd, cairn) = alerts(&inventory(), &Options::default());
+        let mut ids: Vec<(&str, &str)> = etcd
+            .iter()
+            .chain(&cairn)
+            .map(|a| (a.name, a.severity.as_str()))
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+
+    #[test]
+    fn for_scale_scales_every_for() {
+        let inv = inventory();
+        let (normal, _) = alerts(&inv, &Options::default());
+        let (fast, _) = alerts(&inv, &Options { for_scale: 0.01 });
+        for (n, f) in normal.iter().zip(&fast) {
+            assert_eq!(f.for_ms, n.for_ms / 100, "{}", n.name);
+        }
+        assert_eq!(normal[0].for_ms, 20 * 60_000);
+    }
 }

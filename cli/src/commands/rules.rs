@@ -20,8 +20,15 @@ pub struct RulesArgs {
     pub out: PathBuf,
     /// Multiplies every alert's `for`: small values make alerts fire within seconds, for
     /// tests against a live Prometheus.
-    #[arg(long, default_value_t = 1.0, hide = true)]
+    #[arg(long, default_value_t = 1.0, hide = true, value_parser = positive)]
     pub for_scale: f64,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a number above 0")),
+    }
 }
 
 /// Writes the files and lists them; inventory warnings go to stderr.
