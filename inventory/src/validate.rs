@@ -68,6 +68,7 @@ impl Checker<'_> {
         self.cluster(f)?;
         let warnings = self.hosts(f)?;
         self.alerts(f)?;
+        self.backup(f)?;
         self.inspection(f)?;
         if let Some(tls) = &f.tls {
             self.require(
@@ -199,6 +200,15 @@ impl Checker<'_> {
                 "a non-empty Prometheus job name",
             )?;
         }
+        for (i, target) in a.cairn_targets.iter().enumerate() {
+            self.require(
+                is_target(target),
+                &["alerts", "cairn_targets", &i.to_string()],
+                "cairn_targets",
+                format!("\"{target}\""),
+                "host:port entries (an IPv6 address in brackets: \"[fd00::1]:9469\")",
+            )?;
+        }
         self.require(
             is_label_name(&a.cluster_label),
             &k("cluster_label"),
@@ -284,6 +294,16 @@ impl Checker<'_> {
         )
     }
 
+    fn backup(&self, f: &File) -> Result<(), Error> {
+        self.require(
+            f.backup.keep > 0,
+            &["backup", "keep"],
+            "keep",
+            f.backup.keep,
+            "at least 1 (the newest backup is always kept)",
+        )
+    }
+
     fn inspection(&self, f: &File) -> Result<(), Error> {
         let i = &f.inspection;
         self.require(
@@ -325,6 +345,23 @@ fn is_label_name(s: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !s.starts_with("__")
+}
+
+/// `host:port` as Prometheus takes a target (IPv6 addresses in brackets).
+fn is_target(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => match v6.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => return port.parse::<u16>().is_ok_and(|p| p > 0),
+            Err(_) => return false,
+        },
+        None => host,
+    };
+    !host.contains(':')
+        && canonical_address(host).is_some()
+        && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 /// The address in one spelling per host (IPs normalised, DNS names lower-cased), or `None`
@@ -572,6 +609,44 @@ mod tests {
         ] {
             assert_eq!(canonical_address(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn targets_are_host_port() {
+        for ok in ["10.0.0.1:9469", "[fd00::1]:9469", "cairn.example.com:80"] {
+            assert!(is_target(ok), "{ok}");
+        }
+        for bad in [
+            "10.0.0.1",
+            "fd00::1:9469",
+            "[fd00::1]",
+            "h:0",
+            "h:x",
+            ":80",
+            "[x]:80",
+        ] {
+            assert!(!is_target(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cairn_targets_and_backup_keep() {
+        let (line, col, msg) = error(&format!(
+            "{CLUSTER}{THREE}[alerts]\ncairn_targets = [\"a:1\", \"b\"]\n"
+        ));
+        assert_eq!((line, col), (15, 25));
+        assert!(
+            msg.contains("cairn_targets = \"b\" is not allowed: it must be host:port entries"),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!("{CLUSTER}{THREE}[backup]\nkeep = 0\n"));
+        assert_eq!(line, 15);
+        assert!(
+            msg.ends_with(
+                "keep = 0 is not allowed: it must be at least 1 (the newest backup is always kept)"
+            ),
+            "{msg}"
+        );
     }
 
     #[test]

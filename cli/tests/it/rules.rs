@@ -117,3 +117,22 @@ fn a_missing_inventory_says_how_to_name_another() {
         "cairn: cairn.toml: cannot read the inventory: No such file or directory (os error 2) (give another file with -i FILE)"
     );
 }
+
+#[test]
+fn inventory_warnings_go_to_stderr_and_the_files_are_still_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(example("cairn.toml")).expect("example")
+        + "\n[[hosts]]\nname = \"etcd4\"\naddress = \"10.0.0.127\"\n";
+    std::fs::write(dir.path().join("cairn.toml"), text).expect("write");
+    let run = Command::new(BIN)
+        .args(["rules", "--out", "out"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run cairn");
+    assert!(run.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&run.stderr).trim_end(),
+        "cairn: warning: cairn.toml:20:8: 4 members tolerate no more failures than 3 do; add or remove one host"
+    );
+    assert!(dir.path().join("out/prometheus.yml").is_file());
+}
