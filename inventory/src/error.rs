@@ -26,9 +26,10 @@ pub enum Error {
         at: Location,
         /// The parser's message, without its source excerpt.
         message: String,
-        /// The parser's error (boxed: it is large, and errors travel by value).
-        #[source]
-        source: Box<toml::de::Error>,
+        /// The parser's error, with its source excerpt. Not the `source()`: its text repeats
+        /// the position and message over several lines, and errors here are one line.
+        /// Boxed: it is large, and errors travel by value.
+        parse: Box<toml::de::Error>,
     },
     /// No `[[hosts]]` at all.
     #[error(

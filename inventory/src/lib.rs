@@ -95,7 +95,7 @@ impl Inventory {
         let file: model::File = toml::from_str(&source).map_err(|source_err| Error::Syntax {
             at: Location::of_span(path, &source, source_err.span()),
             message: source_err.message().trim_end().to_string(),
-            source: Box::new(source_err),
+            parse: Box::new(source_err),
         })?;
         let warnings = checker.file(&file)?;
         let backup_interval =
