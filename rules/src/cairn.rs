@@ -165,7 +165,7 @@ fn certificates(c: &Ctx<'_>) -> [Alert; 2] {
             .label(c.cluster_label)
             .t("\" expires in ")
             .value(ValueFormat::Number)
-            .t(" days; renew it (cairn renews certificates within [tls] renew_before_days)."),
+            .t(" days; reissue it and roll it out before then."),
         probe: Probe {
             eval_minutes: eval,
             fire: s(fire),
