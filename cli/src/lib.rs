@@ -1,6 +1,6 @@
 //! The `cairn` operator binary's commands, one per file under [`commands`]. The binary only
-//! parses arguments and reports the outcome; the work is in the libraries (`cairn-bench`, and
-//! the inventory, provisioner, backup and inspection crates as they land).
+//! parses arguments and reports the outcome; the work is in the libraries (`cairn-bench`, `cairn-inventory`,
+//! `cairn-rules`, and the provisioner, backup and inspection crates as they land).
 
 pub mod commands;
 pub mod error;
@@ -28,6 +28,9 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
+    /// Prometheus alert rules (etcd's mixin and cairn's own) with their promtool tests, a
+    /// scrape configuration and a Grafana dashboard, from the inventory.
+    Rules(commands::rules::RulesArgs),
 }
 
 /// How results are printed.
@@ -45,5 +48,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Rules(args) => commands::rules::run(args),
     }
 }

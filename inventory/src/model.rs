@@ -1,0 +1,424 @@
+//! The file's tables as serde types. Every table refuses unknown keys, so a misspelt option is
+//! an error at its line instead of a silently ignored setting.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole `cairn.toml`, as written (paths not yet resolved, nothing checked yet).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// `[cluster]`.
+    pub cluster: Cluster,
+    /// `[ssh]`; how the provisioner reaches the hosts.
+    #[serde(default)]
+    pub ssh: Ssh,
+    /// `[tls]`; absent means plain-HTTP client and peer URLs.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// `[[hosts]]`, one per member, in `--initial-cluster` order.
+    #[serde(default)]
+    pub hosts: Vec<Host>,
+    /// `[alerts]`; the Prometheus side.
+    #[serde(default)]
+    pub alerts: Alerts,
+    /// `[backup]`; the schedule the backup tool keeps and the alerts watch.
+    #[serde(default)]
+    pub backup: Backup,
+    /// `[inspection]`; the schedule and thresholds of the inspection tool.
+    #[serde(default)]
+    pub inspection: Inspection,
+}
+
+/// Which server the hosts run; both take etcd's flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// The bundled cairn-server.
+    #[default]
+    Cairn,
+    /// An etcd binary.
+    Etcd,
+}
+
+/// `[cluster]`: what every member shares.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Names the cluster in alerts, dashboards and backups.
+    pub name: String,
+    /// Which server runs on the hosts.
+    #[serde(default)]
+    pub server: ServerKind,
+    /// Local server binary pushed to every host (relative to this file's directory).
+    pub binary: PathBuf,
+    /// `--initial-cluster-token`: keeps members of different clusters apart.
+    pub token: String,
+    /// Client port (gRPC and HTTP: health, metrics).
+    #[serde(default = "default_client_port")]
+    pub client_port: u16,
+    /// Peer (raft) port.
+    #[serde(default = "default_peer_port")]
+    pub peer_port: u16,
+    /// A plain-HTTP `--listen-metrics-urls` port; without it Prometheus scrapes the client
+    /// port (with a client certificate under TLS).
+    #[serde(default)]
+    pub metrics_port: Option<u16>,
+    /// `--data-dir` on every host (a host may override it).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `--quota-backend-bytes`; etcd's default (2 GiB) when absent.
+    #[serde(default)]
+    pub quota_backend_bytes: Option<u64>,
+    /// `--heartbeat-interval` in milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_interval_ms: u32,
+    /// `--election-timeout` in milliseconds; etcd wants at least 5 heartbeats.
+    #[serde(default = "default_election_ms")]
+    pub election_timeout_ms: u32,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`.
+    #[serde(default)]
+    pub auto_compaction: Option<AutoCompaction>,
+    /// `--snapshot-count`.
+    #[serde(default)]
+    pub snapshot_count: Option<u64>,
+    /// More server flags, passed as given (`["--log-level=debug"]`).
+    #[serde(default)]
+    pub extra_flags: Vec<String>,
+}
+
+/// etcd's automatic compaction settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoCompaction {
+    /// `periodic` (retention is a duration) or `revision` (a revision count).
+    pub mode: CompactionMode,
+    /// `--auto-compaction-retention` as etcd takes it (`"1h"`, `"1000"`).
+    pub retention: String,
+}
+
+/// `--auto-compaction-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompactionMode {
+    /// Keep a time window of history.
+    Periodic,
+    /// Keep a number of revisions.
+    Revision,
+}
+
+/// `[ssh]`: how the provisioner logs in; a non-root user needs passwordless sudo.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ssh {
+    /// Login user.
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+    /// Private key (`~` is expanded, relative paths are against this file's directory).
+    #[serde(default = "default_identity_file")]
+    pub identity_file: PathBuf,
+    /// Known hosts file the host keys are checked against.
+    #[serde(default = "default_known_hosts")]
+    pub known_hosts: PathBuf,
+    /// SSH port.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Self {
+            user: default_ssh_user(),
+            identity_file: default_identity_file(),
+            known_hosts: default_known_hosts(),
+            port: default_ssh_port(),
+        }
+    }
+}
+
+/// `[tls]`: with it, client and peer URLs are https and members require client certificates.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Local directory with the CA and the issued certificates (`ca.pem`, `<host>.pem`,
+    /// `prometheus.pem`, ...).
+    #[serde(default = "default_tls_dir")]
+    pub dir: PathBuf,
+    /// Certificates expiring within this many days are reissued.
+    #[serde(default = "default_renew_before_days")]
+    pub renew_before_days: u32,
+    /// The operator's own CA certificate, instead of one generated in `dir`.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// The key of `ca_cert`; both or neither.
+    #[serde(default)]
+    pub ca_key: Option<PathBuf>,
+    /// Extra subject alternative names on every member certificate (a load balancer's name).
+    #[serde(default)]
+    pub extra_sans: Vec<String>,
+}
+
+/// `[[hosts]]`: one member.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Member name (`--name`).
+    pub name: String,
+    /// IP address or DNS name the member listens on and is reached at.
+    pub address: String,
+    /// SSH port for this host instead of `[ssh] port`.
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    /// SSH user for this host instead of `[ssh] user`.
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    /// Data directory for this host instead of `[cluster] data_dir`.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Extra subject alternative names on this member's certificate.
+    #[serde(default)]
+    pub extra_sans: Vec<String>,
+}
+
+/// `[alerts]`: how Prometheus finds the members and when the alerts fire. Thresholds default
+/// to the etcd mixin's.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// Prometheus job of the members' targets.
+    #[serde(default = "default_job")]
+    pub job: String,
+    /// Prometheus job of cairn's own exporters (backup, inspection, certificates).
+    #[serde(default = "default_cairn_job")]
+    pub cairn_job: String,
+    /// `host:port` targets serving cairn's own metrics; none means no cairn job is scraped.
+    #[serde(default)]
+    pub cairn_targets: Vec<String>,
+    /// Name of the label carrying `[cluster] name` on every target and alert.
+    #[serde(default = "default_cluster_label")]
+    pub cluster_label: String,
+    /// Scrape interval; the mixin sizes its peer-failure window as four of them.
+    #[serde(default = "default_scrape_interval_seconds")]
+    pub scrape_interval_seconds: u32,
+    /// Directory holding `ca.pem`, `prometheus.pem` and `prometheus-key.pem` on the
+    /// Prometheus machine; `[tls] dir` when absent.
+    #[serde(default)]
+    pub prometheus_tls_dir: Option<PathBuf>,
+    /// etcdHighFsyncDurations (warning): WAL fsync p99 in seconds.
+    #[serde(default = "default_fsync_warning")]
+    pub fsync_p99_warning_seconds: f64,
+    /// etcdHighFsyncDurations (critical).
+    #[serde(default = "default_fsync_critical")]
+    pub fsync_p99_critical_seconds: f64,
+    /// etcdHighCommitDurations: backend commit p99 in seconds.
+    #[serde(default = "default_commit")]
+    pub commit_p99_seconds: f64,
+    /// etcdGRPCRequestsSlow: unary gRPC p99 in seconds.
+    #[serde(default = "default_grpc_slow")]
+    pub grpc_p99_seconds: f64,
+    /// etcdMemberCommunicationSlow: peer round trip p99 in seconds.
+    #[serde(default = "default_peer_rtt")]
+    pub peer_rtt_p99_seconds: f64,
+    /// etcdHighNumberOfLeaderChanges: leader changes within 15 minutes.
+    #[serde(default = "default_leader_changes")]
+    pub leader_changes_per_15m: u32,
+    /// etcdHighNumberOfFailedGRPCRequests (warning): percent of requests failing.
+    #[serde(default = "default_failed_grpc_warning")]
+    pub failed_grpc_warning_percent: f64,
+    /// etcdHighNumberOfFailedGRPCRequests (critical).
+    #[serde(default = "default_failed_grpc_critical")]
+    pub failed_grpc_critical_percent: f64,
+    /// etcdHighNumberOfFailedProposals: failed proposals per second.
+    #[serde(default = "default_failed_proposals")]
+    pub failed_proposals_per_second: f64,
+    /// etcdDatabaseQuotaLowSpace: percent of the quota used.
+    #[serde(default = "default_quota_used")]
+    pub quota_used_percent: f64,
+    /// etcdDatabaseHighFragmentationRatio: in-use / allocated below this ratio...
+    #[serde(default = "default_fragmentation_ratio")]
+    pub fragmentation_ratio: f64,
+    /// ...while more than this many bytes are in use.
+    #[serde(default = "default_fragmentation_min_bytes")]
+    pub fragmentation_min_bytes: u64,
+    /// CairnCertificateExpiry (warning): days left.
+    #[serde(default = "default_cert_warning_days")]
+    pub cert_expiry_warning_days: f64,
+    /// CairnCertificateExpiry (critical).
+    #[serde(default = "default_cert_critical_days")]
+    pub cert_expiry_critical_days: f64,
+    /// CairnBackupStale: no successful backup for this long (`"2h"`); twice `[backup]
+    /// interval` when absent.
+    #[serde(default)]
+    pub backup_stale_after: Option<String>,
+    /// CairnInspectionNotRunning: no inspection run for this long; three `[inspection]
+    /// interval`s when absent.
+    #[serde(default)]
+    pub inspection_stale_after: Option<String>,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        toml::from_str("").expect("every [alerts] key has a default")
+    }
+}
+
+/// `[backup]`: what the backup tool does and how often.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Time between snapshots (`"1h"`, `"30m"`).
+    #[serde(default = "default_backup_interval")]
+    pub interval: String,
+    /// Local directory the snapshots are kept in.
+    #[serde(default = "default_backup_dir")]
+    pub dir: PathBuf,
+    /// How many snapshots are kept.
+    #[serde(default = "default_backup_keep")]
+    pub keep: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        toml::from_str("").expect("every [backup] key has a default")
+    }
+}
+
+/// `[inspection]`: the inspection tool's schedule and the limits its checks report against.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inspection {
+    /// Time between runs.
+    #[serde(default = "default_inspection_interval")]
+    pub interval: String,
+    /// A value at least this large is a warning.
+    #[serde(default = "default_large_value_warn")]
+    pub large_value_warn_bytes: u64,
+    /// A value at least this large fails the check.
+    #[serde(default = "default_large_value_fail")]
+    pub large_value_fail_bytes: u64,
+    /// Key count growth between two runs, in percent, that is a warning.
+    #[serde(default = "default_key_growth_warn")]
+    pub key_growth_warn_percent: f64,
+    /// Key count growth between two runs that fails the check.
+    #[serde(default = "default_key_growth_fail")]
+    pub key_growth_fail_percent: f64,
+}
+
+impl Default for Inspection {
+    fn default() -> Self {
+        toml::from_str("").expect("every [inspection] key has a default")
+    }
+}
+
+fn default_client_port() -> u16 {
+    2379
+}
+fn default_peer_port() -> u16 {
+    2380
+}
+fn default_data_dir() -> PathBuf {
+    "/var/lib/cairn".into()
+}
+fn default_heartbeat_ms() -> u32 {
+    100
+}
+fn default_election_ms() -> u32 {
+    1000
+}
+fn default_ssh_user() -> String {
+    "root".into()
+}
+fn default_identity_file() -> PathBuf {
+    "~/.ssh/id_ed25519".into()
+}
+fn default_known_hosts() -> PathBuf {
+    "~/.ssh/known_hosts".into()
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+fn default_tls_dir() -> PathBuf {
+    "pki".into()
+}
+fn default_renew_before_days() -> u32 {
+    30
+}
+fn default_job() -> String {
+    "etcd".into()
+}
+fn default_cairn_job() -> String {
+    "cairn".into()
+}
+fn default_cluster_label() -> String {
+    "cluster".into()
+}
+fn default_scrape_interval_seconds() -> u32 {
+    30
+}
+fn default_fsync_warning() -> f64 {
+    0.5
+}
+fn default_fsync_critical() -> f64 {
+    1.0
+}
+fn default_commit() -> f64 {
+    0.25
+}
+fn default_grpc_slow() -> f64 {
+    0.15
+}
+fn default_peer_rtt() -> f64 {
+    0.15
+}
+fn default_leader_changes() -> u32 {
+    4
+}
+fn default_failed_grpc_warning() -> f64 {
+    1.0
+}
+fn default_failed_grpc_critical() -> f64 {
+    5.0
+}
+fn default_failed_proposals() -> f64 {
+    5.0
+}
+fn default_quota_used() -> f64 {
+    95.0
+}
+fn default_fragmentation_ratio() -> f64 {
+    0.5
+}
+fn default_fragmentation_min_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_cert_warning_days() -> f64 {
+    30.0
+}
+fn default_cert_critical_days() -> f64 {
+    7.0
+}
+fn default_backup_interval() -> String {
+    "1h".into()
+}
+fn default_backup_dir() -> PathBuf {
+    "backups".into()
+}
+fn default_backup_keep() -> u32 {
+    24
+}
+fn default_inspection_interval() -> String {
+    "15m".into()
+}
+fn default_large_value_warn() -> u64 {
+    512 * 1024
+}
+fn default_large_value_fail() -> u64 {
+    1024 * 1024
+}
+fn default_key_growth_warn() -> f64 {
+    20.0
+}
+fn default_key_growth_fail() -> f64 {
+    50.0
+}
