@@ -162,6 +162,9 @@ pub enum Error {
     /// A peer refused or failed a request.
     #[error("peer: {}", .0.message())]
     Peer(#[from] tonic::Status),
+    /// An operating system call failed outside file access (threads, runtimes).
+    #[error("{0}: {1}")]
+    Io(&'static str, #[source] std::io::Error),
     /// The raft loop stopped (a fatal raft error was logged).
     #[error("the raft loop stopped: see the log above for the reason")]
     RaftStopped,

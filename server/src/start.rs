@@ -240,7 +240,6 @@ async fn open_replicated(
         peers: peers.clone(),
         dir: member_dir.to_path_buf(),
         identity,
-        runtime: tokio::runtime::Handle::current(),
     };
     let applier = Applier::new(
         ApplierParts {

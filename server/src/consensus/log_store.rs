@@ -138,6 +138,11 @@ impl RaftLogStore {
         Ok(())
     }
 
+    /// The HardState as last written.
+    pub fn hard_state(&self) -> HardState {
+        self.state.read().hard.clone()
+    }
+
     /// Records the commit index (raft-rs reports it separately from the HardState).
     pub fn set_commit(&self, commit: u64) -> Result<(), Error> {
         let mut s = self.state.write();

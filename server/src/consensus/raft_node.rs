@@ -164,8 +164,9 @@ pub struct RaftParts {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
-/// Starts the node on the current tokio runtime (multi-threaded: it flushes with
-/// `block_in_place`).
+/// Starts the node on a thread of its own (it blocks on log flushes and applies; handing a
+/// shared runtime worker off around each of them cost latency on every write). The returned
+/// task, on the caller's runtime, ends when the node stops (also when it panics).
 pub fn start(parts: RaftParts) -> Result<(RaftHandle, JoinHandle<()>), Error> {
     use raft::Storage as _;
     let commit = parts.store.initial_state()?.hard_state.commit;
@@ -184,7 +185,22 @@ pub fn start(parts: RaftParts) -> Result<(RaftHandle, JoinHandle<()>), Error> {
     let raw = RawNode::new(&cfg, parts.store.clone(), &logger)?;
     let (commands, commands_rx) = mpsc::channel(4096);
     let (status_tx, status) = watch::channel(RaftStatus::default());
-    let task = tokio::spawn(run(raw, parts, commands_rx, status_tx));
+    let (ended_tx, ended) = oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("starting the raft thread's runtime", e))?;
+    std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            runtime.block_on(run(raw, parts, commands_rx, status_tx));
+            let _ = ended_tx.send(());
+        })
+        .map_err(|e| Error::Io("starting the raft thread", e))?;
+    let task = tokio::spawn(async move {
+        // Dropped unsent when the thread panics: the same "ended" either way.
+        let _ = ended.await;
+    });
     Ok((RaftHandle { commands, status }, task))
 }
 
@@ -260,7 +276,7 @@ async fn run(
                 }
             }
         }
-        if let Err(e) = tokio::task::block_in_place(|| node.on_ready()) {
+        if let Err(e) = node.on_ready() {
             tracing::error!(error = %e, "raft storage failed, stopping the member");
             std::process::exit(1);
         }
@@ -354,8 +370,18 @@ impl Loop {
             self.store.apply_snapshot(&meta)?;
         }
         // Entries and HardState in one atomic batch, durable before anything depends on them.
+        // A HardState that only moves the commit index needs no flush of its own (see the
+        // module docs): it becomes durable with the next one.
+        let before = self.store.hard_state();
+        let must_flush = !ready.entries().is_empty()
+            || !ready.snapshot().is_empty()
+            || ready
+                .hs()
+                .is_some_and(|hs| hs.term != before.term || hs.vote != before.vote);
         self.store.append(ready.entries(), ready.hs())?;
-        self.flush_log()?;
+        if must_flush {
+            self.flush_log()?;
+        }
         self.peers.send(ready.take_persisted_messages());
         for rs in ready.take_read_states() {
             let ctx = rs

@@ -29,34 +29,43 @@ pub struct PeerSnapshotInstaller {
     pub dir: PathBuf,
     /// This member's IDs, kept in the installed store.
     pub identity: Identity,
-    /// The runtime the fetch runs on (the raft loop calls in from a blocking section).
-    pub runtime: tokio::runtime::Handle,
 }
 
 impl PeerSnapshotInstaller {
-    async fn fetch(&self, leader: u64, path: &std::path::Path) -> Result<u64, Error> {
-        let file_err = |source| Error::File {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut client = self.peers.client(leader).await?;
-        let mut chunks = client
-            .snapshot(SnapshotRequest {
-                cluster_id: self.peers.cluster_id(),
-                from: self.peers.member_id(),
-            })
-            .await?
-            .into_inner();
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(file_err)?);
-        let mut bytes = 0u64;
-        while let Some(chunk) = chunks.message().await? {
-            bytes += chunk.data.len() as u64;
-            file.write_all(&chunk.data).map_err(file_err)?;
-        }
-        let file = file.into_inner().map_err(|e| file_err(e.into_error()))?;
-        file.sync_all().map_err(file_err)?;
-        Ok(bytes)
+    /// Streams the leader's image into `path`, on the peers' runtime (the raft thread that
+    /// calls this waits).
+    fn fetch(&self, leader: u64, path: &std::path::Path) -> Result<u64, Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (peers, path) = (self.peers.clone(), path.to_path_buf());
+        self.peers.runtime().spawn(async move {
+            let _ = tx.send(fetch(&peers, leader, &path).await);
+        });
+        rx.recv().map_err(|_| Error::Stopped)?
     }
+}
+
+async fn fetch(peers: &Peers, leader: u64, path: &std::path::Path) -> Result<u64, Error> {
+    let file_err = |source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut client = peers.client(leader).await?;
+    let mut chunks = client
+        .snapshot(SnapshotRequest {
+            cluster_id: peers.cluster_id(),
+            from: peers.member_id(),
+        })
+        .await?
+        .into_inner();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(file_err)?);
+    let mut bytes = 0u64;
+    while let Some(chunk) = chunks.message().await? {
+        bytes += chunk.data.len() as u64;
+        file.write_all(&chunk.data).map_err(file_err)?;
+    }
+    let file = file.into_inner().map_err(|e| file_err(e.into_error()))?;
+    file.sync_all().map_err(file_err)?;
+    Ok(bytes)
 }
 
 /// Attempts to fetch an image that holds the snapshot's index (the leader applies what it
@@ -75,7 +84,7 @@ impl SnapshotInstaller for PeerSnapshotInstaller {
         let mut attempt = 0;
         let bytes = loop {
             attempt += 1;
-            let fetched = self.runtime.block_on(self.fetch(leader, &path));
+            let fetched = self.fetch(leader, &path);
             let fetched = fetched.and_then(|bytes| {
                 snapshot::verify(&path)?;
                 Ok((bytes, snapshot::status_meta(&path)?.applied_index))

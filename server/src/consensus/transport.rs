@@ -285,6 +285,8 @@ pub struct Peers {
     config: TransportConfig,
     peers: Mutex<HashMap<u64, PeerHandle>>,
     unreachable: mpsc::UnboundedSender<u64>,
+    /// The runtime the sender tasks run on (peers are added from the raft thread too).
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Peers {
@@ -299,19 +301,26 @@ impl std::fmt::Debug for Peers {
 impl Peers {
     /// A transport whose failed deliveries are reported on `unreachable` (raft's
     /// `report_unreachable` slows replication to that peer until it answers again).
+    /// Must be called on the runtime the senders should run on.
     pub fn new(config: TransportConfig, unreachable: mpsc::UnboundedSender<u64>) -> Self {
         Self {
             config,
             peers: Mutex::new(HashMap::new()),
             unreachable,
+            runtime: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// The runtime peer requests run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     /// Starts sending to member `id` at `url` (replacing a previous URL).
     pub fn add(&self, id: u64, url: &str) -> Result<(), Error> {
         let endpoint = endpoint(&self.config, url)?;
         let (queue, rx) = mpsc::channel(PEER_QUEUE);
-        let task = tokio::spawn(send_loop(
+        let task = self.runtime.spawn(send_loop(
             self.config.clone(),
             id,
             endpoint.clone(),
