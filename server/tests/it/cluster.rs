@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn_testkit::{Cluster, Kind, Pki};
+use cairn_testkit::{wait_until, Cluster, Kind, Pki};
 
 /// How long a cluster may take to agree on a leader.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -129,4 +129,120 @@ fn three_members_with_tls_for_clients_and_peers() {
         peer_urls.iter().all(|u| u.starts_with("https://")),
         "{peer_urls:?}"
     );
+}
+
+/// Lease `id` from etcdctl's `lease grant` output ("lease 694d... granted with TTL(4s)").
+fn lease_id(grant: &str) -> String {
+    grant
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no lease ID in {grant:?}"))
+        .to_string()
+}
+
+#[test]
+fn leases_kept_alive_through_a_follower_survive_a_leader_change_and_expire_after() {
+    let mut c = cairn_cluster()
+        .arg("--heartbeat-interval=50")
+        .arg("--election-timeout=500")
+        .start()
+        .expect("cluster");
+    let leader = c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    let third = (0..3)
+        .find(|&i| i != leader && i != follower)
+        .expect("third");
+    let grant = c
+        .member(follower)
+        .etcdctl(&["lease", "grant", "3"])
+        .expect("grant");
+    assert!(grant.success(), "{grant:?}");
+    let id = lease_id(&grant.stdout);
+    let put = c
+        .member(follower)
+        .etcdctl(&["put", "owned", "v", "--lease", &id])
+        .expect("put");
+    assert_eq!(put.stdout, "OK\n", "{put:?}");
+    // Keep-alives go to the follower, which forwards them to the leader.
+    let mut keepalive = c
+        .member(follower)
+        .etcdctl_background(&["lease", "keep-alive", &id])
+        .expect("keep-alive");
+    keepalive
+        .wait_for(Duration::from_secs(10), |l| l.len() >= 2)
+        .expect("keep-alive answers");
+    let exists = |c: &Cluster, i: usize| {
+        c.member(i)
+            .etcdctl(&["get", "owned", "--print-value-only"])
+            .is_ok_and(|o| o.stdout == "v\n")
+    };
+    // Twice the TTL with keep-alives: the key stays.
+    let until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < until {
+        assert!(exists(&c, third), "the key of a kept-alive lease vanished");
+    }
+    // The leader goes; the new one starts every lease afresh and keeps honouring keep-alives.
+    c.member_mut(leader).kill9().expect("kill");
+    c.wait_leader(LEADER_TIMEOUT).expect("new leader");
+    let until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < until {
+        assert!(
+            exists(&c, third),
+            "the key vanished after the leader changed"
+        );
+    }
+    let ttl = c
+        .member(third)
+        .etcdctl(&["lease", "timetolive", &id])
+        .expect("ttl");
+    assert!(ttl.stdout.contains("remaining"), "{ttl:?}");
+    // No more keep-alives: the lease expires and takes the key with it, on every member.
+    drop(keepalive);
+    wait_until("the lease to expire", Duration::from_secs(20), || {
+        c.member(third)
+            .etcdctl(&["get", "owned", "--print-value-only"])
+            .is_ok_and(|o| o.success() && o.stdout.is_empty())
+    })
+    .expect("expired");
+    c.member_mut(leader).restart().expect("restart");
+    wait_until(
+        "the old leader to see the expiry",
+        Duration::from_secs(20),
+        || {
+            c.member(leader)
+                .etcdctl(&["get", "owned", "--consistency=s", "--print-value-only"])
+                .is_ok_and(|o| o.success() && o.stdout.is_empty())
+        },
+    )
+    .expect("expired everywhere");
+}
+
+#[test]
+fn a_watch_on_one_member_sees_writes_made_through_another() {
+    let mut c = cairn_cluster().start().expect("cluster");
+    let leader = c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    let mut watch = c
+        .member(follower)
+        .etcdctl_background(&["watch", "w", "--prefix"])
+        .expect("watch");
+    // The watch is registered once a first write shows up; write until it does.
+    wait_until("the watch to see a write", Duration::from_secs(20), || {
+        let _ = c.member(leader).etcdctl(&["put", "w0", "first"]);
+        watch
+            .wait_for(Duration::from_millis(200), |l| l.iter().any(|x| x == "w0"))
+            .is_ok()
+    })
+    .expect("watch started");
+    for i in 1..=5 {
+        let key = format!("w{i}");
+        let put = c.member(leader).etcdctl(&["put", &key, "v"]).expect("put");
+        assert!(put.success(), "{put:?}");
+    }
+    let lines = watch
+        .wait_for(Duration::from_secs(10), |l| l.iter().any(|x| x == "w5"))
+        .expect("events");
+    let keys: Vec<&String> = lines.iter().filter(|l| l.starts_with("w")).collect();
+    let order: Vec<&String> = keys.iter().copied().filter(|k| *k != "w0").collect();
+    assert_eq!(order, ["w1", "w2", "w3", "w4", "w5"], "{lines:?}");
 }
