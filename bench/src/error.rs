@@ -42,6 +42,12 @@ pub enum Error {
         /// Why.
         source: etcd_client::Error,
     },
+    /// `--target-leader`, and no endpoint says it leads.
+    #[error("none of {endpoints} is the leader: give the endpoints of every member, or drop --target-leader")]
+    NoLeader {
+        /// The endpoints, comma-separated.
+        endpoints: String,
+    },
     /// The endpoints did not answer a first request in time.
     #[error("cannot reach {endpoints}: no answer within {timeout:?}")]
     ConnectTimeout {

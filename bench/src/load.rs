@@ -117,6 +117,9 @@ pub struct LoadSpec {
     pub tls: Option<Tls>,
     /// Written before every key (empty for etcd benchmark's bare keys).
     pub key_prefix: Vec<u8>,
+    /// Send everything to the endpoint of the cluster's leader only (etcd benchmark's
+    /// `--target-leader`), found by asking each endpoint for its status.
+    pub target_leader: bool,
 }
 
 impl LoadSpec {
@@ -139,6 +142,7 @@ impl LoadSpec {
             watchers: 1,
             tls: None,
             key_prefix: Vec::new(),
+            target_leader: false,
         }
     }
 
@@ -386,11 +390,16 @@ pub(crate) async fn connect(spec: &LoadSpec) -> Result<Vec<Client>, Error> {
         }
         options = options.with_tls(t);
     }
-    let endpoints = spec.endpoints.join(",");
+    let targets = if spec.target_leader {
+        vec![leader_endpoint(&spec.endpoints, &options).await?]
+    } else {
+        spec.endpoints.clone()
+    };
+    let endpoints = targets.join(",");
     let mut conns = Vec::with_capacity(spec.conns);
     for _ in 0..spec.conns {
         let connected = async {
-            let mut c = Client::connect(&spec.endpoints, Some(options.clone())).await?;
+            let mut c = Client::connect(&targets, Some(options.clone())).await?;
             // Connections are made lazily: one request proves the endpoint answers.
             c.status().await?;
             Ok::<_, etcd_client::Error>(c)
@@ -408,6 +417,25 @@ pub(crate) async fn connect(spec: &LoadSpec) -> Result<Vec<Client>, Error> {
         conns.push(c);
     }
     Ok(conns)
+}
+
+/// The endpoint, among `endpoints`, of the member that says it leads.
+async fn leader_endpoint(endpoints: &[String], options: &ConnectOptions) -> Result<String, Error> {
+    for e in endpoints {
+        let status = async {
+            let mut c = Client::connect([e.as_str()], Some(options.clone())).await?;
+            c.status().await
+        };
+        if let Ok(Ok(s)) = tokio::time::timeout(CONNECT_TIMEOUT, status).await {
+            let me = s.header().map_or(0, |h| h.member_id());
+            if me != 0 && s.leader() == me {
+                return Ok(e.clone());
+            }
+        }
+    }
+    Err(Error::NoLeader {
+        endpoints: endpoints.join(","),
+    })
 }
 
 /// Runs `spec` to its end on the current tokio runtime.

@@ -102,6 +102,9 @@ pub struct CommonArgs {
     /// Write keys in order (modulo the key space) instead of at random.
     #[arg(long, global = true)]
     pub sequential_keys: bool,
+    /// Send every request to the leader's endpoint (found among --endpoints).
+    #[arg(long, global = true)]
+    pub target_leader: bool,
     /// Requests per second over all clients; 0 is unlimited.
     #[arg(long, global = true, default_value_t = 0)]
     pub rate: u64,
@@ -162,6 +165,7 @@ impl BenchArgs {
             rate: c.rate,
             watchers: watchers as usize,
             tls,
+            target_leader: c.target_leader,
             ..LoadSpec::new(mode, Vec::new())
         }
     }

@@ -198,3 +198,61 @@ fn an_unreachable_endpoint_is_one_line_and_exit_2() {
         "{err}"
     );
 }
+
+#[test]
+fn target_leader_sends_every_write_to_the_leader_of_an_etcd_cluster() {
+    let mut c = cairn_testkit::Cluster::builder(cairn_testkit::Kind::Etcd)
+        .start()
+        .expect("etcd cluster");
+    let leader = c
+        .wait_leader(std::time::Duration::from_secs(20))
+        .expect("leader");
+    let endpoints = c.endpoints();
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "put",
+            "--total",
+            "200",
+            "--target-leader",
+            "-w",
+            "json",
+        ])
+        .args(["--endpoints", &endpoints])
+        .output()
+        .expect("run cairn");
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_sane(&report, "put", 200);
+    // Only the leader's client port saw the puts (etcd counts them per member).
+    let puts = |i: usize| -> f64 {
+        let m = c.member(i);
+        let text = cairn_testkit::run_command(
+            {
+                let mut cmd = Command::new("curl");
+                cmd.args(["-s", &format!("{}/metrics", m.client_url())]);
+                cmd
+            },
+            std::time::Duration::from_secs(10),
+        )
+        .expect("curl")
+        .stdout;
+        text.lines()
+            .find(|l| {
+                l.starts_with("grpc_server_handled_total")
+                    && l.contains("grpc_method=\"Put\"")
+                    && l.contains("grpc_code=\"OK\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    for i in 0..c.len() {
+        let n = puts(i);
+        if i == leader {
+            assert!(n >= 200.0, "leader handled {n} puts");
+        } else {
+            assert_eq!(n, 0.0, "member {i} (not the leader) handled puts");
+        }
+    }
+}

@@ -21,6 +21,9 @@ use crate::proto::etcdserverpb::{
 use crate::replicated::Replicated;
 use crate::Error;
 
+/// How long a proposed membership change may take to show before it is proposed again.
+const CONF_CHANGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A learner may be promoted once its log holds this share of the leader's (etcd's rule).
 const LEARNER_READY_PERCENT: u64 = 90;
 
@@ -63,14 +66,29 @@ impl ClusterService {
     ) -> Result<(), Status> {
         let cluster = self.node.cluster();
         let mut version = cluster.version.subscribe();
-        raft.raft().propose_conf_change(change).await?;
+        // raft drops a membership change while another is pending (a new leader counts its
+        // whole log as pending until applied) without telling the proposer: propose again
+        // until it shows. Repeating a change is harmless (an addition of a member that exists,
+        // or a removal of one that is gone, changes nothing).
         let applied = tokio::time::timeout(raft.timeout(), async {
             loop {
-                if done(&cluster.membership.read()) {
-                    return Ok(());
+                match raft.raft().propose_conf_change(change.clone()).await {
+                    // Between leaders: the retry below tries again.
+                    Ok(()) | Err(Error::NoLeader) => {}
+                    Err(e) => return Err(e),
                 }
-                if version.changed().await.is_err() {
-                    return Err(Error::Stopped);
+                let retry = tokio::time::sleep(CONF_CHANGE_RETRY);
+                tokio::pin!(retry);
+                loop {
+                    if done(&cluster.membership.read()) {
+                        return Ok(());
+                    }
+                    tokio::select! {
+                        changed = version.changed() => if changed.is_err() {
+                            return Err(Error::Stopped);
+                        },
+                        () = &mut retry => break,
+                    }
                 }
             }
         })

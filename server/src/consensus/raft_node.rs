@@ -534,6 +534,7 @@ mod tests {
 
     impl Member {
         fn stop(&self) {
+            self.handle.stop();
             self.node.abort();
             self.server.abort();
         }

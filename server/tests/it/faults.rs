@@ -337,6 +337,7 @@ async fn a_member_with_a_wiped_data_dir_must_be_removed_and_added_again() {
         "unexpected error: {err}"
     );
     // The way back: remove it, add it again as a new member.
+    tokio::task::block_in_place(|| c.wait_leader(LEADER_TIMEOUT)).expect("leader of two");
     let removed = c.remove_member(victim_id).expect("member remove");
     assert!(removed.success(), "{removed:?}");
     let new = tokio::task::block_in_place(|| c.add_member(false)).expect("add it again");
