@@ -20,7 +20,7 @@ use crate::identity::Identity;
 use crate::lessor::{Lessor, SystemClock};
 use crate::metrics::Metrics;
 use crate::mvcc::store::{meta, read_u64};
-use crate::mvcc::{Backend, MvccStore, SledBackend, WriteBatch};
+use crate::mvcc::{Backend, MvccStore, SledBackend};
 use crate::node::{Limits, Node, Shared};
 use crate::proto::cairnpb::{internal_request::Request, MemberAttributes};
 use crate::replicated::{Applier, ApplierParts, ClusterState, Replicated, Waiters};
@@ -62,17 +62,7 @@ fn single_identity(backend: &dyn Backend, config: &Config) -> Result<Identity, E
         &config.name,
         &config.initial_cluster_token,
     );
-    let mut b = WriteBatch::new();
-    b.put(
-        meta::CLUSTER_ID.to_vec(),
-        id.cluster_id.to_be_bytes().to_vec(),
-    );
-    b.put(
-        meta::MEMBER_ID.to_vec(),
-        id.member_id.to_be_bytes().to_vec(),
-    );
-    backend.write(b)?;
-    backend.flush()?;
+    crate::consensus::bootstrap::write_identity(backend, id)?;
     Ok(id)
 }
 

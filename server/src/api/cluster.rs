@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use prost::Message as _;
-use raft::prelude::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
+use raft::prelude::{ConfChangeType, ConfChangeV2};
 use tonic::{Request, Response, Status};
 
-use crate::consensus::membership::Membership;
+use crate::consensus::membership::{conf_change, Membership};
 use crate::identity;
 use crate::node::Node;
 use crate::proto::cairnpb::internal_request;
@@ -98,16 +98,6 @@ impl ClusterService {
             Err(_) => Err(Error::Timeout.into()),
         }
     }
-}
-
-fn conf_change(kind: ConfChangeType, id: u64, context: Vec<u8>) -> ConfChangeV2 {
-    let mut single = ConfChangeSingle::default();
-    single.set_change_type(kind);
-    single.node_id = id;
-    let mut cc = ConfChangeV2::default();
-    cc.set_changes(vec![single].into());
-    cc.set_context(context.into());
-    cc
 }
 
 /// Peer URLs as given, checked to be URLs and without trailing slashes.

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use prost::Message as _;
-use raft::prelude::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState};
+use raft::prelude::{ConfChangeType, Entry, EntryType, HardState};
 
 use crate::config::{ClusterState, Config, ConfigError};
-use crate::consensus::membership::Membership;
+use crate::consensus::membership::{conf_change, Membership};
 use crate::consensus::transport::{self, TransportConfig};
 use crate::consensus::RaftLogStore;
 use crate::identity::Identity;
@@ -39,7 +39,8 @@ pub struct Place {
     pub membership: Membership,
 }
 
-fn write_identity(backend: &dyn Backend, id: Identity) -> Result<(), Error> {
+/// Fixes `id` in the MVCC backend's metadata (what Status and snapshots report).
+pub(crate) fn write_identity(backend: &dyn Backend, id: Identity) -> Result<(), Error> {
     let mut b = WriteBatch::new();
     b.put(
         meta::CLUSTER_ID.to_vec(),
@@ -208,12 +209,7 @@ async fn bootstrap_new(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut single = ConfChangeSingle::default();
-            single.set_change_type(ConfChangeType::AddNode);
-            single.node_id = m.id;
-            let mut cc = ConfChangeV2::default();
-            cc.set_changes(vec![single].into());
-            cc.set_context(m.encode_to_vec().into());
+            let cc = conf_change(ConfChangeType::AddNode, m.id, m.encode_to_vec());
             let mut e = Entry::default();
             e.set_entry_type(EntryType::EntryConfChangeV2);
             e.term = 1;

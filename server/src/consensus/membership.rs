@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use prost::Message as _;
-use raft::prelude::{ConfChangeType, ConfChangeV2};
+use raft::prelude::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 
 use crate::config::InitialCluster;
 use crate::identity;
@@ -16,6 +16,17 @@ use crate::Error;
 
 /// Where the membership is kept in the raft log's backend.
 const MEMBERSHIP_KEY: &[u8] = b"r/members";
+
+/// A membership change of one member (`context`: the new member, encoded, for additions).
+pub fn conf_change(kind: ConfChangeType, id: u64, context: Vec<u8>) -> ConfChangeV2 {
+    let mut single = ConfChangeSingle::default();
+    single.set_change_type(kind);
+    single.node_id = id;
+    let mut cc = ConfChangeV2::default();
+    cc.set_changes(vec![single].into());
+    cc.set_context(context.into());
+    cc
+}
 
 /// The cluster's members.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -156,20 +167,8 @@ impl Membership {
 
 #[cfg(test)]
 mod tests {
-    use raft::prelude::ConfChangeSingle;
-
     use super::*;
     use crate::mvcc::MemBackend;
-
-    fn change(kind: ConfChangeType, id: u64, context: Vec<u8>) -> ConfChangeV2 {
-        let mut single = ConfChangeSingle::default();
-        single.set_change_type(kind);
-        single.node_id = id;
-        let mut cc = ConfChangeV2::default();
-        cc.set_changes(vec![single].into());
-        cc.set_context(context.into());
-        cc
-    }
 
     #[test]
     fn bootstrap_add_promote_remove_and_reload() {
@@ -191,7 +190,7 @@ mod tests {
             peer_ur_ls: vec!["http://127.0.0.3:1".into()],
             ..Default::default()
         };
-        m.apply_conf_change(&change(
+        m.apply_conf_change(&conf_change(
             ConfChangeType::AddLearnerNode,
             7,
             new.encode_to_vec(),
@@ -202,12 +201,12 @@ mod tests {
                 .map(|x| x.id),
             Some(7)
         );
-        m.apply_conf_change(&change(ConfChangeType::AddNode, 7, Vec::new()));
+        m.apply_conf_change(&conf_change(ConfChangeType::AddNode, 7, Vec::new()));
         let promoted = m.get(7).expect("still there");
         assert!(!promoted.is_learner);
         assert_eq!(promoted.peer_ur_ls, new.peer_ur_ls);
 
-        m.apply_conf_change(&change(ConfChangeType::RemoveNode, a, Vec::new()));
+        m.apply_conf_change(&conf_change(ConfChangeType::RemoveNode, a, Vec::new()));
         assert!(m.get(a).is_none());
         assert!(m.is_removed(a));
 
