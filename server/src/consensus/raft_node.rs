@@ -2,7 +2,9 @@
 //! peer transport ([`Peers`]), and feeds committed entries, in order, to a state machine (the
 //! MVCC apply function). Ordering follows raft-rs: a Ready's entries and HardState are durable
 //! (one atomic batch, one flush) before its persisted messages are sent, and the commit index
-//! is written before the entries it commits are applied. A light Ready's commit index becomes
+//! is written before the entries it commits are applied (those are durable already: they are
+//! applied before the Ready's new entries are persisted, as in raft-rs's examples, so that
+//! applying and answering clients does not wait for that flush). A light Ready's commit index becomes
 //! durable with the next flush rather than with one of its own (one fsync per write, not two):
 //! its entries are durable already, and a restart whose state machine is ahead of the durable
 //! commit index starts raft's `applied` at that index and skips what it re-delivers.
@@ -369,6 +371,14 @@ impl Loop {
             self.state_machine.install_snapshot(leader, meta.index)?;
             self.store.apply_snapshot(&meta)?;
         }
+        // Committed entries are durable here already (raft-rs hands out only persisted ones):
+        // apply them before persisting the new ones, as raft-rs's examples do, so their clients
+        // do not also wait for this Ready's flush. Their commit index is written first.
+        let committed = ready.take_committed_entries();
+        if let Some(last) = committed.last() {
+            self.store.set_commit(last.index)?;
+        }
+        self.apply(committed)?;
         // Entries and HardState in one atomic batch, durable before anything depends on them.
         // A HardState that only moves the commit index needs no flush of its own (see the
         // module docs): it becomes durable with the next one.
@@ -394,7 +404,6 @@ impl Loop {
                 let _ = reader.send(rs.index);
             }
         }
-        self.apply(ready.take_committed_entries())?;
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             // Durable with the next flush: a restart that finds the state machine ahead of the
