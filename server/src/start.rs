@@ -112,7 +112,9 @@ fn client_urls(config: &Config) -> Vec<String> {
 pub async fn open(config: &Config, data_dir: &Path) -> Result<Opened, Error> {
     let member_dir = data_dir.join("member");
     let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&member_dir.join("db"))?);
-    if config.is_replicated() {
+    // A data dir with a raft log is a cluster member's, whatever the flags say now (etcd: the
+    // data dir wins over the --initial-* flags).
+    if config.is_replicated() || member_dir.join("raft").exists() {
         return open_replicated(config, &member_dir, backend).await;
     }
     let identity = single_identity(&*backend, config)?;

@@ -246,3 +246,50 @@ fn a_watch_on_one_member_sees_writes_made_through_another() {
     let order: Vec<&String> = keys.iter().copied().filter(|k| *k != "w0").collect();
     assert_eq!(order, ["w1", "w2", "w3", "w4", "w5"], "{lines:?}");
 }
+
+#[test]
+fn a_member_of_another_cluster_or_with_another_token_is_refused() {
+    let mut a = cairn_cluster().start().expect("cluster");
+    a.wait_leader(LEADER_TIMEOUT).expect("leader");
+
+    // A new member whose flags describe a different cluster (another token) that names one
+    // of A's members as a peer: A answers with its own cluster ID, and the stranger refuses.
+    let ip = std::net::Ipv4Addr::new(127, 0, 0, 250);
+    let (client, peer) = (
+        cairn_testkit::free_port(ip).expect("port"),
+        cairn_testkit::free_port(ip).expect("port"),
+    );
+    let initial = format!("m1={},x=http://{ip}:{peer}", a.member(0).peer_url());
+    let err = crate::cairn_builder()
+        .name("x")
+        .ip(ip)
+        .ports(client, peer)
+        .initial_cluster(initial)
+        .token("another-cluster")
+        .start()
+        .expect_err("must not join another cluster");
+    assert!(err.to_string().contains("belongs to cluster"), "{err}");
+
+    // A member restarted on its data dir with another token.
+    let data = a.member(1).data_dir().to_path_buf();
+    a.member_mut(1).stop().expect("stop");
+    let ip = a.member(1).ip();
+    let (client, peer) = (
+        cairn_testkit::free_port(ip).expect("port"),
+        cairn_testkit::free_port(ip).expect("port"),
+    );
+    let err = crate::cairn_builder()
+        .name("m2")
+        .ip(ip)
+        .ports(client, peer)
+        .data_dir(data)
+        .initial_cluster(format!("m2=http://{ip}:{peer}"))
+        .token("another-token")
+        .start()
+        .expect_err("must refuse a different token");
+    assert!(err.to_string().contains("--initial-cluster-token"), "{err}");
+    // With its own flags it comes back.
+    a.member_mut(1)
+        .restart()
+        .expect("restart with the original flags");
+}
