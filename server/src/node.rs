@@ -567,4 +567,8 @@ impl crate::consensus::LeaderState for Node {
     fn membership(&self) -> crate::proto::cairnpb::Membership {
         self.cluster.membership.read().to_record()
     }
+
+    fn is_removed(&self, id: u64) -> bool {
+        self.cluster.membership.read().is_removed(id)
+    }
 }

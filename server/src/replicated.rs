@@ -54,7 +54,7 @@ pub struct ClusterState {
     /// Bumped on every membership change, so callers can wait for theirs.
     pub version: watch::Sender<u64>,
     /// Set once this member has been removed from the cluster: it must stop.
-    pub removed: watch::Sender<bool>,
+    pub removed: Arc<watch::Sender<bool>>,
 }
 
 impl ClusterState {
@@ -63,7 +63,7 @@ impl ClusterState {
         Arc::new(Self {
             membership: RwLock::new(membership),
             version: watch::Sender::new(0),
-            removed: watch::Sender::new(false),
+            removed: Arc::new(watch::Sender::new(false)),
         })
     }
 }

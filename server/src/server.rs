@@ -214,20 +214,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })
     };
     let mut shutdown = std::pin::pin!(shutdown);
-    if node.raft().is_some() {
-        // Like etcd, a member is ready once the cluster has its attributes: a leader exists
-        // and this member's writes commit.
-        tokio::select! {
-            () = crate::start::publish(node.clone(), &config, stop_rx.clone()) => {}
-            () = &mut shutdown => {
-                tracing::info!("stopped before joining the cluster");
-                let _ = stop_tx.send(true);
-                node.shutdown();
-                return Ok(());
-            }
-        }
-    }
-    let raft_ended = async {
+    let mut removed = node.cluster().removed.subscribe();
+    let mut raft_ended = std::pin::pin!(async {
         match opened.raft_task {
             Some(task) => {
                 let res = task.await;
@@ -235,15 +223,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
             None => std::future::pending().await,
         }
-    };
-    let mut removed = node.cluster().removed.subscribe();
+    });
+    if node.raft().is_some() {
+        // Like etcd, a member is ready once the cluster has its attributes: a leader exists
+        // and this member's writes commit.
+        let early = tokio::select! {
+            () = crate::start::publish(node.clone(), &config, stop_rx.clone()) => None,
+            () = &mut shutdown => {
+                tracing::info!("stopped before joining the cluster");
+                Some(Ok(()))
+            }
+            _ = removed.wait_for(|r| *r) => Some(Err(Error::Removed)),
+            () = &mut raft_ended => Some(Err(Error::RaftStopped)),
+        };
+        if let Some(result) = early {
+            let _ = stop_tx.send(true);
+            node.shutdown();
+            return result;
+        }
+    }
     tracing::info!("ready to serve client requests");
     let failed = tokio::select! {
         () = &mut shutdown => {
             tracing::info!("shutting down");
             None
         }
-        () = raft_ended => Some(Error::RaftStopped),
+        () = &mut raft_ended => Some(Error::RaftStopped),
         _ = removed.wait_for(|r| *r) => Some(Error::Removed),
         Some(res) = servers.join_next() => match res {
             Ok(Ok(())) => Some(Error::ListenerStopped),

@@ -186,6 +186,7 @@ async fn open_replicated(
         local_ip: peer_ip(config),
         tls: crate::tls::peer_client_tls(config)?,
         metrics: None,
+        removed: None,
     };
     let place = bootstrap(config, &*backend, &log, &*raft_backend, &transport).await?;
     let identity = place.identity;
@@ -194,6 +195,8 @@ async fn open_replicated(
     transport.cluster_id = identity.cluster_id;
     transport.member_id = me;
     transport.metrics = Some(metrics.clone());
+    let cluster = ClusterState::new(place.membership.clone());
+    transport.removed = Some(cluster.removed.clone());
     let (unreachable_tx, unreachable) = mpsc::unbounded_channel();
     let peers = Arc::new(Peers::new(transport, unreachable_tx));
     for m in place.membership.members() {
@@ -211,7 +214,6 @@ async fn open_replicated(
         lessor(config, me),
         metrics.clone(),
     );
-    let cluster = ClusterState::new(place.membership);
     let (jobs_tx, jobs_rx) = std_mpsc::channel();
     if let Some(job) = pending {
         jobs_tx.send(job).expect("the compactor is not started yet");

@@ -577,6 +577,7 @@ mod tests {
                     local_ip: Some(IpAddr::V4(ip(id))),
                     tls: None,
                     metrics: None,
+                    removed: None,
                 },
                 unreachable_tx,
             ));

@@ -50,6 +50,8 @@ pub trait LeaderState: Send + Sync + 'static {
     ) -> futures::future::BoxFuture<'static, mpsc::Receiver<crate::maintenance::snapshot::Chunk>>;
     /// The membership as this member knows it.
     fn membership(&self) -> crate::proto::cairnpb::Membership;
+    /// Whether member `id` was removed from the cluster.
+    fn is_removed(&self, id: u64) -> bool;
 }
 
 /// The receiving side: decodes batches from peers of this cluster into the raft node's inbox.
@@ -172,6 +174,13 @@ impl Peer for PeerService {
         let mut batches = req.into_inner();
         while let Some(batch) = batches.message().await? {
             self.check_cluster(batch.cluster_id, batch.from)?;
+            if self
+                .leader
+                .as_ref()
+                .is_some_and(|l| l.is_removed(batch.from))
+            {
+                return Err(Status::permission_denied(REMOVED));
+            }
             if batch.to != self.member_id {
                 return Err(Status::failed_precondition(format!(
                     "message for member {:x} reached member {:x}: check the peer URLs",
@@ -272,7 +281,13 @@ pub struct TransportConfig {
     pub tls: Option<ClientTlsConfig>,
     /// Where bytes sent and failed sends per peer are counted (etcd's `etcd_network_peer_*`).
     pub metrics: Option<Arc<Metrics>>,
+    /// Set when a peer says this member was removed from the cluster (it may have missed
+    /// the committed removal itself: the others stop replicating to it).
+    pub removed: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 }
+
+/// What a member answers to raft messages from a member removed from the cluster.
+const REMOVED: &str = "the member has been permanently removed from the cluster";
 
 struct PeerHandle {
     queue: mpsc::Sender<Message>,
@@ -287,6 +302,9 @@ pub struct Peers {
     unreachable: mpsc::UnboundedSender<u64>,
     /// The runtime the sender tasks run on (peers are added from the raft thread too).
     runtime: tokio::runtime::Handle,
+    /// Connections for requests beside raft messages (lease keep-alives, snapshots), made on
+    /// first use and shared (HTTP/2 multiplexes them; the channel reconnects by itself).
+    clients: Mutex<HashMap<u64, PeerClient<tonic::transport::Channel>>>,
 }
 
 impl std::fmt::Debug for Peers {
@@ -308,6 +326,7 @@ impl Peers {
             peers: Mutex::new(HashMap::new()),
             unreachable,
             runtime: tokio::runtime::Handle::current(),
+            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -332,6 +351,7 @@ impl Peers {
             task,
             endpoint,
         };
+        self.clients.lock().remove(&id);
         if let Some(old) = self.peers.lock().insert(id, handle) {
             old.task.abort();
         }
@@ -341,13 +361,18 @@ impl Peers {
     /// A client for member `id`'s peer service (for requests beside raft messages), connected
     /// from this member's own address.
     pub async fn client(&self, id: u64) -> Result<PeerClient<tonic::transport::Channel>, Error> {
+        if let Some(c) = self.clients.lock().get(&id) {
+            return Ok(c.clone());
+        }
         let endpoint = self
             .peers
             .lock()
             .get(&id)
             .map(|p| p.endpoint.clone())
             .ok_or(Error::MemberNotFound)?;
-        connect_endpoint(&self.config, endpoint).await
+        let client = connect_endpoint(&self.config, endpoint).await?;
+        self.clients.lock().insert(id, client.clone());
+        Ok(client)
     }
 
     /// This member's cluster ID, which every request to a peer carries.
@@ -362,6 +387,7 @@ impl Peers {
 
     /// Stops sending to member `id`.
     pub fn remove(&self, id: u64) {
+        self.clients.lock().remove(&id);
         if let Some(old) = self.peers.lock().remove(&id) {
             old.task.abort();
         }
@@ -435,6 +461,11 @@ async fn send_loop(
                 ended = &mut call => {
                     if let Ok(Err(status)) = ended {
                         tracing::warn!(peer = %format!("{to:x}"), error = %status.message(), "peer refused raft messages");
+                        if status.code() == tonic::Code::PermissionDenied && status.message() == REMOVED {
+                            if let Some(removed) = &config.removed {
+                                removed.send_replace(true);
+                            }
+                        }
                     }
                     break;
                 }
@@ -525,6 +556,7 @@ mod tests {
             local_ip: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))),
             tls: None,
             metrics,
+            removed: None,
         };
         let (unreachable, mut reports) = mpsc::unbounded_channel();
         let peers = Peers::new(config(7, Some(sender_metrics.clone())), unreachable);

@@ -73,6 +73,10 @@ impl Drop for AutoCompactor {
 }
 
 async fn compact(node: &Node, rev: i64) -> bool {
+    // In a cluster only the leader compacts (as in etcd); the others skip their turn.
+    if !node.is_leader() {
+        return true;
+    }
     let req = Request::Compaction(CompactionRequest {
         revision: rev,
         physical: false,
