@@ -1,0 +1,12 @@
+//! `cairn provision`'s library: converges the hosts of a `cairn.toml` inventory to a running
+//! TLS cluster (certificates, the server binary, an etcd env file and a systemd unit on each
+//! host) over SSH, idempotently, restarting members one at a time and the leader last.
+
+mod clock;
+mod error;
+mod local_file;
+pub mod pki;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::Error;
+pub use pki::Pki;
