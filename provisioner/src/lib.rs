@@ -4,8 +4,10 @@
 
 mod clock;
 mod error;
+pub mod layout;
 mod local_file;
 pub mod pki;
+pub mod render;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::Error;

@@ -1,1 +1,44 @@
-//! cairn provision against real hosts: sshd test hosts in mount namespaces on 127.0.0.11-13.
+//! The provisioner against real things: golden copies of the rendered files, systemd's own
+//! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`) real sshd hosts in
+//! mount namespaces on 127.0.0.11-13.
+
+mod etcd_env;
+mod golden;
+mod unit_verify;
+
+use std::path::{Path, PathBuf};
+
+use cairn_inventory::Inventory;
+
+/// The workspace root.
+pub(crate) fn checkout() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Every inventory the rendered files are kept for: the examples and this crate's own.
+pub(crate) fn inventories() -> Vec<(String, Inventory)> {
+    let mut paths: Vec<PathBuf> = ["examples", "provisioner/tests/inventories"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(checkout().join(dir)).expect("inventory dir"))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().expect("stem").to_string_lossy().into_owned();
+            let inv = Inventory::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            (name, inv)
+        })
+        .collect()
+}
+
+/// Makes sure `path` exists on the machine so a namespace can mount a host's directory over
+/// it; an empty directory outside the namespaces.
+pub(crate) fn mount_point(path: &Path) {
+    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
