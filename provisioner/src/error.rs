@@ -189,12 +189,14 @@ pub enum Error {
         last: String,
     },
     /// Some hosts failed; the others were converged (or left unchanged) as reported.
-    #[error("{failed} of {total} hosts failed: {first}")]
+    #[error("{failed} of {total} hosts failed ({consequence}): {first}")]
     HostsFailed {
         /// How many.
         failed: usize,
         /// Of how many.
         total: usize,
+        /// What that means for the hosts that did not fail.
+        consequence: &'static str,
         /// The first failure, naming its host.
         #[source]
         first: Box<Error>,

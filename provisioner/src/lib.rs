@@ -3,11 +3,19 @@
 //! host) over SSH, idempotently, restarting members one at a time and the leader last.
 
 mod clock;
+pub mod converge;
+pub mod desired;
 mod error;
+#[cfg(test)]
+mod fake;
+pub mod host;
 pub mod layout;
 mod local_file;
 pub mod pki;
+pub mod plan;
+pub mod probe;
 pub mod render;
+pub mod status;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::Error;

@@ -28,7 +28,6 @@ pub(crate) fn read_string(path: &Path) -> Result<String, Error> {
 }
 
 /// The whole file.
-#[allow(dead_code)]
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::LocalRead {
         path: path.to_path_buf(),

@@ -216,6 +216,15 @@ impl Pki {
         Ok(Self { dir, report })
     }
 
+    /// The certificates already in `[tls] dir`, unchecked: for tools that only use them
+    /// (`cairn status`) after `cairn provision` made them.
+    pub fn existing(tls: &Tls) -> Self {
+        Self {
+            dir: tls.dir.clone(),
+            report: Vec::new(),
+        }
+    }
+
     /// What the run did, the CA first.
     pub fn report(&self) -> &[Issued] {
         &self.report
@@ -293,10 +302,9 @@ fn ensure_ca(
     }
     let key_path = dir.join("ca-key.pem");
     let existing = read_pair(&ca_path, &key_path);
-    let verdict = match &existing {
-        None => None,
-        Some((cert, key)) => Some(check_ca(cert, key, now, tls.renew_before_days)),
-    };
+    let verdict = existing
+        .as_ref()
+        .map(|(cert, key)| check_ca(cert, key, now, tls.renew_before_days));
     let outcome = match verdict {
         Some(Ok(())) => Outcome::Reused,
         Some(Err(reason)) => Outcome::Reissued(reason),
