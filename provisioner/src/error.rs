@@ -57,6 +57,14 @@ pub enum Error {
         /// `ca_key`.
         key: PathBuf,
     },
+    /// `--limit` names a host the inventory does not have.
+    #[error("--limit {name}: no such host in the inventory (its hosts: {known})")]
+    UnknownHost {
+        /// The name given.
+        name: String,
+        /// The inventory's member names.
+        known: String,
+    },
     /// The SSH key could not be loaded.
     #[error("{}: cannot use the SSH key: {source}; set [ssh] identity_file to an unencrypted OpenSSH private key", path.display())]
     SshKey {

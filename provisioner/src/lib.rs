@@ -9,14 +9,18 @@ mod error;
 #[cfg(test)]
 mod fake;
 pub mod host;
+pub mod known_hosts;
 pub mod layout;
 mod local_file;
 pub mod pki;
 pub mod plan;
 pub mod probe;
+pub mod provision;
 pub mod render;
+pub mod ssh;
 pub mod status;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::Error;
 pub use pki::Pki;
+pub use provision::{Options, Report, Session};
