@@ -160,9 +160,12 @@ pub async fn apply<H: Host, P: Probe>(
         for member in all_members {
             wait_healthy(probe, member, limits).await?;
         }
-        let next = next_to_restart(probe, &restarting).await;
+        let (next, leader_id) = next_to_restart(probe, &restarting).await;
         let target = restarting.remove(next);
         let name = target.host.name();
+        if let Some(own_id) = leader_id {
+            hand_over_leadership(probe, name, own_id, all_members, limits, progress).await;
+        }
         progress.step(name, "restarting");
         let started = Instant::now();
         target
@@ -181,18 +184,62 @@ pub async fn apply<H: Host, P: Probe>(
 }
 
 /// Index of the member to restart next: the first that is not the leader (the leader goes
-/// last, so leadership moves once at most).
-async fn next_to_restart<H: Host, P: Probe>(probe: &P, restarting: &[&Target<H>]) -> usize {
+/// last), and the leader's own ID when only the leader is left.
+async fn next_to_restart<H: Host, P: Probe>(
+    probe: &P,
+    restarting: &[&Target<H>],
+) -> (usize, Option<u64>) {
+    let mut leader = None;
     for (i, t) in restarting.iter().enumerate() {
-        let is_leader = probe
-            .status(t.host.name())
-            .await
-            .is_ok_and(|s| s.is_leader());
-        if !is_leader {
-            return i;
+        match probe.status(t.host.name()).await {
+            Ok(s) if s.is_leader() => leader = Some((i, s.member_id)),
+            _ => return (i, None),
         }
     }
-    0
+    leader.map_or((0, None), |(i, id)| (i, Some(id)))
+}
+
+/// Moves leadership from `leader` to another healthy member before `leader` restarts, so the
+/// cluster never waits out an election timeout; if that fails the restart goes ahead anyway
+/// (as a plain restart of a leader would).
+async fn hand_over_leadership<P: Probe>(
+    probe: &P,
+    leader: &str,
+    own_id: u64,
+    all_members: &[String],
+    limits: &Limits,
+    progress: &dyn Progress,
+) {
+    let mut successor = None;
+    for m in all_members.iter().filter(|m| *m != leader) {
+        if let Ok(s) = probe.status(m).await {
+            if s.has_leader() {
+                successor = Some((m.as_str(), s.member_id));
+                break;
+            }
+        }
+    }
+    let Some((to, to_id)) = successor else {
+        return;
+    };
+    progress.step(leader, &format!("moving leadership to {to}"));
+    let moved = async {
+        probe.move_leader(leader, to_id).await?;
+        poll_until(leader, limits, || async {
+            let s = probe.status(to).await?;
+            Ok((
+                s.is_leader() && s.member_id != own_id,
+                format!("{to} does not lead yet"),
+            ))
+        })
+        .await
+    };
+    if let Err(e) = moved.await {
+        progress.step(
+            leader,
+            &format!("leadership stays ({e}); restarting anyway"),
+        );
+    }
 }
 
 async fn write_host<H: Host>(
@@ -208,7 +255,7 @@ async fn write_host<H: Host>(
         progress.step(host.name(), &format!("writing {}", file.path));
         host.write_file(WriteFile {
             path: &file.path,
-            contents: &file.contents,
+            contents: &file.contents.bytes,
             mode: file.mode,
             owner: OWNER,
         })
@@ -287,12 +334,11 @@ async fn wait_member_list<P: Probe>(
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use cairn_inventory::Inventory;
 
     use super::*;
-    use crate::desired::{host_files, FileKind};
+    use crate::desired::{host_files, Blob, FileKind};
     use crate::fake::{Event, Fake, FakeHost, FakeProbe};
 
     const NAMES: [&str; 3] = ["a", "b", "c"];
@@ -308,7 +354,7 @@ mod tests {
     }
 
     fn targets(fake: &Fake, inv: &Inventory, binary: &[u8]) -> Vec<Target<FakeHost>> {
-        let binary: Arc<[u8]> = binary.into();
+        let binary = Blob::new(binary.to_vec());
         inv.hosts
             .iter()
             .map(|h| Target {
@@ -471,6 +517,17 @@ mod tests {
         }
         assert_eq!(restarts(&fake), ["b", "c", "a"]);
         assert_eq!(events.len(), 3);
+        // Leadership went to an already restarted member before the leader went down.
+        let world = fake.world();
+        let last = world.events.len();
+        assert_eq!(
+            world.events[last - 2..],
+            [
+                Event::MoveLeader("a".into(), "b".into()),
+                Event::Systemctl("a".into(), Systemctl::Restart)
+            ]
+        );
+        drop(world);
         assert!(
             fake.world().violations.is_empty(),
             "{:?}",
@@ -559,8 +616,8 @@ mod tests {
         let pki = crate::Pki::ensure(&inv, inv.tls.as_ref().expect("tls"), &crate::SystemClock)
             .expect("pki");
         let fake = Fake::new(&["a"], 0);
-        let files =
-            host_files(&inv, &inv.hosts[0], Some(&pki), &Arc::from(&b"bin"[..])).expect("files");
+        let files = host_files(&inv, &inv.hosts[0], Some(&pki), &Blob::new(b"bin".to_vec()))
+            .expect("files");
         let plan = plan_host(&fake.host("a"), &files).await.expect("plan");
         let key = plan
             .files

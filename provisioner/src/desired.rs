@@ -20,13 +20,31 @@ pub enum FileKind {
     Binary,
 }
 
+/// File contents with their SHA-256, hashed once however many hosts get them.
+#[derive(Clone, Debug)]
+pub struct Blob {
+    /// The bytes (shared: every host gets the same binary).
+    pub bytes: Arc<[u8]>,
+    /// Their SHA-256, hex.
+    pub sha256: String,
+}
+
+impl Blob {
+    /// Hashes `bytes`.
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
+        let bytes = bytes.into();
+        let sha256 = crate::plan::sha256_hex(&bytes);
+        Self { bytes, sha256 }
+    }
+}
+
 /// One file as the inventory wants it on a host.
 #[derive(Clone, Debug)]
 pub struct DesiredFile {
     /// Absolute path on the host.
     pub path: String,
-    /// The contents (shared: every host gets the same binary).
-    pub contents: Arc<[u8]>,
+    /// The contents.
+    pub contents: Blob,
     /// Permission bits.
     pub mode: u32,
     /// How a change is shown.
@@ -42,7 +60,7 @@ pub fn host_files(
     inventory: &Inventory,
     host: &Host,
     pki: Option<&Pki>,
-    binary: &Arc<[u8]>,
+    binary: &Blob,
 ) -> Result<Vec<DesiredFile>, Error> {
     let mut files = vec![DesiredFile {
         path: layout::binary(inventory.cluster.server).into(),
@@ -68,7 +86,7 @@ pub fn host_files(
         ] {
             files.push(DesiredFile {
                 path: path.into(),
-                contents: local_file::read(&local)?.into(),
+                contents: Blob::new(local_file::read(&local)?),
                 mode,
                 kind,
             });
@@ -80,7 +98,7 @@ pub fn host_files(
     ] {
         files.push(DesiredFile {
             path: path.into(),
-            contents: text.into_bytes().into(),
+            contents: Blob::new(text.into_bytes()),
             mode: 0o644,
             kind: FileKind::Text,
         });

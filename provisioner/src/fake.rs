@@ -27,6 +27,7 @@ pub(crate) struct Machine {
 pub(crate) enum Event {
     Write(String, String),
     Systemctl(String, Systemctl),
+    MoveLeader(String, String),
 }
 
 #[derive(Debug, Default)]
@@ -224,6 +225,25 @@ impl Probe for FakeProbe {
             version: "3.4.23".into(),
             raft_term: 2,
         })
+    }
+
+    async fn move_leader(&self, leader: &str, to: u64) -> Result<(), Error> {
+        let mut world = self.0.world();
+        assert_eq!(
+            world.leader.as_deref(),
+            Some(leader),
+            "move-leader sent to a follower"
+        );
+        let name = world
+            .order
+            .get(to as usize - 1)
+            .cloned()
+            .expect("member id");
+        world
+            .events
+            .push(Event::MoveLeader(leader.to_string(), name.clone()));
+        world.leader = Some(name);
+        Ok(())
     }
 
     async fn member_names(&self, _member: &str) -> Result<Vec<String>, Error> {

@@ -76,7 +76,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub async fn plan_host<H: Host>(host: &H, files: &[DesiredFile]) -> Result<HostPlan, Error> {
     let mut changes = Vec::new();
     for file in files {
-        let new_sha256 = sha256_hex(&file.contents);
+        let new_sha256 = file.contents.sha256.clone();
         let (old_sha256, diff) = match file.kind {
             FileKind::Binary | FileKind::Secret => (host.file_sha256(&file.path).await?, None),
             FileKind::Text => {
@@ -87,7 +87,7 @@ pub async fn plan_host<H: Host>(host: &H, files: &[DesiredFile]) -> Result<HostP
                         .as_deref()
                         .map(String::from_utf8_lossy)
                         .unwrap_or_default();
-                    let new_text = String::from_utf8_lossy(&file.contents);
+                    let new_text = String::from_utf8_lossy(&file.contents.bytes);
                     TextDiff::from_lines(old_text.as_ref(), new_text.as_ref())
                         .unified_diff()
                         .context_radius(3)

@@ -50,6 +50,10 @@ pub trait Probe: Send + Sync {
     /// that have not started yet have an empty name).
     fn member_names(&self, member: &str)
         -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Asks `leader` to hand leadership to the member with ID `to` (etcd's MoveLeader), so
+    /// restarting it costs no election.
+    fn move_leader(&self, leader: &str, to: u64) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// [`Probe`] over etcd's gRPC API, one connection per member, kept between questions.
@@ -161,6 +165,18 @@ impl Probe for EtcdProbe {
                 source,
             }),
             Err(_) => Err(self.timed_out(member, "a member list request")),
+        }
+    }
+
+    async fn move_leader(&self, leader: &str, to: u64) -> Result<(), Error> {
+        let mut client = self.client(leader).await?;
+        match tokio::time::timeout(self.timeout, client.move_leader(to)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(Error::Etcd {
+                endpoint: self.endpoint(leader).to_string(),
+                source,
+            }),
+            Err(_) => Err(self.timed_out(leader, "a move-leader request")),
         }
     }
 }

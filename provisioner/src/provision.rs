@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Target};
-use crate::desired::host_files;
+use crate::desired::{host_files, Blob};
 use crate::host::Host;
 use crate::known_hosts::HostKeyPolicy;
 use crate::pki::Issued;
@@ -114,7 +114,7 @@ impl Session {
             .as_ref()
             .map(|p| p.report().to_vec())
             .unwrap_or_default();
-        let binary: Arc<[u8]> = local_file::read(&inventory.cluster.binary)?.into();
+        let binary = Blob::new(local_file::read(&inventory.cluster.binary)?);
         let key =
             russh::keys::load_secret_key(&inventory.ssh.identity_file, None).map_err(|source| {
                 Error::SshKey {

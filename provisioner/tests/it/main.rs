@@ -4,6 +4,8 @@
 
 mod etcd_env;
 mod golden;
+mod hosts;
+mod provision;
 mod unit_verify;
 
 use std::path::{Path, PathBuf};
@@ -41,4 +43,18 @@ pub(crate) fn inventories() -> Vec<(String, Inventory)> {
 /// it; an empty directory outside the namespaces.
 pub(crate) fn mount_point(path: &Path) {
     std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Every file directly in `dir` with its contents, sorted.
+pub(crate) fn dir_snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let path = e.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("read");
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
 }
