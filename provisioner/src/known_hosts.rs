@@ -2,6 +2,7 @@
 //! must match; an unrecorded host is refused unless new keys are to be trusted, in which case
 //! its key is recorded.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -43,21 +44,7 @@ impl HostKeyPolicy {
                 known_hosts: self.known_hosts.clone(),
                 source,
             }),
-            Ok(false) if self.accept_new => {
-                let _guard = LEARNING
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                russh::keys::known_hosts::learn_known_hosts_path(
-                    address,
-                    port,
-                    key,
-                    &self.known_hosts,
-                )
-                .map_err(|source| Error::KnownHosts {
-                    known_hosts: self.known_hosts.clone(),
-                    source,
-                })
-            }
+            Ok(false) if self.accept_new => self.record(&addr, key),
             Ok(false) => Err(Error::UnknownHostKey {
                 host: host.to_string(),
                 addr,
@@ -65,6 +52,41 @@ impl HostKeyPolicy {
                 fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
             }),
         }
+    }
+
+    /// Appends `name key` as OpenSSH writes it (the file and its directory are created).
+    fn record(&self, name: &str, key: &PublicKey) -> Result<(), Error> {
+        let err = |source: std::io::Error| Error::KnownHosts {
+            known_hosts: self.known_hosts.clone(),
+            source: source.into(),
+        };
+        let line = key.to_openssh().map_err(|e| Error::KnownHosts {
+            known_hosts: self.known_hosts.clone(),
+            source: e.into(),
+        })?;
+        let _guard = LEARNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(dir) = self.known_hosts.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let existing = match std::fs::read(&self.known_hosts) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(err(e)),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.known_hosts)
+            .map_err(err)?;
+        let separator = if existing.is_empty() || existing.ends_with(b"\n") {
+            ""
+        } else {
+            "\n"
+        };
+        file.write_all(format!("{separator}{name} {line}\n").as_bytes())
+            .map_err(err)
     }
 
     /// The file.

@@ -72,7 +72,9 @@ impl Report {
 /// plans out, dropping it changes nothing more.
 pub struct Session {
     inventory: Inventory,
-    pki: Option<Pki>,
+    /// The certificates as issued for this run, in a scratch copy of `[tls] dir` that only
+    /// [`Session::apply`] copies back.
+    scratch: Option<tempfile::TempDir>,
     certificates: Vec<Issued>,
     targets: Vec<Target<SshHost>>,
     plans: Vec<HostPlan>,
@@ -92,10 +94,11 @@ impl Session {
         let started = Instant::now();
         inventory.check_local_files()?;
         let selected = select(inventory, &options.limit)?;
-        // Under --plan the certificates go to a copy, so the real directory stays as it is.
-        let scratch = match (&inventory.tls, options.plan_only) {
-            (Some(tls), true) => Some(scratch_copy(tls)?),
-            _ => None,
+        // Certificates are issued into a copy: the real directory changes only when the plans
+        // are applied (never under --plan, nor when a host cannot be reached).
+        let scratch = match &inventory.tls {
+            Some(tls) => Some(scratch_copy(tls)?),
+            None => None,
         };
         let pki = match &inventory.tls {
             Some(tls) => {
@@ -188,12 +191,9 @@ impl Session {
                 first: Box::new(first),
             });
         }
-        // Under --plan the scratch certificates are gone after this; the report keeps what
-        // would have been done with them.
-        drop(scratch);
         Ok(Self {
             inventory: inventory.clone(),
-            pki: if options.plan_only { None } else { pki },
+            scratch,
             certificates,
             targets,
             plans: ok_plans,
@@ -225,7 +225,14 @@ impl Session {
     /// cluster table.
     pub async fn apply(self, progress: &dyn Progress) -> Result<Report, Error> {
         let probe_timeout = std::time::Duration::from_secs(5);
-        let probe = EtcdProbe::new(&self.inventory, self.pki.as_ref(), probe_timeout)?;
+        let pki = match (&self.inventory.tls, &self.scratch) {
+            (Some(tls), Some(scratch)) => {
+                commit_pki(scratch.path(), &tls.dir)?;
+                Some(Pki::existing(tls))
+            }
+            _ => None,
+        };
+        let probe = EtcdProbe::new(&self.inventory, pki.as_ref(), probe_timeout)?;
         let members: Vec<String> = self
             .inventory
             .hosts
@@ -304,6 +311,42 @@ fn select<'a>(
         .iter()
         .filter(|h| limit.is_empty() || limit.contains(&h.name))
         .collect())
+}
+
+/// Copies every file of `scratch` that differs into `dir`, atomically and with its mode.
+fn commit_pki(scratch: &std::path::Path, dir: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    local_file::create_private_dir(dir)?;
+    let entries = std::fs::read_dir(scratch).map_err(|source| Error::LocalRead {
+        path: scratch.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let from = entry
+            .map_err(|source| Error::LocalRead {
+                path: scratch.to_path_buf(),
+                source,
+            })?
+            .path();
+        let Some(name) = from.file_name() else {
+            continue;
+        };
+        let to = dir.join(name);
+        let contents = local_file::read(&from)?;
+        if std::fs::read(&to).is_ok_and(|old| old == contents) {
+            continue;
+        }
+        let mode = std::fs::metadata(&from)
+            .map_err(|source| Error::LocalRead {
+                path: from.clone(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        local_file::write_atomic(&to, &contents, mode)?;
+    }
+    Ok(())
 }
 
 /// A temporary copy of the TLS directory's files.

@@ -307,3 +307,122 @@ async fn a_tls_cluster_is_provisioned_rerun_planned_and_rolled() {
         samples.len(),
     );
 }
+
+/// The known_hosts line of `host`, replaced by `with` (None: removed).
+fn replace_known_host(hosts: &Hosts, host: &crate::hosts::TestHost, with: Option<&str>) {
+    let name = format!("[{}]:{} ", host.address, host.ssh_port);
+    let text = std::fs::read_to_string(&hosts.known_hosts).expect("known_hosts");
+    let mut found = false;
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            if l.starts_with(&name) {
+                found = true;
+                with.map(|key| format!("{name}{key}"))
+            } else {
+                Some(l.to_string())
+            }
+        })
+        .collect();
+    assert!(found, "{name} not in known_hosts:\n{text}");
+    std::fs::write(&hosts.known_hosts, lines.join("\n") + "\n").expect("known_hosts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_change() {
+    let hosts = Hosts::start(3);
+    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
+    let path = write_inventory(&hosts, "cairn", &binary, "");
+    let untouched = hosts.snapshot();
+
+    // First contact records the three keys.
+    let planned = provision(&path, &options(true, true)).await.expect("plan");
+    assert_eq!(planned.hosts.len(), 3);
+    let known = std::fs::read_to_string(&hosts.known_hosts).expect("known_hosts");
+    assert_eq!(known.lines().count(), 3, "{known}");
+
+    // m2 presents another key than recorded: refused, even with --accept-new-host-keys.
+    let other = hosts.dir.path().join("other_host_key");
+    let mut keygen = Command::new("ssh-keygen");
+    keygen
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other);
+    assert!(cairn_testkit::run_command(keygen, Duration::from_secs(30))
+        .expect("keygen")
+        .success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).expect("pub");
+    let other_key: String = other_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let m2 = &hosts.hosts[1];
+    replace_known_host(&hosts, m2, Some(&other_key));
+    let err = provision(&path, &options(true, false))
+        .await
+        .expect_err("mismatch");
+    let Error::HostsFailed { failed, first, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*failed, 1, "{err}");
+    assert!(
+        matches!(**first, Error::HostKeyMismatch { ref host, .. } if host == "m2"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "1 of 3 hosts failed (nothing was changed on any host; fix it or leave the host out with --limit): m2: the host key of [127.0.0.12]:{} does not match {}:",
+            m2.ssh_port,
+            hosts.known_hosts.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(hosts.snapshot(), untouched, "a host was changed");
+
+    // m2 not listed at all: refused unless new keys are accepted.
+    replace_known_host(&hosts, m2, None);
+    let err = provision(&path, &options(false, true))
+        .await
+        .expect_err("unknown");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "m2: [127.0.0.12]:{} is not in {}; check its key fingerprint (SHA256:",
+            m2.ssh_port,
+            hosts.known_hosts.display()
+        )),
+        "{text}"
+    );
+    provision(&path, &options(true, true))
+        .await
+        .expect("m2 learned again");
+
+    // m3 does not answer: named, and nothing changes anywhere.
+    let m3 = &hosts.hosts[2];
+    let closed = cairn_testkit::free_port(m3.address).expect("free port");
+    edit_inventory(
+        &path,
+        &format!("ssh_port = {}\n", m3.ssh_port),
+        &format!("ssh_port = {closed}\n"),
+    );
+    let err = provision(&path, &options(true, false))
+        .await
+        .expect_err("unreachable");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "1 of 3 hosts failed (nothing was changed on any host; fix it or leave the host out with --limit): m3: cannot connect to 127.0.0.13:{closed}: "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("check the address, [ssh] port and that sshd runs"),
+        "{text}"
+    );
+    assert_eq!(hosts.snapshot(), untouched, "a host was changed");
+    assert!(
+        !hosts.dir.path().join("pki").exists(),
+        "certificates written by failed runs"
+    );
+}
