@@ -426,3 +426,36 @@ async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_ch
         "certificates written by failed runs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debians_etcd_is_provisioned_from_the_same_kind_of_inventory() {
+    let hosts = Hosts::start(3);
+    let path = write_inventory(&hosts, "etcd", Path::new("/usr/bin/etcd"), "");
+    let inv = Inventory::load(&path).expect("inventory");
+    let first = provision(&path, &options(true, false))
+        .await
+        .expect("first run");
+    let cluster = first.cluster.as_ref().expect("cluster table");
+    assert_eq!(cluster.answering(), 3, "{cluster}");
+    assert!(cluster.leader().is_some(), "{cluster}");
+    for row in &cluster.members {
+        let version = &row.status.as_ref().expect("status").version;
+        assert!(version.starts_with("3.4."), "{version}");
+    }
+    for h in &hosts.hosts {
+        assert_eq!(h.pids_of("etcd").len(), 1, "{}", h.name);
+        assert_eq!(
+            std::fs::read(h.path("/usr/local/bin/etcd")).expect("pushed binary"),
+            std::fs::read("/usr/bin/etcd").expect("etcd")
+        );
+    }
+    let put = etcdctl(&inv, &["put", "/provisioned", "etcd"]);
+    assert!(put.success(), "{}", put.stderr);
+    let get = etcdctl(&inv, &["get", "/provisioned", "--print-value-only"]);
+    assert_eq!(get.stdout, "etcd\n", "{}", get.stderr);
+    let second = provision(&path, &options(false, false))
+        .await
+        .expect("second run");
+    assert!(!second.changed(), "{:#?}", second.hosts);
+    assert!(second.services.is_empty());
+}
