@@ -76,6 +76,9 @@ impl Progress for HostProgress {
 
     fn done(&self, host: &str, ok: bool, summary: &str) {
         let mark = if ok { "ok" } else { "FAILED" };
+        // Host errors already start with the host's name.
+        let prefix = format!("{host}: ");
+        let summary = summary.strip_prefix(&prefix).unwrap_or(summary);
         match self.bar(host) {
             Some(bar) => bar.finish_with_message(format!("{mark}: {summary}")),
             None if self.lines => eprintln!("{host}: {mark}: {summary}"),
