@@ -83,8 +83,10 @@ impl TestHost {
         let sshd = self.sshd_pid();
         for pid in self.processes() {
             if Some(pid) != sshd {
+                // It may have exited since it was listed.
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
+                    .stderr(std::process::Stdio::null())
                     .status();
             }
         }

@@ -58,3 +58,36 @@ pub(crate) fn dir_snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// The `cairn` binary next to this test binary's profile directory (`target/debug/cairn`),
+/// built with `cargo build -p cairn-cli` once per process when missing. `cargo test
+/// --workspace` builds it before any test runs; with `-p cairn-provisioner` alone an existing
+/// binary is used as it is.
+pub(crate) fn cairn_cli_binary() -> PathBuf {
+    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary");
+            let profile = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps");
+            let binary = profile.join("cairn");
+            if !binary.is_file() {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let mut cmd = std::process::Command::new(cargo);
+                cmd.args(["build", "-p", "cairn-cli", "--bin", "cairn"]);
+                if profile.file_name().is_some_and(|p| p == "release") {
+                    cmd.arg("--release");
+                }
+                if let Some(target) = profile.parent() {
+                    cmd.arg("--target-dir").arg(target);
+                }
+                let out = cairn_testkit::run_command(cmd, std::time::Duration::from_secs(1800))
+                    .expect("cargo build");
+                assert!(out.success() && binary.is_file(), "{}", out.stderr);
+            }
+            binary
+        })
+        .clone()
+}

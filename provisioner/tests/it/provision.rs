@@ -453,9 +453,76 @@ async fn debians_etcd_is_provisioned_from_the_same_kind_of_inventory() {
     assert!(put.success(), "{}", put.stderr);
     let get = etcdctl(&inv, &["get", "/provisioned", "--print-value-only"]);
     assert_eq!(get.stdout, "etcd\n", "{}", get.stderr);
-    let second = provision(&path, &options(false, false))
-        .await
-        .expect("second run");
-    assert!(!second.changed(), "{:#?}", second.hosts);
-    assert!(second.services.is_empty());
+
+    // The same through the operator binary: a re-run changes nothing, --plan says so, and
+    // status prints the table.
+    let cairn = |args: &[&str]| {
+        let mut c = Command::new(crate::cairn_cli_binary());
+        c.args(args).arg("-i").arg(&path);
+        cairn_testkit::run_command(c, Duration::from_secs(120)).expect("run cairn")
+    };
+    let out = cairn(&["provision", "--yes", "--output", "json"]);
+    assert!(out.success(), "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json report");
+    assert_eq!(report["files_changed"], 0, "{report}");
+    assert_eq!(report["services"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["cluster"]["members"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let out = cairn(&["provision", "--plan"]);
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "m1: no changes\nm2: no changes\nm3: no changes\n"
+    );
+    let out = cairn(&["status"]);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{}", out.stdout);
+    let leaders = rows
+        .iter()
+        .filter(|r| r.split_whitespace().nth(2) == Some("true"))
+        .count();
+    assert_eq!(leaders, 1, "{}", out.stdout);
+
+    // A flag change through --plan: the env file's diff and a rolling restart, per member.
+    edit_inventory(
+        &path,
+        "election_timeout_ms = 500\n",
+        "election_timeout_ms = 600\n",
+    );
+    let out = cairn(&["provision", "--plan"]);
+    assert!(out.success(), "{}", out.stderr);
+    for member in ["m1", "m2", "m3"] {
+        let section = out
+            .stdout
+            .split(&format!("{member}:\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no plan for {member}: {}", out.stdout));
+        assert!(
+            section.starts_with(
+                "  ~ /etc/cairn/cairn.env\n      --- /etc/cairn/cairn.env\n      +++ /etc/cairn/cairn.env\n"
+            ),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            section
+                .contains("\n      -ETCD_ELECTION_TIMEOUT=500\n      +ETCD_ELECTION_TIMEOUT=600\n"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            section.contains("\n  restart cairn.service (one member at a time, the leader last)\n"),
+            "{}",
+            out.stdout
+        );
+    }
+    // Without a terminal and without --yes nothing is applied.
+    let out = cairn(&["provision"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.ends_with("cairn: changes are pending and there is no terminal to confirm them: run with --yes to apply, or --plan to only show them\n"), "{}", out.stderr);
+    let env = std::fs::read_to_string(hosts.hosts[0].path("/etc/cairn/cairn.env")).expect("env");
+    assert!(env.contains("ETCD_ELECTION_TIMEOUT=500\n"), "{env}");
 }
