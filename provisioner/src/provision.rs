@@ -378,3 +378,70 @@ fn scratch_copy(tls: &Tls) -> Result<tempfile::TempDir, Error> {
     }
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+
+    fn inventory(dir: &Path) -> Inventory {
+        let text = "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n[tls]\n\
+                    [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\
+                    [[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\n\
+                    [[hosts]]\nname = \"c\"\naddress = \"10.0.0.3\"\n";
+        Inventory::parse(&dir.join("cairn.toml"), text.into()).expect("inventory")
+    }
+
+    #[test]
+    fn limit_selects_in_inventory_order_and_refuses_unknown_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = inventory(dir.path());
+        let names = |limit: &[&str]| -> Vec<String> {
+            let limit: Vec<String> = limit.iter().map(|s| s.to_string()).collect();
+            select(&inv, &limit)
+                .expect("select")
+                .iter()
+                .map(|h| h.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), ["a", "b", "c"]);
+        assert_eq!(names(&["c", "a"]), ["a", "c"]);
+        let err = select(&inv, &["b".into(), "x".into()]).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "--limit x: no such host in the inventory (its hosts: a, b, c)"
+        );
+    }
+
+    #[test]
+    fn certificates_reach_the_tls_dir_only_when_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = inventory(dir.path());
+        let tls = inv.tls.clone().expect("tls");
+        let scratch = scratch_copy(&tls).expect("scratch of a missing dir");
+        let scratch_tls = Tls {
+            dir: scratch.path().to_path_buf(),
+            ..tls.clone()
+        };
+        Pki::ensure(&inv, &scratch_tls, &crate::SystemClock).expect("issue");
+        assert!(!tls.dir.exists(), "issuing touched the real directory");
+        commit_pki(scratch.path(), &tls.dir).expect("commit");
+        let key = tls.dir.join("a-key.pem");
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read(&key).expect("key"),
+            std::fs::read(scratch.path().join("a-key.pem")).expect("scratch key")
+        );
+        // A second scratch copy starts from the committed files and reuses them all.
+        let again = scratch_copy(&tls).expect("scratch");
+        let again_tls = Tls {
+            dir: again.path().to_path_buf(),
+            ..tls
+        };
+        let pki = Pki::ensure(&inv, &again_tls, &crate::SystemClock).expect("reuse");
+        assert!(!pki.changed(), "{:?}", pki.report());
+    }
+}
