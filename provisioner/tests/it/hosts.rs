@@ -109,9 +109,19 @@ pub(crate) struct Hosts {
 }
 
 impl Hosts {
-    /// `n` hosts on 127.0.0.11 onwards, named m1, m2, ...
+    /// `n` hosts on 127.0.0.11 onwards, named m1, m2, ..., logged in to as root.
     pub fn start(n: u8) -> Self {
+        Self::start_with_user(n, None)
+    }
+
+    /// Like [`Hosts::start`]; with `user`, each host also has that user (its own
+    /// /etc/passwd, /etc/shadow and /etc/group in its namespace) with passwordless sudo (its
+    /// own /etc/sudoers.d), so nothing of the machine's user database changes.
+    pub fn start_with_user(n: u8, user: Option<&str>) -> Self {
         let sshd = sshd();
+        if user.is_some() {
+            sudo();
+        }
         let systemctl = python_systemctl();
         let dir = tempfile::tempdir().expect("tempdir");
         let identity = dir.path().join("id_ed25519");
@@ -148,15 +158,31 @@ impl Hosts {
                 ),
             )
             .expect("sshd_config");
-            let mut script = String::new();
-            for (i, (mount, _)) in MOUNTS.iter().enumerate() {
-                script.push_str(&format!("mount --bind \"${}\" {mount} && ", i + 1));
+            let mut binds: Vec<(PathBuf, &str)> = MOUNTS
+                .iter()
+                .map(|(mount, sub)| (root.join(sub), *mount))
+                .collect();
+            if let Some(user) = user {
+                binds.extend(user_database(&root, user));
             }
-            script.push_str(&format!("exec {} -D -e -f \"$7\"", sshd.display()));
+            // Bind mounts from positional arguments: $1 onto $2, $3 onto $4, ...; sshd last.
+            let mut script = String::new();
+            for i in 0..binds.len() {
+                script.push_str(&format!(
+                    "mount --bind \"${{{}}}\" \"${{{}}}\" && ",
+                    2 * i + 1,
+                    2 * i + 2
+                ));
+            }
+            script.push_str(&format!(
+                "exec {} -D -e -f \"${{{}}}\"",
+                sshd.display(),
+                2 * binds.len() + 1
+            ));
             let mut cmd = Command::new("unshare");
             cmd.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]);
-            for (_, sub) in MOUNTS {
-                cmd.arg(root.join(sub));
+            for (from, onto) in &binds {
+                cmd.arg(from).arg(onto);
             }
             cmd.arg(&config);
             let daemon = Daemon::spawn(cmd, &root.join("sshd.log")).expect("start sshd");
@@ -231,12 +257,67 @@ fn collect(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
     }
 }
 
+/// A copy of the machine's /etc/passwd, /etc/shadow and /etc/group with `user` added
+/// (home /tmp, no password), and a sudoers.d granting it passwordless sudo; as (file, where it
+/// is bound) pairs.
+fn user_database(root: &Path, user: &str) -> Vec<(PathBuf, &'static str)> {
+    let etc = root.join("etc-users");
+    std::fs::create_dir_all(etc.join("sudoers.d")).expect("etc-users");
+    let extra = [
+        (
+            "passwd",
+            format!("{user}:x:4242:4242:cairn test:/tmp:/bin/sh\n"),
+        ),
+        ("shadow", format!("{user}:*:19000:0:99999:7:::\n")),
+        ("group", format!("{user}:x:4242:\n")),
+    ];
+    let mut binds = Vec::new();
+    for (name, line) in extra {
+        let system = format!("/etc/{name}");
+        let mut text = std::fs::read_to_string(&system).unwrap_or_else(|e| panic!("{system}: {e}"));
+        text.push_str(&line);
+        let copy = etc.join(name);
+        std::fs::write(&copy, text).expect("user database copy");
+        let mode = if name == "shadow" { 0o640 } else { 0o644 };
+        std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+        binds.push((
+            copy,
+            match name {
+                "passwd" => "/etc/passwd",
+                "shadow" => "/etc/shadow",
+                _ => "/etc/group",
+            },
+        ));
+    }
+    let rule = etc.join("sudoers.d/cairn-test");
+    std::fs::write(&rule, format!("{user} ALL=(ALL) NOPASSWD: ALL\n")).expect("sudoers");
+    std::fs::set_permissions(&rule, std::os::unix::fs::PermissionsExt::from_mode(0o440))
+        .expect("chmod sudoers");
+    binds.push((etc.join("sudoers.d"), "/etc/sudoers.d"));
+    binds
+}
+
 fn keygen(path: &Path) {
     let mut cmd = Command::new("ssh-keygen");
     cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", "cairn-test", "-f"])
         .arg(path);
     let out = run_command(cmd, Duration::from_secs(30)).expect("ssh-keygen");
     assert!(out.success(), "ssh-keygen: {}", out.stderr);
+}
+
+/// Debian's sudo, installed when missing.
+fn sudo() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        if !Path::new("/usr/bin/sudo").exists() {
+            let mut cmd = Command::new("apt-get");
+            cmd.args(["install", "-y", "--no-install-recommends", "sudo"])
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            let out = run_command(cmd, Duration::from_secs(600)).expect("apt-get");
+            assert!(out.success(), "apt-get install sudo: {}", out.stderr);
+        }
+    });
 }
 
 /// Debian's sshd, installed when missing.

@@ -526,3 +526,38 @@ async fn debians_etcd_is_provisioned_from_the_same_kind_of_inventory() {
     let env = std::fs::read_to_string(hosts.hosts[0].path("/etc/cairn/cairn.env")).expect("env");
     assert!(env.contains("ETCD_ELECTION_TIMEOUT=500\n"), "{env}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_root_login_provisions_through_sudo() {
+    let hosts = Hosts::start_with_user(3, Some("cairnop"));
+    let path = write_inventory(&hosts, "etcd", Path::new("/usr/bin/etcd"), "");
+    edit_inventory(&path, "[ssh]\n", "[ssh]\nuser = \"cairnop\"\n");
+    let first = provision(&path, &options(true, false))
+        .await
+        .expect("first run");
+    let cluster = first.cluster.as_ref().expect("cluster table");
+    assert_eq!(cluster.answering(), 3, "{cluster}");
+    for h in &hosts.hosts {
+        let log = std::fs::read_to_string(h.root.join("sshd.log")).expect("sshd log");
+        assert!(log.contains("Accepted publickey for cairnop "), "{log}");
+        assert!(!log.contains("Accepted publickey for root "), "{log}");
+        for (file, mode) in [
+            ("/etc/cairn/pki/member-key.pem", 0o600),
+            ("/etc/cairn/cairn.env", 0o644),
+            ("/usr/local/bin/etcd", 0o755),
+        ] {
+            let meta = std::fs::metadata(h.path(file)).expect("file on the host");
+            let (uid, gid) = (
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                std::os::unix::fs::MetadataExt::gid(&meta),
+            );
+            let m = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+            assert_eq!((uid, gid, m), (0, 0, mode), "{}:{file}", h.name);
+        }
+        assert_eq!(h.pids_of("etcd").len(), 1, "{}", h.name);
+    }
+    let second = provision(&path, &options(false, false))
+        .await
+        .expect("second run");
+    assert!(!second.changed(), "{:#?}", second.hosts);
+}
