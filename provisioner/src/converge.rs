@@ -109,10 +109,17 @@ pub async fn apply<H: Host, P: Probe>(
     .buffered(limits.parallel.max(1))
     .collect()
     .await;
-    let mut failed = written.into_iter().filter_map(Result::err);
-    if let Some(first) = failed.next() {
+    let mut failed = Vec::new();
+    let mut first = None;
+    for (t, result) in targets.iter().zip(written) {
+        if let Err(e) = result {
+            failed.push(t.host.name().to_string());
+            first.get_or_insert(e);
+        }
+    }
+    if let Some(first) = first {
         return Err(Error::HostsFailed {
-            failed: 1 + failed.count(),
+            failed,
             total: targets.len(),
             consequence: "the other hosts have their new files; no member was started or restarted",
             first: Box::new(first),
@@ -588,6 +595,41 @@ mod tests {
             "{err}"
         );
         assert_eq!(restarts(&fake), ["a"], "nothing after the first");
+    }
+
+    #[tokio::test]
+    async fn a_host_lost_while_writing_stops_every_start() {
+        let fake = Fake::new(&NAMES, 0);
+        let inv = inventory("");
+        let targets = targets(&fake, &inv, b"bin-1");
+        let plans: Vec<HostPlan> = plan_all(&targets, &limits(), &Quiet)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("plans");
+        fake.world().machines.get_mut("c").expect("c").unreachable = true;
+        let err = apply(
+            &targets,
+            &plans,
+            &FakeProbe(fake.clone()),
+            &members(),
+            &limits(),
+            &Quiet,
+        )
+        .await
+        .expect_err("c is gone");
+        assert!(
+            err.to_string().starts_with(
+                "1 of 3 hosts failed (c; the other hosts have their new files; no member was started or restarted): c: cannot connect"
+            ),
+            "{err}"
+        );
+        let world = fake.world();
+        assert!(world.machines["a"].files.len() == 3 && world.machines["b"].files.len() == 3);
+        assert!(!world.events.iter().any(|e| matches!(
+            e,
+            Event::Systemctl(_, Systemctl::Start | Systemctl::Restart)
+        )));
     }
 
     #[tokio::test]

@@ -197,10 +197,10 @@ pub enum Error {
         last: String,
     },
     /// Some hosts failed; the others were converged (or left unchanged) as reported.
-    #[error("{failed} of {total} hosts failed ({consequence}): {first}")]
+    #[error("{} of {total} hosts failed ({}; {consequence}): {first}", failed.len(), failed.join(", "))]
     HostsFailed {
-        /// How many.
-        failed: usize,
+        /// Their member names, in inventory order.
+        failed: Vec<String>,
         /// Of how many.
         total: usize,
         /// What that means for the hosts that did not fail.

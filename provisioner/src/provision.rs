@@ -151,7 +151,7 @@ impl Session {
             .collect()
             .await;
         let mut targets = Vec::new();
-        let mut failures = Vec::new();
+        let mut failures: Vec<(String, Error)> = Vec::new();
         for (h, conn) in selected.iter().zip(connections) {
             match conn {
                 Ok(host) => targets.push(Target {
@@ -161,7 +161,7 @@ impl Session {
                 }),
                 Err(e) => {
                     progress.done(&h.name, false, &e.to_string());
-                    failures.push(e);
+                    failures.push((h.name.clone(), e));
                 }
             }
         }
@@ -172,14 +172,16 @@ impl Session {
                 Ok(p) => ok_plans.push(p),
                 Err(e) => {
                     progress.done(t.host.name(), false, &e.to_string());
-                    failures.push(e);
+                    failures.push((t.host.name().to_string(), e));
                 }
             }
         }
         let total = selected.len();
         if !failures.is_empty() {
-            let failed = failures.len();
-            let first = failures.swap_remove(0);
+            // In inventory order, whichever step failed.
+            failures.sort_by_key(|(name, _)| selected.iter().position(|h| &h.name == name));
+            let failed = failures.iter().map(|(name, _)| name.clone()).collect();
+            let (_, first) = failures.swap_remove(0);
             for t in targets {
                 t.host.close().await;
             }

@@ -131,7 +131,7 @@ fn an_unreachable_host_is_one_line_naming_it() {
     );
     assert!(
         line.starts_with(&format!(
-            "cairn: 1 of 1 hosts failed (nothing was changed on any host; fix it or leave the host out with --limit): m1: cannot connect to 127.0.0.1:{ssh}: Connection refused"
+            "cairn: 1 of 1 hosts failed (m1; nothing was changed on any host; fix it or leave the host out with --limit): m1: cannot connect to 127.0.0.1:{ssh}: Connection refused"
         )),
         "{line}"
     );

@@ -364,7 +364,7 @@ async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_ch
     let Error::HostsFailed { failed, first, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(*failed, 1, "{err}");
+    assert_eq!(failed, &["m2"], "{err}");
     assert!(
         matches!(**first, Error::HostKeyMismatch { ref host, .. } if host == "m2"),
         "{err}"
@@ -372,7 +372,7 @@ async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_ch
     let text = err.to_string();
     assert!(
         text.starts_with(&format!(
-            "1 of 3 hosts failed (nothing was changed on any host; fix it or leave the host out with --limit): m2: the host key of [127.0.0.12]:{} does not match {}:",
+            "1 of 3 hosts failed (m2; nothing was changed on any host; fix it or leave the host out with --limit): m2: the host key of [127.0.0.12]:{} does not match {}:",
             m2.ssh_port,
             hosts.known_hosts.display()
         )),
@@ -412,7 +412,7 @@ async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_ch
     let text = err.to_string();
     assert!(
         text.starts_with(&format!(
-            "1 of 3 hosts failed (nothing was changed on any host; fix it or leave the host out with --limit): m3: cannot connect to 127.0.0.13:{closed}: "
+            "1 of 3 hosts failed (m3; nothing was changed on any host; fix it or leave the host out with --limit): m3: cannot connect to 127.0.0.13:{closed}: "
         )),
         "{text}"
     );
