@@ -171,6 +171,15 @@ pub enum Error {
         /// What it printed.
         output: String,
     },
+    /// The admin client certificate (or the CA) is not in `[tls] dir`.
+    #[error("{}: {source}; cairn provision issues the certificates there, run it first", path.display())]
+    NoClientCertificate {
+        /// The missing file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: io::Error,
+    },
     /// Talking to the cluster failed.
     #[error("{endpoint}: {source}")]
     Etcd {

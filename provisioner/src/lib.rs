@@ -1,6 +1,23 @@
 //! `cairn provision`'s library: converges the hosts of a `cairn.toml` inventory to a running
 //! TLS cluster (certificates, the server binary, an etcd env file and a systemd unit on each
 //! host) over SSH, idempotently, restarting members one at a time and the leader last.
+//!
+//! A run ([`Session`]):
+//! 1. [`pki`]: the CA and every certificate are checked and, where needed, issued into a
+//!    scratch copy of `[tls] dir` (copied back only when the plans are applied);
+//! 2. [`ssh`]: one connection per selected host (`--limit`), host keys checked against
+//!    known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
+//! 3. [`plan`]: each host's files ([`desired`], [`render`], [`layout`]) compared with what is
+//!    there (a unified diff for text, hashes for binaries and keys) and the unit's state read;
+//!    a host that cannot be reached or read stops the run before anything is written;
+//! 4. [`converge`]: files written on every host in parallel, new members started together,
+//!    running members whose files changed restarted one at a time while every member is
+//!    healthy, leadership handed over before the leader restarts;
+//! 5. [`status`]: the cluster table, from each member ([`probe`]).
+//!
+//! Hosts, the cluster and the clock are traits ([`host::Host`], [`probe::Probe`], [`Clock`]):
+//! the unit tests run plans, idempotence and restart order in memory; the integration tests
+//! run real sshd hosts in mount namespaces.
 
 mod clock;
 pub mod converge;

@@ -10,7 +10,7 @@ use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 use serde::Serialize;
 
 use crate::pki::{self, Pki};
-use crate::{local_file, Error};
+use crate::Error;
 
 /// One member's answer to a status request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -72,9 +72,12 @@ impl EtcdProbe {
             .with_connect_timeout(timeout)
             .with_timeout(timeout);
         if let Some(pki) = pki {
-            let ca = local_file::read(&pki.ca_cert())?;
-            let cert = local_file::read(&pki.client_cert(pki::Client::Admin))?;
-            let key = local_file::read(&pki.client_key(pki::Client::Admin))?;
+            let read = |path: std::path::PathBuf| {
+                std::fs::read(&path).map_err(|source| Error::NoClientCertificate { path, source })
+            };
+            let ca = read(pki.ca_cert())?;
+            let cert = read(pki.client_cert(pki::Client::Admin))?;
+            let key = read(pki.client_key(pki::Client::Admin))?;
             options = options.with_tls(
                 TlsOptions::new()
                     .ca_certificate(Certificate::from_pem(ca))

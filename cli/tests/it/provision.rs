@@ -138,6 +138,23 @@ fn an_unreachable_host_is_one_line_naming_it() {
 }
 
 #[test]
+fn status_before_provisioning_says_where_the_certificates_come_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = inventory(dir.path(), "127.0.0.1", 2379, 22);
+    let text = std::fs::read_to_string(&path).expect("inventory") + "[tls]\n";
+    std::fs::write(&path, text).expect("inventory with tls");
+    let out = cairn(&["status"], &path);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "cairn: {}: No such file or directory (os error 2); cairn provision issues the certificates there, run it first",
+            dir.path().join("pki/ca.pem").display()
+        )
+    );
+}
+
+#[test]
 fn an_unknown_limit_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = inventory(dir.path(), "127.0.0.1", 2379, 22);
