@@ -31,7 +31,12 @@ fn variables(env: &str) -> Vec<(String, String)> {
 #[test]
 fn etcd_3_4_runs_from_the_rendered_env_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let [client, peer, metrics] = [(); 3].map(|()| free_port(ADDRESS).expect("free port"));
+    let mut ports = std::collections::BTreeSet::new();
+    while ports.len() < 3 {
+        ports.insert(free_port(ADDRESS).expect("free port"));
+    }
+    let ports: Vec<u16> = ports.into_iter().collect();
+    let (client, peer, metrics) = (ports[0], ports[1], ports[2]);
     let text = format!(
         "[cluster]\nname = \"e\"\nserver = \"etcd\"\nbinary = \"/usr/bin/etcd\"\ntoken = \"e-1\"\n\
          client_port = {client}\npeer_port = {peer}\nmetrics_port = {metrics}\n\

@@ -21,7 +21,12 @@ use crate::hosts::Hosts;
 /// An inventory for `hosts`: free member ports, the test key and known_hosts, TLS in the
 /// test directory; `extra` goes into `[cluster]`.
 fn write_inventory(hosts: &Hosts, server: &str, binary: &Path, extra: &str) -> PathBuf {
-    let [client, peer, metrics] = [(); 3].map(|()| hosts.common_free_port());
+    let mut ports = BTreeSet::new();
+    while ports.len() < 3 {
+        ports.insert(hosts.common_free_port());
+    }
+    let ports: Vec<u16> = ports.into_iter().collect();
+    let (client, peer, metrics) = (ports[0], ports[1], ports[2]);
     let mut text = format!(
         "[cluster]\nname = \"it\"\nserver = \"{server}\"\nbinary = \"{}\"\ntoken = \"it-1\"\n\
          client_port = {client}\npeer_port = {peer}\nmetrics_port = {metrics}\n\
