@@ -12,6 +12,21 @@ pub enum Error {
     /// Generating alert rules and their companions failed.
     #[error(transparent)]
     Rules(#[from] cairn_rules::Error),
+    /// Provisioning or a status query failed.
+    #[error(transparent)]
+    Provision(#[from] cairn_provisioner::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Changes are pending, stdin is not a terminal and `--yes` was not given.
+    #[error("changes are pending and there is no terminal to confirm them: run with --yes to apply, or --plan to only show them")]
+    NeedsYes,
+    /// The operator answered no.
+    #[error("nothing applied (not confirmed)")]
+    NotConfirmed,
+    /// Reading the confirmation failed.
+    #[error("cannot ask for confirmation: {0}")]
+    Terminal(#[source] std::io::Error),
     /// A result could not be printed as JSON.
     #[error("cannot print the result as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -1,9 +1,10 @@
 //! The `cairn` operator binary's commands, one per file under [`commands`]. The binary only
 //! parses arguments and reports the outcome; the work is in the libraries (`cairn-bench`, `cairn-inventory`,
-//! `cairn-rules`, and the provisioner, backup and inspection crates as they land).
+//! `cairn-provisioner`, `cairn-rules`, and the backup and inspection crates as they land).
 
 pub mod commands;
 pub mod error;
+pub mod progress;
 
 use std::process::ExitCode;
 
@@ -28,9 +29,14 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
+    /// Converge every host to the inventory over SSH: certificates, the server binary, env
+    /// file and systemd unit; new members start together, changed ones restart one at a time.
+    Provision(commands::provision::ProvisionArgs),
     /// Prometheus alert rules (etcd's mixin and cairn's own) with their promtool tests, a
     /// scrape configuration and a Grafana dashboard, from the inventory.
     Rules(commands::rules::RulesArgs),
+    /// The cluster table: each member's leader flag, revision, database size and version.
+    Status(commands::status::StatusArgs),
 }
 
 /// How results are printed.
@@ -48,6 +54,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Provision(args) => commands::provision::run(args),
         Command::Rules(args) => commands::rules::run(args),
+        Command::Status(args) => commands::status::run(args),
     }
 }

@@ -2,4 +2,6 @@
 
 pub mod bench;
 pub mod check;
+pub mod provision;
 pub mod rules;
+pub mod status;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod provision;
 mod rules;
 
 use std::process::Command;

@@ -1,0 +1,149 @@
+//! `cairn provision [-i INVENTORY] [--plan] [--limit HOST,...] [--yes]`: converges every host
+//! to the inventory over SSH and prints the cluster table.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use cairn_inventory::InventoryArg;
+use cairn_provisioner::converge::Limits;
+use cairn_provisioner::pki::Outcome;
+use cairn_provisioner::{Options, Report, Session, SystemClock};
+use clap::Args;
+
+use crate::progress::HostProgress;
+use crate::{Error, Output};
+
+/// `cairn provision`.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Show what would change on each host (diffs, hashes, restarts) and change nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Only these hosts (member names, comma-separated).
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
+    pub limit: Vec<String>,
+    /// Apply without asking; needed when stdin is not a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Trust hosts that known_hosts does not list yet and record their keys.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Hosts handled at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub parallel: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// Plans, asks (unless `--yes` or `--plan`), applies and reports.
+pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
+    let inventory = args.inventory.load()?;
+    for warning in inventory.warnings() {
+        eprintln!("cairn: warning: {warning}");
+    }
+    let options = Options {
+        limit: args.limit.clone(),
+        accept_new_host_keys: args.accept_new_host_keys,
+        plan_only: args.plan,
+        limits: Limits {
+            parallel: args.parallel.max(1),
+            ..Limits::default()
+        },
+        ..Options::default()
+    };
+    let json = args.output == Output::Json;
+    let names: Vec<&str> = inventory
+        .hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .filter(|n| args.limit.is_empty() || args.limit.iter().any(|l| l == n))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    let progress = HostProgress::new(&names, json);
+    let session = runtime.block_on(Session::plan(&inventory, &options, &SystemClock, &progress));
+    progress.clear();
+    let session = session?;
+    let pending = session.plans().iter().any(|p| !p.is_empty());
+    if args.plan || (pending && !args.yes) {
+        if !json {
+            print_certificates(session.certificates());
+            for plan in session.plans() {
+                print!("{plan}");
+            }
+        }
+        if args.plan {
+            let report = runtime.block_on(session.finish_plan());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !confirm(session.plans().iter().filter(|p| !p.is_empty()).count())? {
+            return Err(Error::NotConfirmed);
+        }
+    }
+    let progress = HostProgress::new(&names, json);
+    let report = runtime.block_on(session.apply(&progress));
+    progress.clear();
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, args.yes || !pending);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal; without one, refuses (scripts pass `--yes`).
+fn confirm(hosts: usize) -> Result<bool, Error> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::NeedsYes);
+    }
+    print!("Apply these changes to {hosts} host(s)? [y/N] ");
+    std::io::stdout().flush().map_err(Error::Terminal)?;
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(Error::Terminal)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn print_certificates(certificates: &[cairn_provisioner::pki::Issued]) {
+    for c in certificates {
+        match &c.outcome {
+            Outcome::Reused => {}
+            Outcome::Created => println!("certificate {}: new", c.name),
+            Outcome::Reissued(reason) => println!("certificate {}: reissued ({reason})", c.name),
+        }
+    }
+}
+
+fn print_report(report: &Report, show_plans: bool) {
+    if show_plans {
+        print_certificates(&report.certificates);
+        for plan in &report.hosts {
+            print!("{plan}");
+        }
+    }
+    if let Some(cluster) = &report.cluster {
+        print!("{cluster}");
+    }
+    let started = report
+        .services
+        .iter()
+        .filter(|e| e.action == cairn_provisioner::plan::ServiceAction::Start)
+        .count();
+    let restarted = report.services.len() - started;
+    println!(
+        "{} host(s) in {:.1} s: {} file(s) written, {started} started, {restarted} restarted",
+        report.hosts.len(),
+        report.elapsed_ms as f64 / 1000.0,
+        report.files_changed,
+    );
+}

@@ -1,0 +1,681 @@
+//! Applying plans: files written on every host in parallel, then new members started together
+//! (a new cluster needs them all), then running members whose files changed restarted one at a
+//! time, the leader last, each only while every member is healthy and the next only once the
+//! restarted one is back with a leader.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::desired::{DesiredFile, OWNER};
+use crate::host::{Host, Systemctl, WriteFile};
+use crate::plan::{plan_host, HostPlan, ServiceAction};
+use crate::probe::Probe;
+use crate::{layout, Error};
+
+/// One host to converge and what it should have.
+pub struct Target<H> {
+    /// The connection to it.
+    pub host: H,
+    /// Its files.
+    pub files: Vec<DesiredFile>,
+    /// Its data directory, created (0700) before a first start.
+    pub data_dir: String,
+}
+
+/// Where a run reports what it is doing: a progress bar in a terminal, lines otherwise.
+pub trait Progress: Send + Sync {
+    /// `host` is now doing `step`.
+    fn step(&self, host: &str, step: &str);
+    /// `host` is finished (`ok` false: it failed).
+    fn done(&self, host: &str, ok: bool, summary: &str);
+}
+
+/// Progress that goes nowhere (library callers that only want the result).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _: &str, _: &str) {}
+    fn done(&self, _: &str, _: bool, _: &str) {}
+}
+
+/// Bounds on a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Hosts handled at once.
+    pub parallel: usize,
+    /// How long a member may take to answer with a leader after a start or restart.
+    pub health_timeout: Duration,
+    /// Time between two health questions.
+    pub poll: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            parallel: 8,
+            health_timeout: Duration::from_secs(90),
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One service action that was carried out, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceEvent {
+    /// Member name.
+    pub host: String,
+    /// `start` or `restart`.
+    pub action: ServiceAction,
+    /// How long until it answered with a leader.
+    pub healthy_after_ms: u128,
+}
+
+/// Plans every target, `limits.parallel` at a time, in target order. Nothing is changed.
+pub async fn plan_all<H: Host>(
+    targets: &[Target<H>],
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Vec<Result<HostPlan, Error>> {
+    futures::stream::iter(targets.iter().map(|t| async move {
+        progress.step(t.host.name(), "comparing");
+        plan_host(&t.host, &t.files).await
+    }))
+    .buffered(limits.parallel.max(1))
+    .collect()
+    .await
+}
+
+/// Carries out `plans` (one per target, from [`plan_all`]). File writes fail per host and
+/// leave the other hosts' writes done; no service is started or restarted after any failure,
+/// so no member restarts with half its files.
+pub async fn apply<H: Host, P: Probe>(
+    targets: &[Target<H>],
+    plans: &[HostPlan],
+    probe: &P,
+    all_members: &[String],
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<Vec<ServiceEvent>, Error> {
+    let written: Vec<Result<(), Error>> = futures::stream::iter(
+        targets
+            .iter()
+            .zip(plans)
+            .map(|(t, p)| write_host(t, p, progress)),
+    )
+    .buffered(limits.parallel.max(1))
+    .collect()
+    .await;
+    let mut failed = Vec::new();
+    let mut first = None;
+    for (t, result) in targets.iter().zip(written) {
+        if let Err(e) = result {
+            failed.push(t.host.name().to_string());
+            first.get_or_insert(e);
+        }
+    }
+    if let Some(first) = first {
+        return Err(Error::HostsFailed {
+            failed,
+            total: targets.len(),
+            consequence: "the other hosts have their new files; no member was started or restarted",
+            first: Box::new(first),
+        });
+    }
+    let mut events = Vec::new();
+    // New members start together: the first of a new cluster cannot get a leader alone.
+    let starting: Vec<&Target<H>> = targets
+        .iter()
+        .zip(plans)
+        .filter(|(_, p)| p.service == ServiceAction::Start)
+        .map(|(t, _)| t)
+        .collect();
+    if !starting.is_empty() {
+        let started = Instant::now();
+        let starts = starting.iter().map(|t| async move {
+            progress.step(t.host.name(), "starting");
+            t.host.systemctl(Systemctl::Start, layout::UNIT_NAME).await
+        });
+        for result in futures::future::join_all(starts).await {
+            result?;
+        }
+        for t in &starting {
+            let name = t.host.name();
+            progress.step(name, "waiting for health");
+            wait_healthy(probe, name, limits).await?;
+            events.push(ServiceEvent {
+                host: name.to_string(),
+                action: ServiceAction::Start,
+                healthy_after_ms: started.elapsed().as_millis(),
+            });
+        }
+        if starting.len() == all_members.len() {
+            wait_member_list(probe, all_members, limits).await?;
+        }
+    }
+    let mut restarting: Vec<&Target<H>> = targets
+        .iter()
+        .zip(plans)
+        .filter(|(_, p)| p.service == ServiceAction::Restart)
+        .map(|(t, _)| t)
+        .collect();
+    while !restarting.is_empty() {
+        // Never take a member down while another one is not back: that could cost quorum.
+        for member in all_members {
+            wait_healthy(probe, member, limits).await?;
+        }
+        let (next, leader_id) = next_to_restart(probe, &restarting).await;
+        let target = restarting.remove(next);
+        let name = target.host.name();
+        if let Some(own_id) = leader_id {
+            hand_over_leadership(probe, name, own_id, all_members, limits, progress).await;
+        }
+        progress.step(name, "restarting");
+        let started = Instant::now();
+        target
+            .host
+            .systemctl(Systemctl::Restart, layout::UNIT_NAME)
+            .await?;
+        progress.step(name, "waiting for health");
+        wait_healthy(probe, name, limits).await?;
+        events.push(ServiceEvent {
+            host: name.to_string(),
+            action: ServiceAction::Restart,
+            healthy_after_ms: started.elapsed().as_millis(),
+        });
+    }
+    Ok(events)
+}
+
+/// Index of the member to restart next: the first that is not the leader (the leader goes
+/// last), and the leader's own ID when only the leader is left.
+async fn next_to_restart<H: Host, P: Probe>(
+    probe: &P,
+    restarting: &[&Target<H>],
+) -> (usize, Option<u64>) {
+    let mut leader = None;
+    for (i, t) in restarting.iter().enumerate() {
+        match probe.status(t.host.name()).await {
+            Ok(s) if s.is_leader() => leader = Some((i, s.member_id)),
+            _ => return (i, None),
+        }
+    }
+    leader.map_or((0, None), |(i, id)| (i, Some(id)))
+}
+
+/// Moves leadership from `leader` to another healthy member before `leader` restarts, so the
+/// cluster never waits out an election timeout; if that fails the restart goes ahead anyway
+/// (as a plain restart of a leader would).
+async fn hand_over_leadership<P: Probe>(
+    probe: &P,
+    leader: &str,
+    own_id: u64,
+    all_members: &[String],
+    limits: &Limits,
+    progress: &dyn Progress,
+) {
+    let mut successor = None;
+    for m in all_members.iter().filter(|m| *m != leader) {
+        if let Ok(s) = probe.status(m).await {
+            if s.has_leader() {
+                successor = Some((m.as_str(), s.member_id));
+                break;
+            }
+        }
+    }
+    let Some((to, to_id)) = successor else {
+        return;
+    };
+    progress.step(leader, &format!("moving leadership to {to}"));
+    let moved = async {
+        probe.move_leader(leader, to_id).await?;
+        poll_until(leader, limits, || async {
+            let s = probe.status(to).await?;
+            Ok((
+                s.is_leader() && s.member_id != own_id,
+                format!("{to} does not lead yet"),
+            ))
+        })
+        .await
+    };
+    if let Err(e) = moved.await {
+        progress.step(
+            leader,
+            &format!("leadership stays ({e}); restarting anyway"),
+        );
+    }
+}
+
+async fn write_host<H: Host>(
+    target: &Target<H>,
+    plan: &HostPlan,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    let host = &target.host;
+    for change in &plan.files {
+        let Some(file) = target.files.iter().find(|f| f.path == change.path) else {
+            continue;
+        };
+        progress.step(host.name(), &format!("writing {}", file.path));
+        host.write_file(WriteFile {
+            path: &file.path,
+            contents: &file.contents.bytes,
+            mode: file.mode,
+            owner: OWNER,
+        })
+        .await?;
+    }
+    if plan.daemon_reload {
+        host.systemctl(Systemctl::DaemonReload, layout::UNIT_NAME)
+            .await?;
+    }
+    if plan.enable {
+        host.systemctl(Systemctl::Enable, layout::UNIT_NAME).await?;
+    }
+    if plan.service == ServiceAction::Start {
+        host.create_dir(&target.data_dir, 0o700).await?;
+    }
+    Ok(())
+}
+
+/// Polls `check` until it returns `Ok(true)` or `limits.health_timeout` passes; the last thing
+/// seen goes into the error.
+async fn poll_until<F, Fut>(member: &str, limits: &Limits, mut check: F) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(bool, String), Error>>,
+{
+    let deadline = Instant::now() + limits.health_timeout;
+    loop {
+        let last = match check().await {
+            Ok((true, _)) => return Ok(()),
+            Ok((false, seen)) => seen,
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::Unhealthy {
+                member: member.to_string(),
+                after: limits.health_timeout,
+                last,
+            });
+        }
+        tokio::time::sleep(limits.poll).await;
+    }
+}
+
+/// Waits until `member` answers and knows a leader.
+async fn wait_healthy<P: Probe>(probe: &P, member: &str, limits: &Limits) -> Result<(), Error> {
+    poll_until(member, limits, || async {
+        let s = probe.status(member).await?;
+        Ok((s.has_leader(), "it answers but knows no leader".to_string()))
+    })
+    .await
+}
+
+/// Waits until the member list has exactly the inventory's names (every member has
+/// published itself).
+async fn wait_member_list<P: Probe>(
+    probe: &P,
+    members: &[String],
+    limits: &Limits,
+) -> Result<(), Error> {
+    let Some(first) = members.first() else {
+        return Ok(());
+    };
+    let mut want = members.to_vec();
+    want.sort();
+    poll_until(first, limits, || {
+        let want = &want;
+        async move {
+            let mut names = probe.member_names(first).await?;
+            names.sort();
+            Ok((names == *want, format!("member list {names:?}")))
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use cairn_inventory::Inventory;
+
+    use super::*;
+    use crate::desired::{host_files, Blob, FileKind};
+    use crate::fake::{Event, Fake, FakeHost, FakeProbe};
+
+    const NAMES: [&str; 3] = ["a", "b", "c"];
+
+    fn inventory(extra: &str) -> Inventory {
+        let text = format!(
+            "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n{extra}\n\
+             [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\
+             [[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\n\
+             [[hosts]]\nname = \"c\"\naddress = \"10.0.0.3\"\n"
+        );
+        Inventory::parse(Path::new("/x/cairn.toml"), text).expect("inventory")
+    }
+
+    fn targets(fake: &Fake, inv: &Inventory, binary: &[u8]) -> Vec<Target<FakeHost>> {
+        let binary = Blob::new(binary.to_vec());
+        inv.hosts
+            .iter()
+            .map(|h| Target {
+                host: fake.host(&h.name),
+                files: host_files(inv, h, None, &binary).expect("files"),
+                data_dir: inv.data_dir(h).display().to_string(),
+            })
+            .collect()
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            parallel: 2,
+            health_timeout: Duration::from_secs(5),
+            poll: Duration::from_millis(1),
+        }
+    }
+
+    fn members() -> Vec<String> {
+        NAMES.iter().map(|n| n.to_string()).collect()
+    }
+
+    async fn run(
+        fake: &Fake,
+        inv: &Inventory,
+        binary: &[u8],
+    ) -> (Vec<HostPlan>, Vec<ServiceEvent>) {
+        let targets = targets(fake, inv, binary);
+        let plans: Vec<HostPlan> = plan_all(&targets, &limits(), &Quiet)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("plans");
+        let events = apply(
+            &targets,
+            &plans,
+            &FakeProbe(fake.clone()),
+            &members(),
+            &limits(),
+            &Quiet,
+        )
+        .await
+        .expect("apply");
+        (plans, events)
+    }
+
+    fn restarts(fake: &Fake) -> Vec<String> {
+        fake.world()
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Systemctl(h, Systemctl::Restart) => Some(h.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_cluster_gets_every_file_and_starts_together() {
+        let fake = Fake::new(&NAMES, 3);
+        let (plans, events) = run(&fake, &inventory(""), b"bin-1").await;
+        for plan in &plans {
+            let paths: Vec<_> = plan.files.iter().map(|f| f.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                [
+                    layout::binary(cairn_inventory::ServerKind::Cairn),
+                    layout::ENV_FILE,
+                    layout::UNIT_FILE
+                ]
+            );
+            assert!(plan.files.iter().all(|f| f.old_sha256.is_none()));
+            assert!(plan.daemon_reload && plan.enable);
+            assert_eq!(plan.service, ServiceAction::Start);
+        }
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.host.as_str(), e.action))
+                .collect::<Vec<_>>(),
+            [
+                ("a", ServiceAction::Start),
+                ("b", ServiceAction::Start),
+                ("c", ServiceAction::Start)
+            ]
+        );
+        let world = fake.world();
+        for name in NAMES {
+            let m = &world.machines[name];
+            assert!(m.active && m.enabled, "{name}");
+            assert_eq!(m.dirs, ["/var/lib/cairn"]);
+            assert_eq!(
+                m.files[layout::binary(cairn_inventory::ServerKind::Cairn)].1,
+                0o755
+            );
+        }
+        // Every write comes before the first start.
+        let first_start = world
+            .events
+            .iter()
+            .position(|e| matches!(e, Event::Systemctl(_, Systemctl::Start)))
+            .expect("a start");
+        assert!(world.events[first_start..]
+            .iter()
+            .all(|e| !matches!(e, Event::Write(..))));
+    }
+
+    #[tokio::test]
+    async fn a_second_run_changes_nothing_and_restarts_nothing() {
+        let fake = Fake::new(&NAMES, 2);
+        let inv = inventory("");
+        run(&fake, &inv, b"bin-1").await;
+        let before = fake.world().events.len();
+        let (plans, events) = run(&fake, &inv, b"bin-1").await;
+        assert!(plans.iter().all(HostPlan::is_empty), "{plans:?}");
+        assert!(events.is_empty());
+        assert_eq!(fake.world().events.len(), before, "no write, no systemctl");
+        assert_eq!(plans[0].to_string(), "a: no changes\n");
+    }
+
+    #[tokio::test]
+    async fn planning_alone_touches_nothing() {
+        let fake = Fake::new(&NAMES, 0);
+        let inv = inventory("");
+        let targets = targets(&fake, &inv, b"bin-1");
+        let plans = plan_all(&targets, &limits(), &Quiet).await;
+        assert!(plans
+            .iter()
+            .all(|p| p.as_ref().is_ok_and(|p| !p.is_empty())));
+        let world = fake.world();
+        assert!(world.events.is_empty());
+        assert!(world
+            .machines
+            .values()
+            .all(|m| m.files.is_empty() && !m.active));
+    }
+
+    #[tokio::test]
+    async fn a_flag_change_rolls_members_one_at_a_time_and_the_leader_last() {
+        let fake = Fake::new(&NAMES, 3);
+        run(&fake, &inventory(""), b"bin-1").await;
+        fake.world().leader = Some("a".into());
+        let (plans, events) = run(
+            &fake,
+            &inventory("heartbeat_interval_ms = 200\nelection_timeout_ms = 2000\n"),
+            b"bin-1",
+        )
+        .await;
+        for plan in &plans {
+            assert_eq!(plan.service, ServiceAction::Restart);
+            assert_eq!(plan.files.len(), 1, "{plan}");
+            let diff = plan.files[0].diff.as_deref().expect("text diff");
+            assert!(diff.contains("\n-ETCD_HEARTBEAT_INTERVAL=100\n"), "{diff}");
+            assert!(diff.contains("\n+ETCD_HEARTBEAT_INTERVAL=200\n"), "{diff}");
+            assert!(
+                diff.starts_with("--- /etc/cairn/cairn.env\n+++ /etc/cairn/cairn.env\n"),
+                "{diff}"
+            );
+            assert!(!plan.daemon_reload && !plan.enable);
+        }
+        assert_eq!(restarts(&fake), ["b", "c", "a"]);
+        assert_eq!(events.len(), 3);
+        // Leadership went to an already restarted member before the leader went down.
+        let world = fake.world();
+        let last = world.events.len();
+        assert_eq!(
+            world.events[last - 2..],
+            [
+                Event::MoveLeader("a".into(), "b".into()),
+                Event::Systemctl("a".into(), Systemctl::Restart)
+            ]
+        );
+        drop(world);
+        assert!(
+            fake.world().violations.is_empty(),
+            "{:?}",
+            fake.world().violations
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_binary_shows_hashes_and_restarts_every_member() {
+        let fake = Fake::new(&NAMES, 1);
+        let inv = inventory("");
+        run(&fake, &inv, b"bin-1").await;
+        fake.world().leader = Some("c".into());
+        let (plans, _) = run(&fake, &inv, b"bin-2").await;
+        let change = &plans[1].files[0];
+        assert_eq!(change.kind, FileKind::Binary);
+        assert_eq!(change.diff, None);
+        assert_eq!(
+            change.old_sha256.as_deref(),
+            Some(crate::plan::sha256_hex(b"bin-1").as_str())
+        );
+        assert_eq!(change.new_sha256, crate::plan::sha256_hex(b"bin-2"));
+        let text = plans[1].to_string();
+        assert!(
+            text.contains("  ~ /usr/local/bin/cairn-server (sha256 "),
+            "{text}"
+        );
+        assert_eq!(restarts(&fake), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_member_that_never_comes_back_stops_the_roll() {
+        let fake = Fake::new(&NAMES, 0);
+        run(&fake, &inventory(""), b"bin-1").await;
+        fake.world().leader = Some("c".into());
+        fake.world().warmup = u32::MAX;
+        let inv = inventory("snapshot_count = 10\n");
+        let targets = targets(&fake, &inv, b"bin-1");
+        let plans: Vec<HostPlan> = plan_all(&targets, &limits(), &Quiet)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("plans");
+        let mut l = limits();
+        l.health_timeout = Duration::from_millis(50);
+        let err = apply(
+            &targets,
+            &plans,
+            &FakeProbe(fake.clone()),
+            &members(),
+            &l,
+            &Quiet,
+        )
+        .await
+        .expect_err("a never healthy");
+        assert!(
+            matches!(&err, Error::Unhealthy { member, .. } if member == "a"),
+            "{err}"
+        );
+        assert_eq!(restarts(&fake), ["a"], "nothing after the first");
+    }
+
+    #[tokio::test]
+    async fn a_host_lost_while_writing_stops_every_start() {
+        let fake = Fake::new(&NAMES, 0);
+        let inv = inventory("");
+        let targets = targets(&fake, &inv, b"bin-1");
+        let plans: Vec<HostPlan> = plan_all(&targets, &limits(), &Quiet)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("plans");
+        fake.world().machines.get_mut("c").expect("c").unreachable = true;
+        let err = apply(
+            &targets,
+            &plans,
+            &FakeProbe(fake.clone()),
+            &members(),
+            &limits(),
+            &Quiet,
+        )
+        .await
+        .expect_err("c is gone");
+        assert!(
+            err.to_string().starts_with(
+                "1 of 3 hosts failed (c; the other hosts have their new files; no member was started or restarted): c: cannot connect"
+            ),
+            "{err}"
+        );
+        let world = fake.world();
+        assert!(world.machines["a"].files.len() == 3 && world.machines["b"].files.len() == 3);
+        assert!(!world.events.iter().any(|e| matches!(
+            e,
+            Event::Systemctl(_, Systemctl::Start | Systemctl::Restart)
+        )));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_host_fails_its_plan_by_name() {
+        let fake = Fake::new(&NAMES, 0);
+        fake.world().machines.get_mut("b").expect("b").unreachable = true;
+        let inv = inventory("");
+        let targets = targets(&fake, &inv, b"bin-1");
+        let plans = plan_all(&targets, &limits(), &Quiet).await;
+        assert!(plans[0].is_ok() && plans[2].is_ok());
+        let err = plans[1].as_ref().expect_err("b is unreachable");
+        assert!(
+            err.to_string().starts_with("b: cannot connect to b:22"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_appear_in_plans_as_hashes_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = Inventory::parse(
+            &dir.path().join("cairn.toml"),
+            "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n[tls]\n[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n".into(),
+        )
+        .expect("inventory");
+        let pki = crate::Pki::ensure(&inv, inv.tls.as_ref().expect("tls"), &crate::SystemClock)
+            .expect("pki");
+        let fake = Fake::new(&["a"], 0);
+        let files = host_files(&inv, &inv.hosts[0], Some(&pki), &Blob::new(b"bin".to_vec()))
+            .expect("files");
+        let plan = plan_host(&fake.host("a"), &files).await.expect("plan");
+        let key = plan
+            .files
+            .iter()
+            .find(|f| f.path == layout::MEMBER_KEY)
+            .expect("key");
+        assert_eq!((key.kind, key.diff.is_none()), (FileKind::Secret, true));
+        assert!(!plan.to_string().contains("PRIVATE KEY"));
+        let cert = plan
+            .files
+            .iter()
+            .find(|f| f.path == layout::MEMBER_CERT)
+            .expect("cert");
+        assert!(cert
+            .diff
+            .as_deref()
+            .is_some_and(|d| d.contains("+-----BEGIN CERTIFICATE-----")));
+    }
+}

@@ -1,0 +1,221 @@
+//! The crate's one error type. Host-side errors name the host, so a run over many hosts says
+//! which one failed and what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why provisioning (or a status query) stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The inventory is unusable (also a missing binary or key file).
+    #[error(transparent)]
+    Inventory(#[from] cairn_inventory::Error),
+    /// A local file could not be read.
+    #[error("{}: {source}", path.display())]
+    LocalRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A local file or directory could not be written.
+    #[error("{}: cannot write: {source}", path.display())]
+    LocalWrite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Generating or signing a certificate failed.
+    #[error("cannot issue the {name} certificate: {source}")]
+    Issue {
+        /// `ca`, a member name or a client name.
+        name: String,
+        /// rcgen's reason.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// The operator's CA files (`[tls] ca_cert`, `ca_key`) are not a PEM certificate and key.
+    #[error("{} / {}: not a usable CA certificate and key: {source}; give PEM files in [tls] ca_cert and ca_key", cert.display(), key.display())]
+    OperatorCa {
+        /// `ca_cert`.
+        cert: PathBuf,
+        /// `ca_key`.
+        key: PathBuf,
+        /// rcgen's reason.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// `[tls] ca_key` is not the key of `ca_cert`.
+    #[error("{} is not the key of {}; give the CA's own key in [tls] ca_key", key.display(), cert.display())]
+    OperatorCaKeyMismatch {
+        /// `ca_cert`.
+        cert: PathBuf,
+        /// `ca_key`.
+        key: PathBuf,
+    },
+    /// `--limit` names a host the inventory does not have.
+    #[error("--limit {name}: no such host in the inventory (its hosts: {known})")]
+    UnknownHost {
+        /// The name given.
+        name: String,
+        /// The inventory's member names.
+        known: String,
+    },
+    /// The SSH key could not be loaded.
+    #[error("{}: cannot use the SSH key: {source}; set [ssh] identity_file to an unencrypted OpenSSH private key", path.display())]
+    SshKey {
+        /// `identity_file`.
+        path: PathBuf,
+        /// russh's reason.
+        #[source]
+        source: russh::keys::Error,
+    },
+    /// The host could not be reached.
+    #[error("{host}: cannot connect to {addr}: {source}; check the address, [ssh] port and that sshd runs")]
+    Connect {
+        /// Member name.
+        host: String,
+        /// `address:port`.
+        addr: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The SSH session failed.
+    #[error("{host}: ssh: {source}")]
+    Ssh {
+        /// Member name.
+        host: String,
+        /// russh's reason.
+        #[source]
+        source: russh::Error,
+    },
+    /// The host presented another key than known_hosts records for it.
+    #[error("{host}: the host key of {addr} does not match {}:{line}; if the host was reinstalled, remove that line and run again with --accept-new-host-keys", known_hosts.display())]
+    HostKeyMismatch {
+        /// Member name.
+        host: String,
+        /// `address:port` as known_hosts names it.
+        addr: String,
+        /// The known_hosts file.
+        known_hosts: PathBuf,
+        /// Its line with the recorded key.
+        line: usize,
+    },
+    /// The host is not in known_hosts and new keys were not to be trusted.
+    #[error("{host}: {addr} is not in {}; check its key fingerprint ({fingerprint}) and run again with --accept-new-host-keys to record it", known_hosts.display())]
+    UnknownHostKey {
+        /// Member name.
+        host: String,
+        /// `address:port`.
+        addr: String,
+        /// The known_hosts file.
+        known_hosts: PathBuf,
+        /// SHA256 fingerprint of the presented key.
+        fingerprint: String,
+    },
+    /// known_hosts could not be read or written.
+    #[error("{}: {source}", known_hosts.display())]
+    KnownHosts {
+        /// The file.
+        known_hosts: PathBuf,
+        /// russh's reason.
+        #[source]
+        source: russh::keys::Error,
+    },
+    /// The server did not accept the key.
+    #[error("{host}: {user}@{addr} refused the key {}; add its public key to the user's authorized_keys", identity.display())]
+    AuthRejected {
+        /// Member name.
+        host: String,
+        /// Login user.
+        user: String,
+        /// `address:port`.
+        addr: String,
+        /// `identity_file`.
+        identity: PathBuf,
+    },
+    /// A step took longer than allowed.
+    #[error("{host}: {what} did not finish within {after:?}")]
+    Timeout {
+        /// Member name.
+        host: String,
+        /// The step.
+        what: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// A command on the host failed.
+    #[error("{host}: `{command}` failed with exit code {code}: {stderr}")]
+    Command {
+        /// Member name.
+        host: String,
+        /// The command.
+        command: String,
+        /// Its exit code (-1: killed by a signal or no status).
+        code: i32,
+        /// The end of what it printed on stderr.
+        stderr: String,
+    },
+    /// A host answered something the provisioner cannot read.
+    #[error("{host}: unexpected output from `{command}`: {output:?}")]
+    UnexpectedOutput {
+        /// Member name.
+        host: String,
+        /// The command.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+    /// The admin client certificate (or the CA) is not in `[tls] dir`.
+    #[error("{}: {source}; cairn provision issues the certificates there, run it first", path.display())]
+    NoClientCertificate {
+        /// The missing file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: io::Error,
+    },
+    /// Talking to the cluster failed.
+    #[error("{endpoint}: {source}")]
+    Etcd {
+        /// The member's client URL.
+        endpoint: String,
+        /// The client's reason.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// No member answered.
+    #[error("no member of the cluster answered ({endpoints}); check that the members run (cairn provision starts them)")]
+    NoMemberReachable {
+        /// The client URLs tried.
+        endpoints: String,
+    },
+    /// A member did not become healthy after a start or restart.
+    #[error("{member} did not become healthy with a leader within {after:?} ({last}); nothing more was restarted, see the member's log on its host")]
+    Unhealthy {
+        /// Member name.
+        member: String,
+        /// How long it was waited for.
+        after: Duration,
+        /// The last thing seen.
+        last: String,
+    },
+    /// Some hosts failed; the others were converged (or left unchanged) as reported.
+    #[error("{} of {total} hosts failed ({}; {consequence}): {first}", failed.len(), failed.join(", "))]
+    HostsFailed {
+        /// Their member names, in inventory order.
+        failed: Vec<String>,
+        /// Of how many.
+        total: usize,
+        /// What that means for the hosts that did not fail.
+        consequence: &'static str,
+        /// The first failure, naming its host.
+        #[source]
+        first: Box<Error>,
+    },
+}

@@ -1,0 +1,258 @@
+//! An in-memory cluster for unit tests: hosts with files and a unit, and a probe whose answers
+//! follow the units (a started member needs a few questions before it answers, a restarted
+//! leader hands leadership to another running member). Every write and systemctl call is
+//! recorded, and a restart while another member is not healthy is recorded as a violation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::host::{Host, ServiceState, Systemctl, WriteFile};
+use crate::probe::{MemberStatus, Probe};
+use crate::Error;
+
+/// One machine.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Machine {
+    pub files: BTreeMap<String, (Vec<u8>, u32)>,
+    pub dirs: Vec<String>,
+    pub active: bool,
+    pub enabled: bool,
+    /// Status questions left before a (re)started member answers.
+    pub warming: u32,
+    pub unreachable: bool,
+}
+
+/// Something a host was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    Write(String, String),
+    Systemctl(String, Systemctl),
+    MoveLeader(String, String),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    pub machines: HashMap<String, Machine>,
+    pub order: Vec<String>,
+    pub leader: Option<String>,
+    pub events: Vec<Event>,
+    pub violations: Vec<String>,
+    /// Questions a member needs after a start before it answers.
+    pub warmup: u32,
+}
+
+impl World {
+    fn healthy(&self, name: &str) -> bool {
+        self.machines
+            .get(name)
+            .is_some_and(|m| m.active && m.warming == 0 && !m.unreachable)
+    }
+}
+
+/// A shared [`World`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fake(pub Arc<Mutex<World>>);
+
+impl Fake {
+    pub fn new(names: &[&str], warmup: u32) -> Self {
+        let world = World {
+            machines: names
+                .iter()
+                .map(|n| (n.to_string(), Machine::default()))
+                .collect(),
+            order: names.iter().map(|n| n.to_string()).collect(),
+            warmup,
+            ..World::default()
+        };
+        Self(Arc::new(Mutex::new(world)))
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.0.lock().expect("world")
+    }
+
+    pub fn host(&self, name: &str) -> FakeHost {
+        FakeHost {
+            name: name.to_string(),
+            fake: self.clone(),
+        }
+    }
+}
+
+/// A host of the fake world.
+#[derive(Clone, Debug)]
+pub(crate) struct FakeHost {
+    name: String,
+    fake: Fake,
+}
+
+impl FakeHost {
+    fn machine<T>(&self, f: impl FnOnce(&mut Machine) -> T) -> Result<T, Error> {
+        let mut world = self.fake.world();
+        let m = world.machines.get_mut(&self.name).expect("machine");
+        if m.unreachable {
+            return Err(Error::Connect {
+                host: self.name.clone(),
+                addr: format!("{}:22", self.name),
+                source: std::io::ErrorKind::ConnectionRefused.into(),
+            });
+        }
+        Ok(f(m))
+    }
+}
+
+impl Host for FakeHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn file_sha256(&self, path: &str) -> Result<Option<String>, Error> {
+        self.machine(|m| m.files.get(path).map(|(c, _)| crate::plan::sha256_hex(c)))
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.machine(|m| m.files.get(path).map(|(c, _)| c.clone()))
+    }
+
+    async fn write_file(&self, file: WriteFile<'_>) -> Result<(), Error> {
+        self.machine(|m| {
+            m.files
+                .insert(file.path.to_string(), (file.contents.to_vec(), file.mode))
+        })?;
+        let mut world = self.fake.world();
+        world
+            .events
+            .push(Event::Write(self.name.clone(), file.path.to_string()));
+        Ok(())
+    }
+
+    async fn create_dir(&self, path: &str, _mode: u32) -> Result<(), Error> {
+        self.machine(|m| m.dirs.push(path.to_string()))
+    }
+
+    async fn service_state(&self, _unit: &str) -> Result<ServiceState, Error> {
+        self.machine(|m| ServiceState {
+            active: m.active,
+            enabled: m.enabled,
+        })
+    }
+
+    async fn systemctl(&self, action: Systemctl, _unit: &str) -> Result<(), Error> {
+        self.machine(|_| ())?;
+        let mut world = self.fake.world();
+        world
+            .events
+            .push(Event::Systemctl(self.name.clone(), action));
+        let warmup = world.warmup;
+        if action == Systemctl::Restart {
+            let others_down: Vec<String> = world
+                .order
+                .iter()
+                .filter(|n| **n != self.name && !world.healthy(n))
+                .cloned()
+                .collect();
+            if !others_down.is_empty() {
+                let v = format!("{} restarted while {others_down:?} not healthy", self.name);
+                world.violations.push(v);
+            }
+        }
+        let m = world.machines.get_mut(&self.name).expect("machine");
+        match action {
+            Systemctl::Enable => m.enabled = true,
+            Systemctl::Start | Systemctl::Restart => {
+                m.active = true;
+                m.warming = warmup;
+            }
+            Systemctl::Stop => m.active = false,
+            Systemctl::DaemonReload => {}
+        }
+        // A restarted leader hands over to another running member.
+        if matches!(action, Systemctl::Restart | Systemctl::Stop)
+            && world.leader.as_deref() == Some(&self.name)
+        {
+            let next = world
+                .order
+                .iter()
+                .find(|n| **n != self.name && world.healthy(n))
+                .cloned();
+            world.leader = next;
+        }
+        Ok(())
+    }
+}
+
+/// The probe of the fake world.
+pub(crate) struct FakeProbe(pub Fake);
+
+impl FakeProbe {
+    fn id(world: &World, name: &str) -> u64 {
+        world
+            .order
+            .iter()
+            .position(|n| n == name)
+            .map_or(0, |i| i as u64 + 1)
+    }
+}
+
+impl Probe for FakeProbe {
+    async fn status(&self, member: &str) -> Result<MemberStatus, Error> {
+        let mut world = self.0.world();
+        let m = world.machines.get_mut(member).expect("machine");
+        if !m.active || m.unreachable {
+            return Err(Error::Timeout {
+                host: member.to_string(),
+                what: "status".into(),
+                after: std::time::Duration::ZERO,
+            });
+        }
+        if m.warming > 0 {
+            m.warming -= 1;
+            return Err(Error::Timeout {
+                host: member.to_string(),
+                what: "status (warming up)".into(),
+                after: std::time::Duration::ZERO,
+            });
+        }
+        if world.leader.is_none() {
+            world.leader = Some(member.to_string());
+        }
+        let leader = world.leader.clone().unwrap_or_default();
+        Ok(MemberStatus {
+            member_id: Self::id(&world, member),
+            leader_id: Self::id(&world, &leader),
+            revision: 1,
+            db_size: 4096,
+            version: "3.4.23".into(),
+            raft_term: 2,
+        })
+    }
+
+    async fn move_leader(&self, leader: &str, to: u64) -> Result<(), Error> {
+        let mut world = self.0.world();
+        assert_eq!(
+            world.leader.as_deref(),
+            Some(leader),
+            "move-leader sent to a follower"
+        );
+        let name = world
+            .order
+            .get(to as usize - 1)
+            .cloned()
+            .expect("member id");
+        world
+            .events
+            .push(Event::MoveLeader(leader.to_string(), name.clone()));
+        world.leader = Some(name);
+        Ok(())
+    }
+
+    async fn member_names(&self, _member: &str) -> Result<Vec<String>, Error> {
+        let world = self.0.world();
+        Ok(world
+            .order
+            .iter()
+            .filter(|n| world.machines.get(*n).is_some_and(|m| m.active))
+            .cloned()
+            .collect())
+    }
+}

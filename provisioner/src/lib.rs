@@ -1,0 +1,43 @@
+//! `cairn provision`'s library: converges the hosts of a `cairn.toml` inventory to a running
+//! TLS cluster (certificates, the server binary, an etcd env file and a systemd unit on each
+//! host) over SSH, idempotently, restarting members one at a time and the leader last.
+//!
+//! A run ([`Session`]):
+//! 1. [`pki`]: the CA and every certificate are checked and, where needed, issued into a
+//!    scratch copy of `[tls] dir` (copied back only when the plans are applied);
+//! 2. [`ssh`]: one connection per selected host (`--limit`), host keys checked against
+//!    known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
+//! 3. [`plan`]: each host's files ([`desired`], [`render`], [`layout`]) compared with what is
+//!    there (a unified diff for text, hashes for binaries and keys) and the unit's state read;
+//!    a host that cannot be reached or read stops the run before anything is written;
+//! 4. [`converge`]: files written on every host in parallel, new members started together,
+//!    running members whose files changed restarted one at a time while every member is
+//!    healthy, leadership handed over before the leader restarts;
+//! 5. [`status`]: the cluster table, from each member ([`probe`]).
+//!
+//! Hosts, the cluster and the clock are traits ([`host::Host`], [`probe::Probe`], [`Clock`]):
+//! the unit tests run plans, idempotence and restart order in memory; the integration tests
+//! run real sshd hosts in mount namespaces.
+
+mod clock;
+pub mod converge;
+pub mod desired;
+mod error;
+#[cfg(test)]
+mod fake;
+pub mod host;
+pub mod known_hosts;
+pub mod layout;
+mod local_file;
+pub mod pki;
+pub mod plan;
+pub mod probe;
+pub mod provision;
+pub mod render;
+pub mod ssh;
+pub mod status;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::Error;
+pub use pki::Pki;
+pub use provision::{Options, Report, Session};

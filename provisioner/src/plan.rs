@@ -1,0 +1,176 @@
+//! What converging one host would change: compared file by file (a unified diff for text, old
+//! and new hashes for binaries and keys) and the unit's state, without changing anything.
+
+use std::fmt;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use similar::TextDiff;
+
+use crate::desired::{DesiredFile, FileKind};
+use crate::host::Host;
+use crate::{layout, Error};
+
+/// One file that differs from what the inventory wants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    /// Absolute path on the host.
+    pub path: String,
+    /// How the change is shown.
+    pub kind: FileKind,
+    /// SHA-256 of the file there now; `None` when it is missing.
+    pub old_sha256: Option<String>,
+    /// SHA-256 of the wanted contents.
+    pub new_sha256: String,
+    /// Unified diff, for text files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// What happens to the member's service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAction {
+    /// Running with the wanted files: left alone.
+    None,
+    /// Not running: started (all new members at once, as a new cluster needs).
+    Start,
+    /// Running with files that changed: restarted, one member at a time.
+    Restart,
+}
+
+/// Everything converging one host would do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostPlan {
+    /// Member name.
+    pub host: String,
+    /// Files to write, in writing order.
+    pub files: Vec<FileChange>,
+    /// `systemctl daemon-reload` (the unit file changes).
+    pub daemon_reload: bool,
+    /// `systemctl enable` (the unit is not enabled).
+    pub enable: bool,
+    /// What happens to the service.
+    pub service: ServiceAction,
+}
+
+impl HostPlan {
+    /// Whether converging the host changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+            && !self.daemon_reload
+            && !self.enable
+            && self.service == ServiceAction::None
+    }
+}
+
+/// Hex SHA-256 of `bytes`, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares `host` with `files` and reads the unit's state.
+pub async fn plan_host<H: Host>(host: &H, files: &[DesiredFile]) -> Result<HostPlan, Error> {
+    let mut changes = Vec::new();
+    for file in files {
+        let new_sha256 = file.contents.sha256.clone();
+        let (old_sha256, diff) = match file.kind {
+            FileKind::Binary | FileKind::Secret => (host.file_sha256(&file.path).await?, None),
+            FileKind::Text => {
+                let old = host.read_file(&file.path).await?;
+                let old_sha = old.as_deref().map(sha256_hex);
+                let diff = (old_sha.as_deref() != Some(new_sha256.as_str())).then(|| {
+                    let old_text = old
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    let new_text = String::from_utf8_lossy(&file.contents.bytes);
+                    TextDiff::from_lines(old_text.as_ref(), new_text.as_ref())
+                        .unified_diff()
+                        .context_radius(3)
+                        .header(&file.path, &file.path)
+                        .to_string()
+                });
+                (old_sha, diff)
+            }
+        };
+        if old_sha256.as_deref() != Some(new_sha256.as_str()) {
+            changes.push(FileChange {
+                path: file.path.clone(),
+                kind: file.kind,
+                old_sha256,
+                new_sha256,
+                diff,
+            });
+        }
+    }
+    let state = host.service_state(layout::UNIT_NAME).await?;
+    let service = if !state.active {
+        ServiceAction::Start
+    } else if !changes.is_empty() {
+        ServiceAction::Restart
+    } else {
+        ServiceAction::None
+    };
+    Ok(HostPlan {
+        host: host.name().to_string(),
+        daemon_reload: changes.iter().any(|c| c.path == layout::UNIT_FILE),
+        enable: !state.enabled,
+        files: changes,
+        service,
+    })
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+impl fmt::Display for HostPlan {
+    /// The plan for people: one line per file and action, diffs indented under their file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return writeln!(f, "{}: no changes", self.host);
+        }
+        writeln!(f, "{}:", self.host)?;
+        for c in &self.files {
+            let sign = if c.old_sha256.is_some() { '~' } else { '+' };
+            match (&c.diff, &c.old_sha256) {
+                (Some(diff), _) => {
+                    writeln!(f, "  {sign} {}", c.path)?;
+                    for line in diff.lines() {
+                        writeln!(f, "      {line}")?;
+                    }
+                }
+                (None, Some(old)) => writeln!(
+                    f,
+                    "  {sign} {} (sha256 {} -> {})",
+                    c.path,
+                    short(old),
+                    short(&c.new_sha256)
+                )?,
+                (None, None) => {
+                    writeln!(f, "  {sign} {} (sha256 {})", c.path, short(&c.new_sha256))?
+                }
+            }
+        }
+        if self.daemon_reload {
+            writeln!(f, "  systemctl daemon-reload")?;
+        }
+        if self.enable {
+            writeln!(f, "  systemctl enable {}", layout::UNIT_NAME)?;
+        }
+        match self.service {
+            ServiceAction::None => {}
+            ServiceAction::Start => writeln!(f, "  start {}", layout::UNIT_NAME)?,
+            ServiceAction::Restart => writeln!(
+                f,
+                "  restart {} (one member at a time, the leader last)",
+                layout::UNIT_NAME
+            )?,
+        }
+        Ok(())
+    }
+}

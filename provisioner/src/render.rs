@@ -1,0 +1,196 @@
+//! The text files each host gets: an env file with etcd's `ETCD_*` names, so one file drives
+//! cairn-server or etcd 3.4, and a systemd unit that runs the pushed binary with it.
+
+use std::fmt::Write as _;
+
+use cairn_inventory::model::CompactionMode;
+use cairn_inventory::{Host, Inventory, ServerKind};
+
+use crate::layout;
+
+/// The member's env file: identity, URLs, bootstrap, raft timings, storage and TLS settings.
+/// `ETCD_INITIAL_CLUSTER_STATE` is always `new`: members with data ignore it, so the file
+/// stays the same once the cluster runs.
+pub fn env_file(inventory: &Inventory, host: &Host) -> String {
+    let cluster = &inventory.cluster;
+    let client_url = inventory.client_url(host);
+    let peer_url = inventory.peer_url(host);
+    let mut vars: Vec<(&str, String)> = vec![
+        ("ETCD_NAME", host.name.clone()),
+        (
+            "ETCD_DATA_DIR",
+            inventory.data_dir(host).display().to_string(),
+        ),
+        ("ETCD_LISTEN_CLIENT_URLS", client_url.clone()),
+        ("ETCD_ADVERTISE_CLIENT_URLS", client_url),
+        ("ETCD_LISTEN_PEER_URLS", peer_url.clone()),
+        ("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer_url),
+        ("ETCD_INITIAL_CLUSTER", inventory.initial_cluster()),
+        ("ETCD_INITIAL_CLUSTER_TOKEN", cluster.token.clone()),
+        ("ETCD_INITIAL_CLUSTER_STATE", "new".into()),
+        (
+            "ETCD_HEARTBEAT_INTERVAL",
+            cluster.heartbeat_interval_ms.to_string(),
+        ),
+        (
+            "ETCD_ELECTION_TIMEOUT",
+            cluster.election_timeout_ms.to_string(),
+        ),
+    ];
+    if let Some(bytes) = cluster.quota_backend_bytes {
+        vars.push(("ETCD_QUOTA_BACKEND_BYTES", bytes.to_string()));
+    }
+    if let Some(count) = cluster.snapshot_count {
+        vars.push(("ETCD_SNAPSHOT_COUNT", count.to_string()));
+    }
+    if let Some(ac) = &cluster.auto_compaction {
+        let mode = match ac.mode {
+            CompactionMode::Periodic => "periodic",
+            CompactionMode::Revision => "revision",
+        };
+        vars.push(("ETCD_AUTO_COMPACTION_MODE", mode.into()));
+        vars.push(("ETCD_AUTO_COMPACTION_RETENTION", ac.retention.clone()));
+    }
+    if cluster.metrics_port.is_some() {
+        let target = inventory.metrics_target(host);
+        vars.push(("ETCD_LISTEN_METRICS_URLS", format!("http://{target}")));
+    }
+    if inventory.tls.is_some() {
+        vars.extend([
+            ("ETCD_CERT_FILE", layout::MEMBER_CERT.into()),
+            ("ETCD_KEY_FILE", layout::MEMBER_KEY.into()),
+            ("ETCD_TRUSTED_CA_FILE", layout::CA_CERT.into()),
+            ("ETCD_CLIENT_CERT_AUTH", "true".into()),
+            ("ETCD_PEER_CERT_FILE", layout::MEMBER_CERT.into()),
+            ("ETCD_PEER_KEY_FILE", layout::MEMBER_KEY.into()),
+            ("ETCD_PEER_TRUSTED_CA_FILE", layout::CA_CERT.into()),
+            ("ETCD_PEER_CLIENT_CERT_AUTH", "true".into()),
+        ]);
+    }
+    let mut out = format!(
+        "# Written by cairn provision from the inventory of cluster {}; edit the inventory, not this file.\n",
+        cluster.name
+    );
+    for (name, value) in vars {
+        let _ = writeln!(out, "{name}={}", env_value(&value));
+    }
+    out
+}
+
+/// A value as systemd's EnvironmentFile reads it: bare when it has nothing special, else in
+/// double quotes with `\` and `"` escaped.
+fn env_value(value: &str) -> String {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/:.,=_-+@[]".contains(c))
+    {
+        value.to_string()
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The member's systemd unit: the pushed binary with the env file and the inventory's extra
+/// flags, restarted on failure, after the network is up.
+pub fn unit_file(inventory: &Inventory, host: &Host) -> String {
+    let cluster = &inventory.cluster;
+    let what = match cluster.server {
+        ServerKind::Cairn => "cairn-server",
+        ServerKind::Etcd => "etcd",
+    };
+    let mut exec = layout::binary(cluster.server).to_string();
+    for flag in &cluster.extra_flags {
+        exec.push(' ');
+        exec.push_str(&exec_arg(flag));
+    }
+    format!(
+        "# Written by cairn provision from the inventory of cluster {name}; edit the inventory, not this file.\n\
+         [Unit]\n\
+         Description={what} member {member} of cluster {name}\n\
+         Documentation=https://github.com/cairn-ops/cairn\n\
+         After=network-online.target\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         EnvironmentFile={env}\n\
+         ExecStart={exec}\n\
+         Restart=on-failure\n\
+         RestartSec=5s\n\
+         LimitNOFILE=65536\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        name = cluster.name,
+        member = host.name,
+        env = layout::ENV_FILE,
+    )
+}
+
+/// One ExecStart argument, quoted and escaped as systemd parses command lines (`$` and `%`
+/// doubled so they are not expanded).
+fn exec_arg(arg: &str) -> String {
+    let escaped = arg.replace('%', "%%").replace('$', "$$");
+    if escaped
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/:.,=_-+@".contains(c))
+    {
+        escaped
+    } else {
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn inventory(extra: &str) -> Inventory {
+        let text = format!(
+            "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n{extra}\n\
+             [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\
+             [[hosts]]\nname = \"b\"\naddress = \"10.0.0.2\"\ndata_dir = \"/data/my cairn\"\n"
+        );
+        Inventory::parse(Path::new("/x/cairn.toml"), text).expect("inventory")
+    }
+
+    fn var<'a>(env: &'a str, name: &str) -> Option<&'a str> {
+        env.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+    }
+
+    #[test]
+    fn plain_clusters_have_no_tls_variables() {
+        let inv = inventory("");
+        let env = env_file(&inv, &inv.hosts[0]);
+        assert_eq!(
+            var(&env, "ETCD_LISTEN_CLIENT_URLS"),
+            Some("http://10.0.0.1:2379")
+        );
+        assert_eq!(
+            var(&env, "ETCD_INITIAL_CLUSTER"),
+            Some("a=http://10.0.0.1:2380,b=http://10.0.0.2:2380")
+        );
+        assert!(!env.contains("CERT"), "{env}");
+        assert_eq!(var(&env, "ETCD_QUOTA_BACKEND_BYTES"), None);
+    }
+
+    #[test]
+    fn values_with_spaces_are_quoted() {
+        let inv = inventory("");
+        let env = env_file(&inv, &inv.hosts[1]);
+        assert_eq!(var(&env, "ETCD_DATA_DIR"), Some("\"/data/my cairn\""));
+    }
+
+    #[test]
+    fn extra_flags_are_escaped_for_systemd() {
+        let inv = inventory("extra_flags = [\"--log-level=debug\", \"--x=a b\", \"--y=$HOME%\"]\n");
+        let unit = unit_file(&inv, &inv.hosts[0]);
+        assert!(
+            unit.contains("ExecStart=/usr/local/bin/cairn-server --log-level=debug \"--x=a b\" \"--y=$$HOME%%\"\n"),
+            "{unit}"
+        );
+    }
+}
