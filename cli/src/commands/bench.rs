@@ -102,6 +102,16 @@ pub struct CommonArgs {
     /// Write keys in order (modulo the key space) instead of at random.
     #[arg(long, global = true)]
     pub sequential_keys: bool,
+    /// Take the endpoints, and the admin client certificate when the cluster uses TLS, from
+    /// this inventory (as `cairn provision` set them up).
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        global = true,
+        value_name = "FILE",
+        conflicts_with = "endpoints"
+    )]
+    pub inventory: Option<PathBuf>,
     /// Send every request to the leader's endpoint (found among --endpoints).
     #[arg(long, global = true)]
     pub target_leader: bool,
@@ -197,7 +207,19 @@ pub(crate) fn progress_bar(stop: Stop) -> ProgressBar {
 
 /// Runs the workload and prints its report.
 pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
-    let spec = args.spec();
+    let mut spec = args.spec();
+    if let Some(path) = &args.common.inventory {
+        let inventory = cairn_inventory::Inventory::load(path)?;
+        spec.endpoints = inventory.endpoints();
+        if let (Some(tls), None) = (&inventory.tls, &spec.tls) {
+            let pki = cairn_provisioner::Pki::existing(tls);
+            let admin = cairn_provisioner::pki::Client::Admin;
+            spec.tls = Some(Tls {
+                ca: Some(pki.ca_cert()),
+                identity: Some((pki.client_cert(admin), pki.client_key(admin))),
+            });
+        }
+    }
     let bar = progress_bar(spec.stop);
     let ticks = bar.clone();
     let report = load::run_blocking(&spec, Arc::new(move |n| ticks.inc(n)));

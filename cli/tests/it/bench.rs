@@ -256,3 +256,36 @@ fn target_leader_sends_every_write_to_the_leader_of_an_etcd_cluster() {
         }
     }
 }
+
+#[test]
+fn endpoints_come_from_the_inventory() {
+    let member = cairn();
+    let port = member
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("cairn.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[cluster]\nname = \"bench\"\nbinary = \"cairn-server\"\ntoken = \"t\"\n\
+             client_port = {port}\n\n[[hosts]]\nname = \"m1\"\naddress = \"127.0.0.1\"\n"
+        ),
+    )
+    .expect("write inventory");
+    let out = Command::new(BIN)
+        .args(["bench", "put", "--total", "100", "-w", "json", "-i"])
+        .arg(&inventory)
+        .output()
+        .expect("run cairn");
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_sane(&report, "put", 100);
+    let got = member
+        .etcdctl(&["get", "", "--prefix", "--keys-only"])
+        .expect("get");
+    assert!(!got.stdout.trim().is_empty(), "no key written: {got:?}");
+}
