@@ -444,21 +444,32 @@ fn check_validity(
     Ok(())
 }
 
-fn check_ca(
+/// Runs `check` on the certificate in `cert_pem` once it is readable and `key_pem` is its key.
+fn checked(
     cert_pem: &str,
     key_pem: &str,
-    now: OffsetDateTime,
-    renew_before_days: u32,
+    check: impl FnOnce(&X509Certificate<'_>) -> Result<(), Reason>,
 ) -> Result<(), Reason> {
     let der = parse_pem(cert_pem).ok_or(Reason::Unreadable)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| Reason::Unreadable)?;
     if !key_matches(&cert, key_pem) {
         return Err(Reason::KeyMismatch);
     }
-    if !cert.is_ca() || cert.verify_signature(None).is_err() {
-        return Err(Reason::UsagesChanged);
-    }
-    check_validity(&cert, now, renew_before_days)
+    check(&cert)
+}
+
+fn check_ca(
+    cert_pem: &str,
+    key_pem: &str,
+    now: OffsetDateTime,
+    renew_before_days: u32,
+) -> Result<(), Reason> {
+    checked(cert_pem, key_pem, |cert| {
+        if !cert.is_ca() || cert.verify_signature(None).is_err() {
+            return Err(Reason::UsagesChanged);
+        }
+        check_validity(cert, now, renew_before_days)
+    })
 }
 
 fn check_leaf(
@@ -469,36 +480,33 @@ fn check_leaf(
     now: OffsetDateTime,
     renew_before_days: u32,
 ) -> Result<(), Reason> {
-    let der = parse_pem(cert_pem).ok_or(Reason::Unreadable)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| Reason::Unreadable)?;
-    if !key_matches(&cert, key_pem) {
-        return Err(Reason::KeyMismatch);
-    }
-    let ca_der = parse_pem(ca_pem).ok_or(Reason::NotSignedByCa)?;
-    let (_, ca) =
-        x509_parser::parse_x509_certificate(&ca_der).map_err(|_| Reason::NotSignedByCa)?;
-    if cert.issuer().as_raw() != ca.subject().as_raw()
-        || cert.verify_signature(Some(ca.public_key())).is_err()
-    {
-        return Err(Reason::NotSignedByCa);
-    }
-    let common_name = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok());
-    if common_name != Some(wanted.common_name.as_str()) || sans_of(&cert) != wanted.sans {
-        return Err(Reason::NamesChanged);
-    }
-    let usages = cert
-        .extended_key_usage()
-        .ok()
-        .flatten()
-        .map(|e| (e.value.server_auth, e.value.client_auth));
-    if usages != Some((wanted.server, true)) {
-        return Err(Reason::UsagesChanged);
-    }
-    check_validity(&cert, now, renew_before_days)
+    checked(cert_pem, key_pem, |cert| {
+        let ca_der = parse_pem(ca_pem).ok_or(Reason::NotSignedByCa)?;
+        let (_, ca) =
+            x509_parser::parse_x509_certificate(&ca_der).map_err(|_| Reason::NotSignedByCa)?;
+        if cert.issuer().as_raw() != ca.subject().as_raw()
+            || cert.verify_signature(Some(ca.public_key())).is_err()
+        {
+            return Err(Reason::NotSignedByCa);
+        }
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok());
+        if common_name != Some(wanted.common_name.as_str()) || sans_of(cert) != wanted.sans {
+            return Err(Reason::NamesChanged);
+        }
+        let usages = cert
+            .extended_key_usage()
+            .ok()
+            .flatten()
+            .map(|e| (e.value.server_auth, e.value.client_auth));
+        if usages != Some((wanted.server, true)) {
+            return Err(Reason::UsagesChanged);
+        }
+        check_validity(cert, now, renew_before_days)
+    })
 }
 
 fn sans_of(cert: &X509Certificate<'_>) -> BTreeSet<San> {
