@@ -312,9 +312,21 @@ impl Cluster {
             .ok_or_else(|| Error::Cluster(format!("member {i} did not report its status")))
     }
 
-    /// Removes member `id` from the cluster through etcdctl, asking the running members.
+    /// Removes member `id` from the cluster through etcdctl, asking the running members other
+    /// than `id` itself (a member that applies its own removal stops, and may do so before it
+    /// answers).
     pub fn remove_member(&mut self, id: u64) -> Result<CmdOutput, Error> {
         let hex = format!("{id:x}");
-        self.etcdctl_running(&["member", "remove", &hex])
+        let mut urls = Vec::new();
+        for i in 0..self.members.len() {
+            if !self.members[i].is_running() {
+                continue;
+            }
+            if self.status_ids(i).is_some_and(|(me, _)| me == id) {
+                continue;
+            }
+            urls.push(self.members[i].client_url());
+        }
+        self.members[0].etcdctl_at(&urls.join(","), &["member", "remove", &hex])
     }
 }

@@ -77,15 +77,19 @@ fn a_member_added_to_a_loaded_cluster_catches_up_through_a_snapshot() {
             .is_ok_and(|o| o.success())
     });
     promote.expect("promoted");
-    let list = c.etcdctl(&["member", "list"]).expect("list");
-    assert_eq!(
-        list.stdout
-            .lines()
-            .filter(|l| l.ends_with(", false"))
-            .count(),
-        4,
-        "{list:?}"
-    );
+    // Every member applies the promotion (a member that lags may list it a moment later).
+    wait_until(
+        "four voters in every member's list",
+        Duration::from_secs(20),
+        || {
+            (0..c.len()).all(|i| {
+                c.member(i)
+                    .etcdctl(&["member", "list"])
+                    .is_ok_and(|l| l.stdout.lines().filter(|l| l.ends_with(", false")).count() == 4)
+            })
+        },
+    )
+    .expect("promoted everywhere");
     // Four voters commit writes, and the new one serves them.
     let put = c
         .member(learner)
