@@ -80,6 +80,22 @@ pub struct Node {
 }
 
 impl Shared {
+    /// Makes revision `rev` visible: its `events` to watchers, then the revision to readers.
+    /// Called by the write paths once what they applied may be read.
+    pub fn publish(&self, rev: i64, events: Vec<crate::proto::mvccpb::Event>) {
+        self.events.push(events);
+        self.visible_rev.store(rev, Ordering::Release);
+        self.revisions.send_replace(rev);
+    }
+
+    /// Publishes the store's alarm set (changed only by applied Alarm commands) to readers of
+    /// [`Shared::alarms`].
+    pub fn sync_alarms(&self, alarms: &std::collections::BTreeSet<(u64, i32)>) {
+        if *self.alarms.read() != *alarms {
+            *self.alarms.write() = alarms.clone();
+        }
+    }
+
     /// The state of a member opening `store`; leases found on disk get a full TTL from now,
     /// as etcd does after a restart.
     pub fn new(

@@ -255,14 +255,8 @@ impl Applier {
                 fatal(&e);
             }
         }
-        shared.events.push(store.take_events());
-        shared
-            .visible_rev
-            .store(store.revision(), Ordering::Release);
-        shared.revisions.send_replace(store.revision());
-        if *shared.alarms.read() != *store.alarms() {
-            *shared.alarms.write() = store.alarms().clone();
-        }
+        shared.publish(store.revision(), store.take_events());
+        shared.sync_alarms(store.alarms());
         for job in new_jobs.drain(..) {
             let _ = self.jobs.send(job);
         }

@@ -209,11 +209,7 @@ fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
             // it durable and visible first.
             if matches!(p.request, Request::Compaction(_)) && store.has_pending() {
                 durable(&mut store, &shared.metrics);
-                shared.events.push(store.take_events());
-                shared
-                    .visible_rev
-                    .store(store.revision(), Ordering::Release);
-                shared.revisions.send_replace(store.revision());
+                shared.publish(store.revision(), store.take_events());
             }
             let revoked = match &p.request {
                 Request::LeaseRevoke(r) => Some(r.id),
@@ -257,10 +253,8 @@ fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
         .metrics
         .observe_backend_commit(commit_started.elapsed());
     shared.metrics.proposals_applied(applied);
-    shared.events.push(events);
-    shared.visible_rev.store(rev, Ordering::Release);
-    shared.revisions.send_replace(rev);
-    sync_alarms(shared);
+    shared.publish(rev, events);
+    shared.sync_alarms(shared.store.read().alarms());
     // Compaction jobs only start once the compaction itself is durable.
     for job in writer.new_jobs.drain(..) {
         if let Some(jobs) = &writer.jobs {
@@ -269,15 +263,6 @@ fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
     }
     for (done, result) in writer.answers.drain(..) {
         let _ = done.send(result);
-    }
-}
-
-/// Publishes the store's alarm set (changed only by applied Alarm commands) to readers of
-/// [`Shared::alarms`], once the change is durable.
-fn sync_alarms(shared: &Shared) {
-    let store = shared.store.read();
-    if *shared.alarms.read() != *store.alarms() {
-        *shared.alarms.write() = store.alarms().clone();
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::consensus::Peers;
@@ -130,9 +129,8 @@ impl SnapshotInstaller for PeerSnapshotInstaller {
         *store = fresh;
         let rev = store.revision();
         shared.events.reset(rev);
-        shared.visible_rev.store(rev, Ordering::Release);
-        shared.revisions.send_replace(rev);
-        *shared.alarms.write() = store.alarms().clone();
+        shared.publish(rev, Vec::new());
+        shared.sync_alarms(store.alarms());
         drop(store);
         let _ = std::fs::remove_file(&path);
         tracing::info!(
