@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use cairn_server::Config;
 use tracing_subscriber::EnvFilter;
 
+// Requests are allocated on the gRPC workers and freed on the raft thread (and the other way
+// round), which glibc's allocator handles poorly: malloc and free were a seventh of a loaded
+// member's CPU profile, and 100-client puts on a 3-member cluster went up by about 8% with
+// mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("snapshot") {
         return cairn_server::maintenance::cli::snapshot_main(std::env::args().collect());
