@@ -146,7 +146,13 @@ impl Replicated {
             request: Some(request),
         }
         .encode_to_vec();
-        self.raft.propose(data).await?;
+        let waiters = self.waiters.clone();
+        let rejected = Box::new(move |e| {
+            if let Some(w) = waiters.take(id) {
+                let _ = w.send(Err(e));
+            }
+        });
+        self.raft.propose(data, rejected).await?;
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::Stopped),

@@ -70,8 +70,12 @@ pub struct RaftStatus {
     pub matched: Vec<(u64, u64)>,
 }
 
+/// Told why raft refused a proposal (no leader is known). Accepted proposals never call it, so
+/// a proposer hears back once (when its command is applied), not twice.
+pub type Rejected = Box<dyn FnOnce(Error) + Send>;
+
 enum Command {
-    Propose(Vec<u8>, oneshot::Sender<Result<(), Error>>),
+    Propose(Vec<u8>, Rejected),
     ConfChange(ConfChangeV2, oneshot::Sender<Result<(), Error>>),
     ReadIndex(oneshot::Sender<u64>),
     TransferLeader(u64),
@@ -98,13 +102,12 @@ impl std::fmt::Debug for Command {
 }
 
 impl RaftHandle {
-    /// Proposes `data`; it is applied everywhere once committed. Resolves once raft took it
-    /// (a follower forwards it to the leader); fails with [`Error::NoLeader`] when no leader is
-    /// known. A proposal can still be lost later (leader change): callers wait with a timeout.
-    pub async fn propose(&self, data: Vec<u8>) -> Result<(), Error> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Propose(data, tx)).await?;
-        rx.await.map_err(|_| Error::Stopped)?
+    /// Proposes `data`; it is applied everywhere once committed (a follower forwards it to the
+    /// leader). Returns once the node has it queued; `rejected` is called, on the raft thread,
+    /// if raft refuses it ([`Error::NoLeader`]). A proposal can still be lost later (leader
+    /// change): callers wait for its application with a timeout.
+    pub async fn propose(&self, data: Vec<u8>, rejected: Rejected) -> Result<(), Error> {
+        self.send(Command::Propose(data, rejected)).await
     }
 
     /// Proposes a membership change (only the leader accepts one).
@@ -317,12 +320,13 @@ impl Loop {
     /// Handles one command; true when the node must stop.
     fn handle(&mut self, command: Command, readers: &mut Vec<oneshot::Sender<u64>>) -> bool {
         match command {
-            Command::Propose(data, done) => {
-                let res = self.raw.propose(Vec::new(), data).map_err(|e| match e {
-                    raft::Error::ProposalDropped => Error::NoLeader,
-                    e => Error::Raft(e),
-                });
-                let _ = done.send(res);
+            Command::Propose(data, rejected) => {
+                if let Err(e) = self.raw.propose(Vec::new(), data) {
+                    rejected(match e {
+                        raft::Error::ProposalDropped => Error::NoLeader,
+                        e => Error::Raft(e),
+                    });
+                }
             }
             Command::ConfChange(cc, done) => {
                 // A follower forwards it to the leader, like any proposal.
@@ -659,7 +663,10 @@ mod tests {
             let data = format!("entry-{i}").into_bytes();
             members[first as usize - 1]
                 .handle
-                .propose(data.clone())
+                .propose(
+                    data.clone(),
+                    Box::new(|e| eprintln!("proposal refused: {e}")),
+                )
                 .await
                 .expect("propose");
             want.push(data);
@@ -679,7 +686,10 @@ mod tests {
             let data = format!("entry-{i}").into_bytes();
             members[second as usize - 1]
                 .handle
-                .propose(data.clone())
+                .propose(
+                    data.clone(),
+                    Box::new(|e| eprintln!("proposal refused: {e}")),
+                )
                 .await
                 .expect("propose");
             want.push(data);
