@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
 use crate::consensus::membership::Membership;
@@ -80,6 +80,18 @@ pub struct Node {
 }
 
 impl Shared {
+    /// The store with every applied write in its backend, for readers of the backend itself
+    /// (hashes, snapshots): the replicated write path batches its backend writes.
+    pub fn read_persisted(&self) -> RwLockReadGuard<'_, MvccStore> {
+        let mut store = self.store.write();
+        if let Err(e) = store.persist() {
+            // The write path stops the member on the same failure.
+            tracing::error!(error = %e, "storage failure, stopping");
+            std::process::exit(1);
+        }
+        RwLockWriteGuard::downgrade(store)
+    }
+
     /// Makes revision `rev` visible: its `events` to watchers, then the revision to readers.
     /// Called by the write paths once what they applied may be read.
     pub fn publish(&self, rev: i64, events: Vec<crate::proto::mvccpb::Event>) {
@@ -554,7 +566,7 @@ impl Node {
             WritePath::Standalone(w) => w.shutdown(),
             WritePath::Replicated(w) => {
                 w.shutdown();
-                let backend = self.shared.store.read().backend().clone();
+                let backend = self.shared.read_persisted().backend().clone();
                 if let Err(e) = backend.flush() {
                     tracing::warn!(error = %e, "flushing the store at shutdown failed (the raft log replays it)");
                 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use prost::Message as _;
@@ -207,7 +207,18 @@ pub struct Applier {
     jobs: std_mpsc::Sender<CompactionJob>,
     /// Fetches the leader's image when raft sends a snapshot.
     installer: Box<dyn SnapshotInstaller>,
+    /// When applied writes last went to the backend.
+    persisted_at: Instant,
 }
+
+/// The raft log is the durable record, so applied writes reach the MVCC backend in groups, as
+/// etcd commits its backend every 100 ms or 10,000 writes: one sled batch per raft Ready cost
+/// each member two log-buffer writes and the thread hand-offs around them. Readers see what is
+/// pending through the store's overlay; readers of the backend itself persist it first
+/// ([`Shared::read_persisted`]).
+const PERSIST_INTERVAL: Duration = Duration::from_millis(100);
+/// See [`PERSIST_INTERVAL`].
+const PERSIST_BATCH: usize = 10_000;
 
 /// Replaces this member's state with the leader's (see [`StateMachine::install_snapshot`]).
 pub trait SnapshotInstaller: Send + 'static {
@@ -236,6 +247,7 @@ impl Applier {
             applied,
             jobs,
             installer,
+            persisted_at: Instant::now(),
         }
     }
 
@@ -248,12 +260,20 @@ impl Applier {
         self.parts.cluster.version.send_modify(|v| *v += 1);
     }
 
-    /// Publishes what the store applied: events, the visible revision, alarms; starts the
-    /// compactions, once durable.
-    fn publish(&self, store: &mut MvccStore, new_jobs: &mut Vec<CompactionJob>) {
+    /// Publishes what the store applied: events, the visible revision, alarms; writes it to
+    /// the backend when `persist` is set or a group is due; starts the compactions, once
+    /// durable.
+    fn publish(&mut self, store: &mut MvccStore, new_jobs: &mut Vec<CompactionJob>, persist: bool) {
         let shared = &self.parts.shared;
-        if let Err(e) = store.persist() {
-            fatal(&e);
+        let due = persist
+            || !new_jobs.is_empty()
+            || store.pending_len() >= PERSIST_BATCH
+            || self.persisted_at.elapsed() >= PERSIST_INTERVAL;
+        if due {
+            if let Err(e) = store.persist() {
+                fatal(&e);
+            }
+            self.persisted_at = Instant::now();
         }
         if !new_jobs.is_empty() {
             // A compaction's deletions must never be durable before the compaction is.
@@ -294,7 +314,7 @@ impl StateMachine for Applier {
                 match &cmd.request {
                     Some(Request::Compaction(_)) if store.has_pending() => {
                         // A compaction must never pass what readers see.
-                        self.publish(&mut store, &mut new_jobs);
+                        self.publish(&mut store, &mut new_jobs, true);
                     }
                     Some(Request::MemberAttributes(a)) => {
                         self.parts.cluster.membership.write().apply_attributes(a);
@@ -335,7 +355,7 @@ impl StateMachine for Applier {
                     answers.push((w, result));
                 }
             }
-            self.publish(&mut store, &mut new_jobs);
+            self.publish(&mut store, &mut new_jobs, false);
         }
         if membership_changed {
             self.save_membership();
@@ -398,7 +418,8 @@ impl StateMachine for Applier {
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        let backend = self.parts.shared.store.read().backend().clone();
+        let backend = self.parts.shared.read_persisted().backend().clone();
+        self.persisted_at = Instant::now();
         backend.flush()
     }
 

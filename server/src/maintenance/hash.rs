@@ -37,7 +37,7 @@ pub struct KvHash {
 pub async fn hash_kv(shared: Arc<Shared>, rev: i64) -> Result<KvHash, Error> {
     let gate = shared.compaction_gate.clone().read_owned().await;
     let (backend, current, compact, rev, keep) = {
-        let store = shared.store.read();
+        let store = shared.read_persisted();
         let current = shared.visible_rev.load(Ordering::Acquire);
         let compact = store.compact_revision();
         if rev > 0 && rev <= compact {
@@ -82,7 +82,7 @@ pub async fn hash_kv(shared: Arc<Shared>, rev: i64) -> Result<KvHash, Error> {
 /// store lock so no write lands half-way. Returns the hash and the current revision.
 pub async fn hash_backend(shared: Arc<Shared>) -> Result<(u32, i64), Error> {
     tokio::task::spawn_blocking(move || {
-        let store = shared.store.read();
+        let store = shared.read_persisted();
         let backend = store.backend();
         let mut h = 0u32;
         scan_chunks::<()>(&**backend, &[], &[0xff; 2], SCAN_BATCH, |chunk| {

@@ -648,7 +648,7 @@ struct Capture {
 /// table a later group already changed (a revoke in it would leave its keys' lease missing).
 async fn capture(shared: &Shared) -> Capture {
     let gate = shared.compaction_gate.clone().read_owned().await;
-    let store = shared.store.read();
+    let store = shared.read_persisted();
     let leases = store
         .leases()
         .iter()

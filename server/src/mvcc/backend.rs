@@ -36,6 +36,11 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
+    /// Operations in the batch.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
     /// The operations in order: `None` deletes.
     pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         self.ops

@@ -343,7 +343,7 @@ impl MvccStore {
 
     /// Bytes the revision records occupy in the backend (see the type's docs).
     pub fn in_use_bytes(&self) -> i64 {
-        self.in_use.load(Ordering::Relaxed)
+        self.in_use.load(Ordering::Relaxed) + self.pending_in_use
     }
 
     /// The revisions `<= rev` a compaction at `rev` keeps (every other revision `<= rev` is
@@ -517,21 +517,43 @@ impl MvccStore {
         }
         let start = kv_key(Revision::new(from, 0));
         let end = kv_key(Revision::new(to + 1, 0));
-        let mut out = Vec::new();
-        for (_, raw) in self.backend.scan(&start, &end, Some(limit))? {
+        let mut records = Vec::new();
+        for (k, raw) in self.backend.scan(&start, &end, Some(limit))? {
+            let rev = Revision::from_bytes(&k[1..]).ok_or(Error::CorruptRecord)?;
             let (kind, kv) = decode_record(&raw)?;
-            let r#type = if kind == KIND_TOMBSTONE {
-                EventType::Delete
-            } else {
-                EventType::Put
-            };
-            out.push(Event {
-                r#type: r#type as i32,
+            records.push((rev, kind == KIND_TOMBSTONE, kv));
+        }
+        // Revisions applied but not yet in the backend (see `persist`) are the newest ones.
+        let mut pending: Vec<_> = self
+            .overlay
+            .iter()
+            .filter(|(rev, _)| (from..=to).contains(&rev.main))
+            // A tombstone has no create revision (the shape of etcd's delete events).
+            .map(|(rev, kv)| (*rev, kv.create_revision == 0, kv.clone()))
+            .collect();
+        if !pending.is_empty() {
+            records.append(&mut pending);
+            records.sort_by_key(|(rev, _, _)| *rev);
+            records.dedup_by_key(|(rev, _, _)| *rev);
+            records.truncate(limit);
+        }
+        Ok(records
+            .into_iter()
+            .map(|(_, tombstone, kv)| Event {
+                r#type: if tombstone {
+                    EventType::Delete
+                } else {
+                    EventType::Put
+                } as i32,
                 kv: Some(kv),
                 prev_kv: None,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
+    }
+
+    /// Operations waiting for [`MvccStore::persist`].
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Whether applied commands wait for [`MvccStore::persist`].
@@ -726,6 +748,65 @@ mod tests {
         assert_eq!(store.in_use_bytes(), stored_bytes(&*backend));
         let (reopened, _) = MvccStore::open(backend.clone()).unwrap();
         assert_eq!(reopened.in_use_bytes(), store.in_use_bytes());
+    }
+
+    #[test]
+    fn stored_history_includes_writes_not_yet_persisted() {
+        let backend: Arc<dyn Backend> = Arc::new(MemBackend::new());
+        let (mut store, _) = MvccStore::open(backend.clone()).unwrap();
+        let summary = |events: Vec<Event>| -> Vec<(i32, Vec<u8>, i64)> {
+            events
+                .into_iter()
+                .map(|e| {
+                    let kv = e.kv.unwrap();
+                    (e.r#type, kv.key, kv.mod_revision)
+                })
+                .collect()
+        };
+        let mut index = 0;
+        let mut step = |store: &mut MvccStore, i: u8| {
+            index += 1;
+            let mut w = store.write();
+            w.put(b"a", vec![i], 0);
+            w.put(b"b", vec![i], 0);
+            if i % 2 == 1 {
+                w.delete_range(&KeyRange::Single(b"a".to_vec()));
+            }
+            w.commit(index);
+        };
+        for i in 0..3 {
+            step(&mut store, i);
+        }
+        store.persist().unwrap();
+        for i in 3..6 {
+            step(&mut store, i);
+        }
+        // Revisions 2..=4 are in the backend, 5..=7 only in the pending batch; the history
+        // must read the same before and after they are persisted, limits included.
+        let before: Vec<_> = (1..=12)
+            .map(|l| summary(store.events_between(2, 7, l).unwrap()))
+            .collect();
+        let all = summary(store.events_between(2, 7, usize::MAX).unwrap());
+        assert_eq!(all.len(), 15);
+        assert_eq!(
+            all.last(),
+            Some(&(EventType::Delete as i32, b"a".to_vec(), 7))
+        );
+        assert_eq!(
+            all.iter()
+                .filter(|e| e.0 == EventType::Delete as i32)
+                .count(),
+            3
+        );
+        store.persist().unwrap();
+        let after: Vec<_> = (1..=12)
+            .map(|l| summary(store.events_between(2, 7, l).unwrap()))
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(
+            summary(store.events_between(2, 7, usize::MAX).unwrap()),
+            all
+        );
     }
 
     #[test]
