@@ -375,17 +375,9 @@ impl Loop {
             self.state_machine.install_snapshot(leader, meta.index)?;
             self.store.apply_snapshot(&meta)?;
         }
-        // Committed entries are durable here already (raft-rs hands out only persisted ones):
-        // apply them before persisting the new ones, as raft-rs's examples do, so their clients
-        // do not also wait for this Ready's flush. Their commit index is written first.
-        let committed = ready.take_committed_entries();
-        if let Some(last) = committed.last() {
-            self.store.set_commit(last.index)?;
-        }
-        self.apply(committed)?;
-        // Entries and HardState in one atomic batch, durable before anything depends on them.
-        // A HardState that only moves the commit index needs no flush of its own (see the
-        // module docs): it becomes durable with the next one.
+        // Entries and HardState in one atomic batch, durable (the flush below) before anything
+        // depends on them. A HardState that only moves the commit index needs no flush of its
+        // own (see the module docs): it becomes durable with the next one.
         let before = self.store.hard_state();
         let must_flush = !ready.entries().is_empty()
             || !ready.snapshot().is_empty()
@@ -393,6 +385,15 @@ impl Loop {
                 .hs()
                 .is_some_and(|hs| hs.term != before.term || hs.vote != before.vote);
         self.store.append(ready.entries(), ready.hs())?;
+        // Committed entries are durable already (raft-rs hands out only persisted ones): apply
+        // them before the flush, as raft-rs's examples do, so their clients do not also wait
+        // for it. Their commit index is written first: the HardState just written carries it
+        // (one sled batch rather than two), else it is written now.
+        let committed = ready.take_committed_entries();
+        if let Some(last) = committed.last() {
+            self.store.set_commit(last.index)?;
+        }
+        self.apply(committed)?;
         if must_flush {
             self.flush_log()?;
         }

@@ -640,8 +640,8 @@ struct Capture {
 }
 
 /// Takes the gate, then reads the revision, compaction point, applied index and leases under
-/// one store read lock. They are the store's own: the write loop applies a group and writes it
-/// to the backend under the write lock, so all of them are in the backend the stream reads
+/// one store read lock. They are the store's own, and everything applied is written to the
+/// backend first ([`Shared::read_persisted`]), so all of them are in the backend the stream reads
 /// (`produce` flushes it before the first record, so the file never holds what a crash could
 /// still take back). The revision readers see (`visible_rev`) may lag the store's by the group
 /// whose fsync is under way; capturing at it instead would pair that revision with a lease
