@@ -8,7 +8,10 @@
 //! that every member answers, re-runs and checks nothing changed, then kills the hosts. The
 //! medians (and the spread) of `BENCH_REPS` repetitions (default 3) are printed, for
 //! cairn-server (this workspace's build of the bench profile) and for Debian's etcd 3.4 when
-//! `/usr/bin/etcd` exists. Needs root (mount namespaces).
+//! `/usr/bin/etcd` exists. One more row runs 5 cairn-server members one host at a time
+//! (`--parallel 1`), to show what the parallelism saves; the "start → healthy" column is the
+//! part of a fresh run from starting the members until the last one answered with a leader.
+//! Needs root (mount namespaces).
 //!
 //! `cargo bench -p cairn-provisioner --bench provision`
 
@@ -16,18 +19,32 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn_inventory::Inventory;
-use cairn_provisioner::converge::Quiet;
+use cairn_provisioner::converge::{Limits, Quiet};
 use cairn_provisioner::{Options, Report, Session, SystemClock};
 use cairn_testkit::hosts::Hosts;
 
-/// Member counts measured.
-const SIZES: [u8; 2] = [3, 5];
+/// (members, hosts handled at once) measured for every server; `cairn provision`'s default
+/// is 8 at once.
+const ROWS: [(u8, usize); 2] = [(3, 8), (5, 8)];
+/// The extra sequential row, cairn-server only.
+const SEQUENTIAL: (u8, usize) = (5, 1);
+
+/// One repetition's figures.
+struct Sample {
+    fresh: Duration,
+    start_to_healthy: Duration,
+    again: Duration,
+}
 
 /// One provisioning run from planning to the cluster table, timed.
-async fn provision(inventory: &Path, accept_new: bool) -> (Report, Duration) {
+async fn provision(inventory: &Path, accept_new: bool, parallel: usize) -> (Report, Duration) {
     let inv = Inventory::load(inventory).expect("inventory");
     let options = Options {
         accept_new_host_keys: accept_new,
+        limits: Limits {
+            parallel,
+            ..Limits::default()
+        },
         ..Options::default()
     };
     let started = Instant::now();
@@ -41,13 +58,13 @@ async fn provision(inventory: &Path, accept_new: bool) -> (Report, Duration) {
     (report, started.elapsed())
 }
 
-/// One repetition on new hosts: (fresh provision, no-change re-run).
-async fn once(server: &str, binary: &Path, members: u8) -> (Duration, Duration) {
+/// One repetition on new hosts.
+async fn once(server: &str, binary: &Path, members: u8, parallel: usize) -> Sample {
     let hosts = Hosts::start(members).expect("start the hosts");
     let path = hosts
         .write_inventory(server, binary, "")
         .expect("inventory");
-    let (fresh, fresh_took) = provision(&path, true).await;
+    let (fresh, fresh_took) = provision(&path, true, parallel).await;
     let cluster = fresh.cluster.as_ref().expect("cluster table");
     assert_eq!(
         cluster.answering(),
@@ -61,7 +78,13 @@ async fn once(server: &str, binary: &Path, members: u8) -> (Duration, Duration) 
         "{:?}",
         fresh.services
     );
-    let (again, again_took) = provision(&path, false).await;
+    let start_to_healthy = fresh
+        .services
+        .iter()
+        .map(|e| e.healthy_after_ms)
+        .max()
+        .unwrap_or(0);
+    let (again, again_took) = provision(&path, false, parallel).await;
     assert!(
         !again.changed(),
         "the re-run changed things: {:#?}",
@@ -70,7 +93,13 @@ async fn once(server: &str, binary: &Path, members: u8) -> (Duration, Duration) 
     assert!(again.services.is_empty(), "{:?}", again.services);
     // Dropping the hosts kills every process in their namespaces.
     drop(hosts);
-    (fresh_took, again_took)
+    Sample {
+        fresh: fresh_took,
+        start_to_healthy: Duration::from_millis(
+            u64::try_from(start_to_healthy).unwrap_or(u64::MAX),
+        ),
+        again: again_took,
+    }
 }
 
 /// Median, minimum and maximum in seconds.
@@ -109,30 +138,41 @@ async fn main() {
             binary.display(),
             size as f64 / 1e6
         );
-        for members in SIZES {
-            let mut fresh = Vec::new();
-            let mut again = Vec::new();
+        let extra = (*server == "cairn").then_some(SEQUENTIAL);
+        for (members, parallel) in ROWS.into_iter().chain(extra) {
+            let mut samples = Vec::new();
             for rep in 1..=reps {
-                let (f, a) = once(server, binary, members).await;
+                let s = once(server, binary, members, parallel).await;
                 eprintln!(
-                    "{server}, {members} members, run {rep}/{reps}: fresh {:.2} s, no-change {:.2} s",
-                    f.as_secs_f64(),
-                    a.as_secs_f64()
+                    "{server}, {members} members, {parallel} at once, run {rep}/{reps}: fresh {:.2} s (start → healthy {:.2} s), no-change {:.2} s",
+                    s.fresh.as_secs_f64(),
+                    s.start_to_healthy.as_secs_f64(),
+                    s.again.as_secs_f64()
                 );
-                fresh.push(f);
-                again.push(a);
+                samples.push(s);
             }
-            rows.push((*server, members, spread(fresh), spread(again)));
+            let column = |f: fn(&Sample) -> Duration| spread(samples.iter().map(f).collect());
+            rows.push((
+                *server,
+                members,
+                parallel,
+                column(|s| s.fresh),
+                column(|s| s.start_to_healthy),
+                column(|s| s.again),
+            ));
         }
     }
     println!();
-    println!("| server | members | fresh provision s, median (min–max) | no-change re-run s, median (min–max) |");
-    println!("|---|---|---|---|");
-    for (server, members, f, a) in rows {
+    println!("| server | members | hosts at once | fresh provision s | of which start → healthy s | no-change re-run s |");
+    println!("|---|---|---|---|---|---|");
+    let cell = |(median, min, max): (f64, f64, f64)| format!("{median:.2} ({min:.2}–{max:.2})");
+    for (server, members, parallel, fresh, healthy, again) in rows {
         println!(
-            "| {server} | {members} | {:.2} ({:.2}–{:.2}) | {:.2} ({:.2}–{:.2}) |",
-            f.0, f.1, f.2, a.0, a.1, a.2
+            "| {server} | {members} | {parallel} | {} | {} | {} |",
+            cell(fresh),
+            cell(healthy),
+            cell(again)
         );
     }
-    println!("({reps} repetitions each)");
+    println!("(median (min–max) of {reps} repetitions each)");
 }
