@@ -109,7 +109,7 @@ pub async fn check_all(
 }
 
 /// Pushes the binary unless the host has it, runs the check and reads its report.
-pub async fn check_host<H: Host>(
+async fn check_host<H: Host>(
     host: &H,
     binary: &Blob,
     options: &Options,
