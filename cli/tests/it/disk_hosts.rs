@@ -1,6 +1,6 @@
 //! `cairn check disk -i`: the check on every host of an inventory over SSH, against real sshd
-//! test hosts (testkit's hosts, each in its own mount namespace), and a host with nothing
-//! listening named while the others are still checked.
+//! test hosts (testkit's hosts, each in its own mount namespace): as root and through sudo,
+//! and a host with nothing listening named while the others are still checked.
 
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
@@ -134,4 +134,42 @@ fn check_disk_runs_on_every_inventory_host_and_names_an_unreachable_one() {
         assert!(["PASS", "FAIL"].contains(&row[4]), "{stdout}");
     }
     assert_eq!(rows[3], ["m4", "-", "-", "-", "not", "checked"], "{stdout}");
+}
+
+#[test]
+fn check_disk_on_hosts_runs_through_sudo_for_a_non_root_login() {
+    let hosts = Hosts::start_with_user(3, Some("cairnop")).expect("hosts");
+    let path = hosts
+        .write_inventory("cairn", std::path::Path::new(BIN), "")
+        .expect("inventory");
+    let text = std::fs::read_to_string(&path).expect("inventory");
+    std::fs::write(
+        &path,
+        text.replace("[ssh]\n", "[ssh]\nuser = \"cairnop\"\n"),
+    )
+    .expect("inventory");
+    let out = cairn(&[
+        "check",
+        "disk",
+        "-i",
+        path.to_str().expect("utf-8 path"),
+        "--accept-new-host-keys",
+        "--size-mib",
+        "1",
+        "-w",
+        "json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+    let rows = rows.as_array().expect("one entry per host");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, h) in rows.iter().zip(&hosts.hosts) {
+        assert_eq!(row["report"]["dir"], "/var/lib/cairn", "{row}");
+        assert!(row["report"]["fdatasync_ms"]["p99"].as_f64().expect("p99") > 0.0);
+        let log = std::fs::read_to_string(h.root.join("sshd.log")).expect("sshd log");
+        assert!(log.contains("Accepted publickey for cairnop "), "{log}");
+        assert!(!log.contains("Accepted publickey for root "), "{log}");
+        let meta = std::fs::metadata(h.path("/usr/local/bin/cairn")).expect("pushed binary");
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o755), "{}", h.name);
+    }
 }
