@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
@@ -38,8 +38,9 @@ impl DiskCheck {
     }
 }
 
-/// What the check measured.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What the check measured. Also read back from JSON: `cairn check disk -i` runs the check
+/// on every host and collects these reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiskReport {
     /// The directory checked.
     pub dir: PathBuf,
@@ -56,7 +57,7 @@ pub struct DiskReport {
 }
 
 /// Latency figures in milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,

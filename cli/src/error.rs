@@ -27,6 +27,9 @@ pub enum Error {
     /// Reading the confirmation failed.
     #[error("cannot ask for confirmation: {0}")]
     Terminal(#[source] std::io::Error),
+    /// The running binary could not be found, to copy it to the hosts.
+    #[error("cannot find the running cairn binary to copy it to the hosts: {0}")]
+    CurrentExe(#[source] std::io::Error),
     /// A result could not be printed as JSON.
     #[error("cannot print the result as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -171,6 +171,17 @@ pub enum Error {
         /// What it printed.
         output: String,
     },
+    /// A program run on a host printed something other than the JSON report expected.
+    #[error("{host}: `{command}` did not print its JSON report: {source}")]
+    Report {
+        /// Member name.
+        host: String,
+        /// The command.
+        command: String,
+        /// Why its output is not the report.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The admin client certificate (or the CA) is not in `[tls] dir`.
     #[error("{}: {source}; cairn provision issues the certificates there, run it first", path.display())]
     NoClientCertificate {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::host::{Host, ServiceState, Systemctl, WriteFile};
+use crate::host::{Exec, Host, ServiceState, Systemctl, WriteFile};
 use crate::probe::{MemberStatus, Probe};
 use crate::Error;
 
@@ -20,6 +20,8 @@ pub(crate) struct Machine {
     /// Status questions left before a (re)started member answers.
     pub warming: u32,
     pub unreachable: bool,
+    /// What every program run on it (`test -d` aside, answered from `dirs`) returns.
+    pub exec_reply: Exec,
 }
 
 /// Something a host was asked to do.
@@ -28,6 +30,7 @@ pub(crate) enum Event {
     Write(String, String),
     Systemctl(String, Systemctl),
     MoveLeader(String, String),
+    Run(String, Vec<String>),
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +131,23 @@ impl Host for FakeHost {
 
     async fn create_dir(&self, path: &str, _mode: u32) -> Result<(), Error> {
         self.machine(|m| m.dirs.push(path.to_string()))
+    }
+
+    async fn run(&self, argv: &[&str]) -> Result<Exec, Error> {
+        if let ["test", "-d", dir] = argv {
+            let found = self.machine(|m| m.dirs.iter().any(|d| d == dir))?;
+            return Ok(Exec {
+                code: Some(if found { 0 } else { 1 }),
+                ..Exec::default()
+            });
+        }
+        let reply = self.machine(|m| m.exec_reply.clone())?;
+        let argv = argv.iter().map(|a| a.to_string()).collect();
+        self.fake
+            .world()
+            .events
+            .push(Event::Run(self.name.clone(), argv));
+        Ok(reply)
     }
 
     async fn service_state(&self, _unit: &str) -> Result<ServiceState, Error> {

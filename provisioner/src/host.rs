@@ -59,6 +59,17 @@ pub struct WriteFile<'a> {
     pub owner: &'a str,
 }
 
+/// What a program run on a host printed, and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exec {
+    /// Its exit code; `None` when it ended without one (killed by a signal).
+    pub code: Option<u32>,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
 /// One machine the provisioner converges. Every method names the host in its errors.
 pub trait Host: Send + Sync {
     /// The member name, for messages.
@@ -88,4 +99,9 @@ pub trait Host: Send + Sync {
         action: Systemctl,
         unit: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Runs the program `argv[0]` with its arguments as root and returns how it ended,
+    /// whatever the exit code: the callers (`cairn check disk` on every host) read failing
+    /// programs' output too. Only not being able to run it is an error.
+    fn run(&self, argv: &[&str]) -> impl Future<Output = Result<Exec, Error>> + Send;
 }

@@ -15,6 +15,8 @@
 //!    healthy, leadership handed over before the leader restarts;
 //! 5. [`status`]: the cluster table, from each member ([`probe`]).
 //!
+//! [`disk_check`] reuses the transport for `cairn check disk` on every host.
+//!
 //! Hosts, the cluster and the clock are traits ([`host::Host`], [`probe::Probe`], [`Clock`]):
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests
 //! run real sshd hosts in mount namespaces.
@@ -22,6 +24,7 @@
 mod clock;
 pub mod converge;
 pub mod desired;
+pub mod disk_check;
 mod error;
 #[cfg(test)]
 mod fake;

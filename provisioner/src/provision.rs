@@ -2,7 +2,6 @@
 //! the caller had a chance to show the plans and ask) applying them and reading the cluster
 //! table. Nothing on a host changes before every selected host has been reached and compared.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_inventory::{Inventory, Tls};
@@ -16,7 +15,7 @@ use crate::known_hosts::HostKeyPolicy;
 use crate::pki::Issued;
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::EtcdProbe;
-use crate::ssh::{Login, SshHost, Timeouts};
+use crate::ssh::{load_key, Login, SshHost, Timeouts};
 use crate::status::ClusterStatus;
 use crate::{local_file, Clock, Error, Pki};
 
@@ -118,29 +117,16 @@ impl Session {
             .map(|p| p.report().to_vec())
             .unwrap_or_default();
         let binary = Blob::new(local_file::read(&inventory.cluster.binary)?);
-        let key =
-            russh::keys::load_secret_key(&inventory.ssh.identity_file, None).map_err(|source| {
-                Error::SshKey {
-                    path: inventory.ssh.identity_file.clone(),
-                    source,
-                }
-            })?;
-        let key = Arc::new(key);
+        let key = load_key(inventory)?;
         let policy = HostKeyPolicy {
             known_hosts: inventory.ssh.known_hosts.clone(),
             accept_new: options.accept_new_host_keys,
         };
         let connections: Vec<Result<SshHost, Error>> =
             futures::stream::iter(selected.iter().map(|h| {
-                let login = Login {
-                    name: h.name.clone(),
-                    address: h.address.clone(),
-                    port: inventory.ssh_port(h),
-                    user: inventory.ssh_user(h).to_string(),
-                };
                 progress.step(&h.name, "connecting");
                 SshHost::connect(
-                    login,
+                    Login::of(inventory, h),
                     key.clone(),
                     &inventory.ssh.identity_file,
                     policy.clone(),

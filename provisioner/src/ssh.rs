@@ -9,7 +9,7 @@ use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
-use crate::host::{Host, ServiceState, Systemctl, WriteFile};
+use crate::host::{Exec, Host, ServiceState, Systemctl, WriteFile};
 use crate::known_hosts::HostKeyPolicy;
 use crate::Error;
 
@@ -31,6 +31,28 @@ pub struct Login {
     pub user: String,
 }
 
+impl Login {
+    /// How the inventory says to log in to `host`.
+    pub fn of(inventory: &cairn_inventory::Inventory, host: &cairn_inventory::Host) -> Self {
+        Self {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: inventory.ssh_port(host),
+            user: inventory.ssh_user(host).to_string(),
+        }
+    }
+}
+
+/// The inventory's `[ssh] identity_file`, loaded once for every connection of a run.
+pub fn load_key(inventory: &cairn_inventory::Inventory) -> Result<Arc<PrivateKey>, Error> {
+    russh::keys::load_secret_key(&inventory.ssh.identity_file, None)
+        .map(Arc::new)
+        .map_err(|source| Error::SshKey {
+            path: inventory.ssh.identity_file.clone(),
+            source,
+        })
+}
+
 /// Time limits of a connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -47,13 +69,6 @@ impl Default for Timeouts {
             command: Duration::from_secs(300),
         }
     }
-}
-
-/// What a finished command printed.
-struct Output {
-    code: Option<u32>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
 }
 
 /// The client side of one connection: checks the server's key and remembers why it refused.
@@ -208,7 +223,7 @@ impl SshHost {
     }
 
     /// Runs `script`, feeding it `stdin`; any exit code is returned.
-    async fn exec(&self, script: &str, stdin: &[u8]) -> Result<Output, Error> {
+    async fn exec(&self, script: &str, stdin: &[u8]) -> Result<Exec, Error> {
         let ssh = |source| Error::Ssh {
             host: self.login.name.clone(),
             source,
@@ -223,11 +238,7 @@ impl SshHost {
                 channel.data(stdin).await.map_err(ssh)?;
             }
             channel.eof().await.map_err(ssh)?;
-            let mut out = Output {
-                code: None,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            };
+            let mut out = Exec::default();
             while let Some(msg) = channel.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
@@ -250,7 +261,7 @@ impl SshHost {
     }
 
     /// Runs `script` and wants exit code 0 (or `also_ok`).
-    async fn run(&self, script: &str, stdin: &[u8], also_ok: Option<u32>) -> Result<Output, Error> {
+    async fn run(&self, script: &str, stdin: &[u8], also_ok: Option<u32>) -> Result<Exec, Error> {
         let out = self.exec(script, stdin).await?;
         match out.code {
             Some(0) => Ok(out),
@@ -353,6 +364,11 @@ impl Host for SshHost {
             _ => format!("systemctl {} {}", action.verb(), quote(unit)),
         };
         self.run(&script, &[], None).await.map(drop)
+    }
+
+    async fn run(&self, argv: &[&str]) -> Result<Exec, Error> {
+        let script: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+        self.exec(&script.join(" "), &[]).await
     }
 }
 

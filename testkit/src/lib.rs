@@ -1,4 +1,5 @@
-//! Dev-only test kit: starts real `cairn-server` and etcd processes for integration tests.
+//! Dev-only test kit: starts real `cairn-server` and etcd processes, and sshd test hosts to
+//! provision ([`hosts`]), for integration tests and benchmarks.
 //!
 //! Everything here is loopback-only (127.0.0.0/8), picks free ports instead of fixed ones,
 //! waits on conditions (never on fixed sleeps), and kills every process it starts when the
@@ -20,6 +21,7 @@
 
 mod background;
 mod cluster;
+pub mod hosts;
 pub mod linearizability;
 mod member;
 mod partition;
@@ -123,6 +125,26 @@ pub enum Error {
     /// Generating the test certificates failed.
     #[error("generating test certificates: {0}")]
     Cert(#[from] rcgen::Error),
+    /// A command preparing test hosts (ssh-keygen, apt-get, dpkg-deb) failed.
+    #[error("`{command}` failed (exit code {code}):\n{stderr}")]
+    Setup {
+        /// The command run.
+        command: String,
+        /// Its exit code.
+        code: i32,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A test host's sshd did not listen in time.
+    #[error("sshd of {host} was not listening after {timeout:?}; its log:\n{log}")]
+    SshdNotListening {
+        /// The host's name.
+        host: String,
+        /// How long it was waited for.
+        timeout: Duration,
+        /// sshd's log.
+        log: String,
+    },
 }
 
 impl Error {

@@ -1,4 +1,5 @@
-//! `cairn check disk PATH` (the etcd guides' fdatasync test, done natively), `cairn check
+//! `cairn check disk PATH` (the etcd guides' fdatasync test, done natively, here or with `-i`
+//! on every host of the inventory over SSH), `cairn check
 //! perf` (etcdctl's performance check) and `cairn check datascale` (memory growth with the
 //! data).
 
@@ -11,6 +12,8 @@ use cairn_bench::datascale::{self, DatascaleCheck};
 use cairn_bench::disk::{self, DiskCheck};
 use cairn_bench::load::{Stop, Tls};
 use cairn_bench::perf::{self, PerfCheck, Profile};
+use cairn_provisioner::disk_check;
+use cairn_provisioner::ssh::Timeouts;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
@@ -212,8 +215,21 @@ fn exit_code(passed: bool) -> ExitCode {
 #[derive(Debug, Args)]
 pub struct DiskArgs {
     /// A directory on the disk to check (e.g. the data dir's parent); a scratch file is
-    /// written there and removed.
-    pub path: PathBuf,
+    /// written there and removed. With -i, the directory on every host (default: each
+    /// host's data dir, or its parent while the data dir does not exist).
+    #[arg(required_unless_present = "inventory")]
+    pub path: Option<PathBuf>,
+    /// Check every host of this inventory over SSH instead of this machine: the running
+    /// cairn binary is copied to /usr/local/bin/cairn on each host (skipped when its sha256
+    /// matches) and run there; one row per host.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// With -i: trust hosts that known_hosts does not list yet and record their keys.
+    #[arg(long, requires = "inventory")]
+    pub accept_new_host_keys: bool,
+    /// With -i: hosts checked at once.
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "inventory")]
+    pub parallel: usize,
     /// MiB to write in all (the guides use 22).
     #[arg(long, default_value_t = 22)]
     pub size_mib: u64,
@@ -222,21 +238,110 @@ pub struct DiskArgs {
     pub output: Output,
 }
 
+/// The disk check on this machine.
+fn disk_local(d: DiskArgs, path: PathBuf) -> Result<ExitCode, Error> {
+    let check = DiskCheck {
+        total_bytes: d.size_mib * 1024 * 1024,
+        ..DiskCheck::etcd_guide(path)
+    };
+    let report = disk::run(&check)?;
+    match d.output {
+        Output::Text => println!("{report}"),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(exit_code(report.passed))
+}
+
+/// The disk check on every host of the inventory: a row (or a JSON report) per host; hosts
+/// that could not be checked are named in the error after the others' results.
+fn disk_hosts(d: DiskArgs, inventory: PathBuf) -> Result<ExitCode, Error> {
+    let inventory = cairn_inventory::Inventory::load(&inventory)?;
+    let cairn = std::env::current_exe().map_err(Error::CurrentExe)?;
+    let options = disk_check::Options {
+        dir: d.path.map(|p| p.display().to_string()),
+        size_mib: d.size_mib,
+        accept_new_host_keys: d.accept_new_host_keys,
+        parallel: d.parallel.max(1),
+        // The command limit covers the check itself: the guides' 22 MiB are 10,029 writes, so a
+        // disk at etcd's limit (10 ms per fdatasync) needs 100 s and a slow one several minutes.
+        timeouts: Timeouts {
+            command: Duration::from_secs(30 * 60),
+            ..Timeouts::default()
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    let results = runtime.block_on(disk_check::check_all(&inventory, &cairn, &options))?;
+    match d.output {
+        Output::Text => print!("{}", disk_table(&results)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+    }
+    let total = results.len();
+    let passed = results
+        .iter()
+        .all(|r| r.result.as_ref().is_ok_and(|report| report.passed));
+    let mut failures: Vec<(String, cairn_provisioner::Error)> = results
+        .into_iter()
+        .filter_map(|r| r.result.err().map(|e| (r.host, e)))
+        .collect();
+    if failures.is_empty() {
+        return Ok(exit_code(passed));
+    }
+    let failed = failures.iter().map(|(name, _)| name.clone()).collect();
+    let (_, first) = failures.swap_remove(0);
+    Err(cairn_provisioner::Error::HostsFailed {
+        failed,
+        total,
+        consequence: "the other hosts were checked",
+        first: Box::new(first),
+    }
+    .into())
+}
+
+/// One row per host: p50, p99 and the slowest fdatasync in ms, and the verdict.
+fn disk_table(results: &[disk_check::HostDisk]) -> String {
+    let width = results
+        .iter()
+        .map(|r| r.host.len())
+        .chain([4])
+        .max()
+        .unwrap_or(4);
+    let mut out = format!(
+        "{:<width$}  {:>9}  {:>9}  {:>9}  verdict\n",
+        "host", "p50 ms", "p99 ms", "max ms"
+    );
+    for r in results {
+        let line = match &r.result {
+            Ok(report) => {
+                let p = &report.fdatasync_ms;
+                format!(
+                    "{:<width$}  {:>9.3}  {:>9.3}  {:>9.3}  {}",
+                    r.host,
+                    p.p50,
+                    p.p99,
+                    p.max,
+                    if report.passed { "PASS" } else { "FAIL" }
+                )
+            }
+            Err(_) => format!(
+                "{:<width$}  {:>9}  {:>9}  {:>9}  not checked",
+                r.host, "-", "-", "-"
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Runs a check; exit code 1 when it fails.
 pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
     match args.what {
-        CheckCommand::Disk(d) => {
-            let check = DiskCheck {
-                total_bytes: d.size_mib * 1024 * 1024,
-                ..DiskCheck::etcd_guide(d.path)
-            };
-            let report = disk::run(&check)?;
-            match d.output {
-                Output::Text => println!("{report}"),
-                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-            }
-            Ok(exit_code(report.passed))
-        }
+        CheckCommand::Disk(mut d) => match (d.inventory.take(), d.path.clone()) {
+            (Some(inventory), _) => disk_hosts(d, inventory),
+            (None, Some(path)) => disk_local(d, path),
+            // clap requires PATH without -i.
+            (None, None) => unreachable!("PATH is required without --inventory"),
+        },
         CheckCommand::Perf(p) => {
             let check = p.check();
             let bar = progress_bar(Stop::Duration(check.duration));
@@ -319,6 +424,31 @@ mod tests {
             &["perf", "--load", "xxl"][..],
             &["perf", "--duration", "0s"],
             &["perf", "--cert", "c.pem"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn disk_needs_a_path_or_an_inventory() {
+        let CheckCommand::Disk(d) = parse(&["disk", "/var/lib"]).unwrap() else {
+            panic!("not disk")
+        };
+        assert_eq!(d.path, Some(PathBuf::from("/var/lib")));
+        assert_eq!(d.inventory, None);
+        let CheckCommand::Disk(d) =
+            parse(&["disk", "-i", "c.toml", "--accept-new-host-keys"]).unwrap()
+        else {
+            panic!("not disk")
+        };
+        assert_eq!(d.path, None);
+        assert_eq!(d.inventory, Some(PathBuf::from("c.toml")));
+        assert!(d.accept_new_host_keys);
+        assert_eq!(d.parallel, 8);
+        for bad in [
+            &["disk"][..],
+            &["disk", "/var/lib", "--accept-new-host-keys"],
+            &["disk", "/var/lib", "--parallel", "2"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }

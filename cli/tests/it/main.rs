@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod disk_hosts;
 mod provision;
 mod rules;
 

@@ -12,7 +12,7 @@ use cairn_provisioner::pki::Client;
 use cairn_provisioner::{render, Pki, SystemClock};
 use cairn_testkit::{free_port, wait_until, Daemon};
 
-use crate::mount_point;
+use cairn_testkit::hosts::mount_point;
 
 const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 14);
 
@@ -57,7 +57,7 @@ fn etcd_3_4_runs_from_the_rendered_env_file() {
     let env = render::env_file(&inv, &inv.hosts[0]);
     let vars = variables(&env);
     assert!(vars.len() >= 20, "{env}");
-    mount_point(Path::new("/etc/cairn"));
+    mount_point(Path::new("/etc/cairn")).expect("mount point");
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "--propagation", "private", "sh", "-c"])
         .arg(r#"mount --bind "$1" /etc/cairn && exec /usr/bin/etcd"#)

@@ -4,7 +4,6 @@
 
 mod etcd_env;
 mod golden;
-mod hosts;
 mod provision;
 mod unit_verify;
 
@@ -37,12 +36,6 @@ pub(crate) fn inventories() -> Vec<(String, Inventory)> {
             (name, inv)
         })
         .collect()
-}
-
-/// Makes sure `path` exists on the machine so a namespace can mount a host's directory over
-/// it; an empty directory outside the namespaces.
-pub(crate) fn mount_point(path: &Path) {
-    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// Every file directly in `dir` with its contents, sorted.

@@ -3,7 +3,7 @@
 //! unreachable host.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,36 +16,7 @@ use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::probe::{EtcdProbe, Probe};
 use cairn_provisioner::{Error, Options, Pki, Report, Session, SystemClock};
 
-use crate::hosts::Hosts;
-
-/// An inventory for `hosts`: free member ports, the test key and known_hosts, TLS in the
-/// test directory; `extra` goes into `[cluster]`.
-fn write_inventory(hosts: &Hosts, server: &str, binary: &Path, extra: &str) -> PathBuf {
-    let mut ports = BTreeSet::new();
-    while ports.len() < 3 {
-        ports.insert(hosts.common_free_port());
-    }
-    let ports: Vec<u16> = ports.into_iter().collect();
-    let (client, peer, metrics) = (ports[0], ports[1], ports[2]);
-    let mut text = format!(
-        "[cluster]\nname = \"it\"\nserver = \"{server}\"\nbinary = \"{}\"\ntoken = \"it-1\"\n\
-         client_port = {client}\npeer_port = {peer}\nmetrics_port = {metrics}\n\
-         heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n{extra}\n\
-         [ssh]\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\n\n[tls]\ndir = \"pki\"\n",
-        binary.display(),
-        hosts.identity.display(),
-        hosts.known_hosts.display(),
-    );
-    for h in &hosts.hosts {
-        text.push_str(&format!(
-            "\n[[hosts]]\nname = \"{}\"\naddress = \"{}\"\nssh_port = {}\n",
-            h.name, h.address, h.ssh_port
-        ));
-    }
-    let path = hosts.dir.path().join("cairn.toml");
-    std::fs::write(&path, text).expect("write inventory");
-    path
-}
+use cairn_testkit::hosts::{Hosts, TestHost};
 
 /// The inventory at `path` with `from` replaced by `to` (same ports).
 fn edit_inventory(path: &Path, from: &str, to: &str) {
@@ -160,9 +131,11 @@ impl QuorumWatch {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tls_cluster_is_provisioned_rerun_planned_and_rolled() {
-    let hosts = Hosts::start(3);
+    let hosts = Hosts::start(3).expect("hosts");
     let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
-    let path = write_inventory(&hosts, "cairn", &binary, "");
+    let path = hosts
+        .write_inventory("cairn", &binary, "")
+        .expect("inventory");
     let inv = Inventory::load(&path).expect("inventory");
 
     // A fresh cluster: every file, every member started together.
@@ -314,7 +287,7 @@ async fn a_tls_cluster_is_provisioned_rerun_planned_and_rolled() {
 }
 
 /// The known_hosts line of `host`, replaced by `with` (None: removed).
-fn replace_known_host(hosts: &Hosts, host: &crate::hosts::TestHost, with: Option<&str>) {
+fn replace_known_host(hosts: &Hosts, host: &TestHost, with: Option<&str>) {
     let name = format!("[{}]:{} ", host.address, host.ssh_port);
     let text = std::fs::read_to_string(&hosts.known_hosts).expect("known_hosts");
     let mut found = false;
@@ -335,9 +308,11 @@ fn replace_known_host(hosts: &Hosts, host: &crate::hosts::TestHost, with: Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_change() {
-    let hosts = Hosts::start(3);
+    let hosts = Hosts::start(3).expect("hosts");
     let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
-    let path = write_inventory(&hosts, "cairn", &binary, "");
+    let path = hosts
+        .write_inventory("cairn", &binary, "")
+        .expect("inventory");
     let untouched = hosts.snapshot();
 
     // First contact records the three keys.
@@ -434,8 +409,10 @@ async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debians_etcd_is_provisioned_from_the_same_kind_of_inventory() {
-    let hosts = Hosts::start(3);
-    let path = write_inventory(&hosts, "etcd", Path::new("/usr/bin/etcd"), "");
+    let hosts = Hosts::start(3).expect("hosts");
+    let path = hosts
+        .write_inventory("etcd", Path::new("/usr/bin/etcd"), "")
+        .expect("inventory");
     let inv = Inventory::load(&path).expect("inventory");
     let first = provision(&path, &options(true, false))
         .await
@@ -534,8 +511,10 @@ async fn debians_etcd_is_provisioned_from_the_same_kind_of_inventory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_root_login_provisions_through_sudo() {
-    let hosts = Hosts::start_with_user(3, Some("cairnop"));
-    let path = write_inventory(&hosts, "etcd", Path::new("/usr/bin/etcd"), "");
+    let hosts = Hosts::start_with_user(3, Some("cairnop")).expect("hosts");
+    let path = hosts
+        .write_inventory("etcd", Path::new("/usr/bin/etcd"), "")
+        .expect("inventory");
     edit_inventory(&path, "[ssh]\n", "[ssh]\nuser = \"cairnop\"\n");
     let first = provision(&path, &options(true, false))
         .await
