@@ -6,6 +6,9 @@ pub enum Error {
     /// A check or benchmark failed to run.
     #[error(transparent)]
     Bench(#[from] cairn_bench::Error),
+    /// An inspection could not be made (no member answers, the state file is unusable).
+    #[error(transparent)]
+    Inspect(#[from] cairn_inspector::Error),
     /// The inventory could not be read or failed its checks.
     #[error(transparent)]
     Inventory(#[from] cairn_inventory::Error),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod inspect;
 mod provision;
 mod rules;
 

@@ -1,0 +1,202 @@
+//! `cairn inspect [-i INVENTORY | --endpoints URLS]`: inspects every member (membership,
+//! consistency, database, large values, key counts, hot prefixes, latency, certificates) and
+//! prints the graded report as a table, JSON or Markdown. Exits 0 when every check passes, 1
+//! on a warning, 2 on a failure.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cairn_inspector::render::{self, table::Style};
+use cairn_inspector::{
+    EtcdSource, Expected, FileStore, Limits, NoStore, Options, StateStore, SystemClock, Target,
+    TlsFiles,
+};
+use cairn_inventory::{Inventory, DEFAULT_FILE};
+use cairn_provisioner::pki::Client;
+use cairn_provisioner::Pki;
+use clap::{Args, ValueEnum};
+
+use crate::Error;
+
+/// How the report is printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for the terminal, colored when it is one.
+    #[default]
+    Table,
+    /// The report's JSON schema (docs/inspection.md), for scripts.
+    Json,
+    /// Markdown, for tickets and wikis.
+    Markdown,
+}
+
+/// `cairn inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The cluster's inventory: its members, TLS (the inspector's client certificate) and
+    /// `[inspection]` limits. Read from ./cairn.toml when neither this nor --endpoints is given.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "FILE",
+        conflicts_with = "endpoints"
+    )]
+    pub inventory: Option<PathBuf>,
+    /// Client URLs to inspect instead of an inventory's members, comma-separated; limits are
+    /// the defaults.
+    #[arg(long, value_delimiter = ',', value_name = "URLS")]
+    pub endpoints: Vec<String>,
+    /// CA certificate (PEM) for https endpoints.
+    #[arg(long, requires_all = ["cert", "key"], requires = "endpoints")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, requires_all = ["cacert", "key"])]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, requires_all = ["cacert", "cert"])]
+    pub key: Option<PathBuf>,
+    /// Where the previous run's counts are kept, for growth; the inventory's
+    /// `[inspection] state_file` by default, none with --endpoints.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// How long writes are watched for hot prefixes (e.g. 10s), instead of `[inspection]
+    /// hot_prefix_window`.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub window: Option<Duration>,
+    /// How long each request to a member may take, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Every figure in the table, not only those of checks that are not a pass.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// What to inspect, resolved from the inventory or the flags.
+struct Plan {
+    targets: Vec<Target>,
+    tls: Option<TlsFiles>,
+    options: Options,
+    state: Option<PathBuf>,
+}
+
+fn from_inventory(inventory: &Inventory) -> Plan {
+    let pki = inventory.tls.as_ref().map(Pki::existing);
+    Plan {
+        targets: inventory
+            .hosts
+            .iter()
+            .map(|h| Target {
+                name: h.name.clone(),
+                endpoint: inventory.client_url(h),
+            })
+            .collect(),
+        tls: pki.as_ref().map(|p| TlsFiles {
+            ca: p.ca_cert(),
+            cert: p.client_cert(Client::Inspector),
+            key: p.client_key(Client::Inspector),
+        }),
+        options: Options {
+            cluster: inventory.cluster.name.clone(),
+            expected: inventory
+                .hosts
+                .iter()
+                .map(|h| Expected {
+                    name: Some(h.name.clone()),
+                    client_url: inventory.client_url(h),
+                })
+                .collect(),
+            limits: Limits::from_inventory(inventory),
+            local_pki: inventory.tls.as_ref().map(|t| t.dir.clone()),
+        },
+        state: Some(inventory.inspection.state_file.clone()),
+    }
+}
+
+fn from_endpoints(args: &InspectArgs) -> Plan {
+    Plan {
+        targets: args
+            .endpoints
+            .iter()
+            .map(|e| Target {
+                name: e.clone(),
+                endpoint: e.clone(),
+            })
+            .collect(),
+        tls: match (&args.cacert, &args.cert, &args.key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        options: Options {
+            cluster: args.endpoints.join(","),
+            expected: args
+                .endpoints
+                .iter()
+                .map(|e| Expected {
+                    name: None,
+                    client_url: e.clone(),
+                })
+                .collect(),
+            limits: Limits::default(),
+            local_pki: None,
+        },
+        state: None,
+    }
+}
+
+/// Inspects and prints the report; the exit code is the report's status.
+pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
+    let mut plan = if args.endpoints.is_empty() {
+        let path = args
+            .inventory
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+        let inventory = Inventory::load(&path)?;
+        for warning in inventory.warnings() {
+            eprintln!("cairn: warning: {warning}");
+        }
+        from_inventory(&inventory)
+    } else {
+        from_endpoints(&args)
+    };
+    if let Some(state) = &args.state {
+        plan.state = Some(state.clone());
+    }
+    if let Some(window) = args.window {
+        plan.options.limits.hot_prefix_window = window;
+    }
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let source = EtcdSource::new(plan.targets, plan.tls.as_ref(), timeout)?;
+    let store: Box<dyn StateStore> = match plan.state {
+        Some(path) => Box::new(FileStore::new(path)),
+        None => Box::new(NoStore),
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    let report = runtime.block_on(cairn_inspector::inspect(
+        &source,
+        &SystemClock,
+        store.as_ref(),
+        &plan.options,
+    ))?;
+    match args.format {
+        Format::Json => print!("{}", render::json::render(&report)?),
+        Format::Markdown => print!("{}", render::markdown::render(&report)),
+        Format::Table => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let style = Style {
+                color,
+                verbose: args.verbose,
+            };
+            print!("{}", render::table::render(&report, style));
+        }
+    }
+    Ok(ExitCode::from(report.status.exit_code()))
+}
