@@ -290,3 +290,187 @@ fn local_certificates(dir: &Path) -> Vec<Found> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::fake::FakeCluster;
+    use crate::{FixedClock, MemoryStore, Status};
+
+    fn options(c: &FakeCluster) -> Options {
+        Options {
+            cluster: "fake".into(),
+            expected: c
+                .targets
+                .iter()
+                .map(|t| Expected {
+                    name: Some(t.name.clone()),
+                    client_url: t.endpoint.clone(),
+                })
+                .collect(),
+            limits: Limits::default(),
+            local_pki: None,
+        }
+    }
+
+    fn clock() -> FixedClock {
+        FixedClock(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    }
+
+    fn run(c: &FakeCluster, o: &Options, store: &MemoryStore) -> Report {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(inspect(c, &clock(), store, o))
+            .expect("inspection")
+    }
+
+    #[test]
+    fn a_healthy_cluster_passes_every_check_and_keeps_its_counts() {
+        let c = FakeCluster::healthy(3, &[("/a/b/1", 10), ("/a/b/2", 20), ("/c", 5)]);
+        let store = MemoryStore::default();
+        let r = run(&c, &options(&c), &store);
+        assert_eq!(r.status, Status::Pass, "{r:#?}");
+        assert_eq!(
+            r.checks.iter().map(|c| c.check).collect::<Vec<_>>(),
+            CheckId::ALL
+        );
+        let state = store.load().expect("load").expect("saved");
+        assert_eq!(state.total_keys, 3);
+        assert_eq!(state.prefixes["/a/b/"], 2);
+        assert_eq!(state.inspected_at, 1_700_000_000);
+        assert_eq!(state.db_size["m2"], 1 << 20);
+    }
+
+    #[test]
+    fn a_diverged_member_fails_consistency_by_name() {
+        let mut c = FakeCluster::healthy(3, &[("/a/1", 10), ("/a/2", 20)]);
+        c.members[2].keys.insert(b"/a/3".to_vec(), (1, 1));
+        let r = run(&c, &options(&c), &MemoryStore::default());
+        let check = r.check(CheckId::Consistency).expect("consistency");
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check
+                .summary
+                .starts_with("members disagree at revision 100: m1, m2 hash"),
+            "{}",
+            check.summary
+        );
+        assert!(check.summary.contains(" vs m3 hash "), "{}", check.summary);
+        assert!(
+            check.summary.contains("m1, m2 2 keys vs m3 3 keys"),
+            "{}",
+            check.summary
+        );
+    }
+
+    #[test]
+    fn a_silent_member_fails_membership_while_the_others_are_inspected() {
+        let mut c = FakeCluster::healthy(3, &[("/a/1", 2_000_000)]);
+        c.members[1].silent = true;
+        let r = run(&c, &options(&c), &MemoryStore::default());
+        let m = r.check(CheckId::Membership).expect("membership");
+        assert_eq!(m.status, Status::Fail);
+        assert!(
+            m.summary.starts_with("m2 does not answer: "),
+            "{}",
+            m.summary
+        );
+        let large = r.check(CheckId::LargeValues).expect("large values");
+        assert_eq!(large.status, Status::Fail);
+        let hashes = r
+            .check(CheckId::Consistency)
+            .expect("consistency")
+            .figures
+            .iter()
+            .filter(|f| f.name == "hash")
+            .count();
+        assert_eq!(hashes, 2);
+    }
+
+    #[test]
+    fn the_scan_pages_through_the_keyspace_within_its_byte_budget() {
+        let keys: Vec<(String, u64)> = (0..25)
+            .map(|i| (format!("/k/{i:02}"), 512 * 1024))
+            .collect();
+        let refs: Vec<(&str, u64)> = keys.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+        let c = FakeCluster::healthy(1, &refs);
+        let mut o = options(&c);
+        o.limits.inspection.scan_page_keys = 10;
+        o.limits.inspection.scan_page_bytes = 2 << 20;
+        let r = run(&c, &o, &MemoryStore::default());
+        let scanned = r
+            .check(CheckId::LargeValues)
+            .expect("large values")
+            .figures
+            .iter()
+            .find(|f| f.name == "keys_scanned")
+            .expect("keys scanned")
+            .value;
+        assert_eq!(scanned, 25.0);
+        let pages = c.pages.lock().expect("pages").clone();
+        // The first page is full size; once 512 KiB values are seen, 4 fit the 2 MiB budget.
+        assert_eq!(pages[0], 10);
+        assert!(pages[1..].iter().all(|&l| l == 4), "{pages:?}");
+        assert_eq!(pages.len(), 1 + 4);
+    }
+
+    #[test]
+    fn key_count_growth_is_measured_against_the_previous_run() {
+        let keys: Vec<String> = (0..100).map(|i| format!("/jobs/{i}")).collect();
+        let refs: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
+        let mut c = FakeCluster::healthy(1, &refs);
+        let store = MemoryStore::default();
+        assert_eq!(run(&c, &options(&c), &store).status, Status::Pass);
+        for i in 100..160 {
+            c.members[0]
+                .keys
+                .insert(format!("/jobs/{i}").into_bytes(), (1, 1));
+        }
+        let r = run(&c, &options(&c), &store);
+        let growth = r.check(CheckId::KeyCountGrowth).expect("growth");
+        assert_eq!(growth.status, Status::Fail, "{growth:?}");
+        assert!(
+            growth
+                .summary
+                .contains("/jobs/ grew from 100 to 160 keys (+60%)"),
+            "{}",
+            growth.summary
+        );
+    }
+
+    #[test]
+    fn hot_prefixes_come_from_the_watch() {
+        let mut c = FakeCluster::healthy(1, &[]);
+        c.members[0].writes = (0..50).map(|i| format!("/hot/{i}").into_bytes()).collect();
+        let mut o = options(&c);
+        o.limits.hot_prefix_window = Duration::from_secs(1);
+        o.limits.inspection.hot_prefix_warn_per_second = 10.0;
+        o.limits.inspection.hot_prefix_fail_per_second = 40.0;
+        let r = run(&c, &o, &MemoryStore::default());
+        let hot = r.check(CheckId::HotPrefixes).expect("hot");
+        assert_eq!(hot.status, Status::Fail);
+        assert_eq!(
+            (hot.figures[1].subject.as_str(), hot.figures[1].value),
+            ("/hot/", 50.0)
+        );
+    }
+
+    #[test]
+    fn no_member_answering_is_an_error() {
+        let mut c = FakeCluster::healthy(2, &[]);
+        for m in &mut c.members {
+            m.silent = true;
+        }
+        let err = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(inspect(&c, &clock(), &MemoryStore::default(), &options(&c)))
+            .expect_err("nobody answers");
+        assert!(matches!(err, Error::NoMemberAnswers(_)), "{err}");
+    }
+}

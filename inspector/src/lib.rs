@@ -11,6 +11,8 @@ pub mod checks;
 mod clock;
 mod error;
 mod etcd;
+#[cfg(test)]
+mod fake;
 mod inspect;
 mod limit;
 mod limits;

@@ -55,7 +55,10 @@ pub fn evaluate(
         }
     }
     if groups.len() > 1 {
-        let described: Vec<String> = groups
+        // The majority first, so the members named last are the ones that differ.
+        let mut ordered: Vec<_> = groups.iter().collect();
+        ordered.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
+        let described: Vec<String> = ordered
             .iter()
             .map(|((hash, _), members)| format!("{} hash {hash:08x}", members.join(", ")))
             .collect();
@@ -88,7 +91,9 @@ pub fn evaluate(
         }
     }
     if count_groups.len() > 1 {
-        let described: Vec<String> = count_groups
+        let mut ordered: Vec<_> = count_groups.iter().collect();
+        ordered.sort_by_key(|(_, members)| std::cmp::Reverse(members.len()));
+        let described: Vec<String> = ordered
             .iter()
             .map(|(n, members)| format!("{} {n} keys", members.join(", ")))
             .collect();
