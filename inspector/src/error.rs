@@ -83,6 +83,13 @@ pub enum Error {
         "no member answered ({0}); check the endpoints, the network and the client certificate"
     )]
     NoMemberAnswers(String),
+    /// The metrics server failed.
+    #[error("serving the inspection metrics failed: {source}")]
+    Serve {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A report could not be rendered as JSON.
     #[error("cannot render the report as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -215,12 +215,8 @@ pub async fn inspect<S: Source>(
         tls = true;
         found.extend(local_certificates(dir));
     }
-    results.push(checks::certificates::evaluate(
-        &found,
-        tls,
-        clock.now(),
-        limits,
-    ));
+    // Measured at the inspection's start, so the exported expiry (start + days left) is exact.
+    results.push(checks::certificates::evaluate(&found, tls, started, limits));
 
     if let Some(state) = next_state {
         store.save(&state)?;

@@ -4,6 +4,7 @@
 mod cairn;
 mod etcd;
 mod golden;
+mod serve;
 
 use std::time::Duration;
 
