@@ -1,7 +1,8 @@
 //! `cairn inspect [-i INVENTORY | --endpoints URLS]`: inspects every member (membership,
 //! consistency, database, large values, key counts, hot prefixes, latency, certificates) and
 //! prints the graded report as a table, JSON or Markdown. Exits 0 when every check passes, 1
-//! on a warning, 2 on a failure.
+//! on a warning, 2 on a failure. With `--serve ADDR` it keeps inspecting (every `--every`)
+//! and serves the results as Prometheus metrics until interrupted.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -74,7 +75,18 @@ pub struct InspectArgs {
     /// Every figure in the table, not only those of checks that are not a pass.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Keep inspecting and serve the results at http://ADDR/metrics (`cairn_inspection_*`)
+    /// until interrupted, instead of printing one report.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
+    /// Time between inspections with --serve; `[inspection] interval` by default.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", requires = "serve")]
+    pub every: Option<Duration>,
 }
+
+/// Time between inspections with `--serve` and no inventory (`[inspection] interval`'s
+/// default).
+const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// What to inspect, resolved from the inventory or the flags.
 struct Plan {
@@ -82,6 +94,7 @@ struct Plan {
     tls: Option<TlsFiles>,
     options: Options,
     state: Option<PathBuf>,
+    every: Duration,
 }
 
 fn from_inventory(inventory: &Inventory) -> Plan {
@@ -114,6 +127,7 @@ fn from_inventory(inventory: &Inventory) -> Plan {
             local_pki: inventory.tls.as_ref().map(|t| t.dir.clone()),
         },
         state: Some(inventory.inspection.state_file.clone()),
+        every: inventory.schedule.inspection_interval,
     }
 }
 
@@ -149,6 +163,7 @@ fn from_endpoints(args: &InspectArgs) -> Plan {
             local_pki: None,
         },
         state: None,
+        every: DEFAULT_EVERY,
     }
 }
 
@@ -180,6 +195,11 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
         None => Box::new(NoStore),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    if let Some(addr) = args.serve {
+        let every = args.every.unwrap_or(plan.every);
+        runtime.block_on(serve(addr, every, &source, store.as_ref(), &plan.options))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = runtime.block_on(cairn_inspector::inspect(
         &source,
         &SystemClock,
@@ -199,4 +219,51 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::from(report.status.exit_code()))
+}
+
+/// `--serve`: inspections every `every`, each logged as one line on stderr, until Ctrl-C.
+async fn serve(
+    addr: std::net::SocketAddr,
+    every: Duration,
+    source: &EtcdSource,
+    store: &dyn StateStore,
+    options: &Options,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    eprintln!(
+        "cairn: serving inspection metrics on http://{bound}/metrics, inspecting every {}",
+        humantime::format_duration(every)
+    );
+    let job = cairn_inspector::Job {
+        source,
+        clock: &SystemClock,
+        store,
+        options,
+    };
+    let log = |outcome: &Result<cairn_inspector::Report, cairn_inspector::Error>| match outcome {
+        Ok(r) => {
+            let findings: Vec<String> = r
+                .checks
+                .iter()
+                .filter(|c| c.status != cairn_inspector::Status::Pass)
+                .map(|c| format!("{} {}", c.check, c.status))
+                .collect();
+            eprintln!(
+                "cairn: inspection {} in {:.1}s{}{}",
+                r.status,
+                r.duration_seconds,
+                if findings.is_empty() { "" } else { ": " },
+                findings.join(", ")
+            );
+        }
+        Err(e) => eprintln!("cairn: inspection failed: {e}"),
+    };
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    cairn_inspector::serve(listener, every, job, log, interrupted).await?;
+    Ok(())
 }

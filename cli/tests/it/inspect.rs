@@ -1,6 +1,7 @@
 //! `cairn inspect` against a real cairn-server: an inventory run passes, prints the JSON
 //! schema and keeps its state; a 1.2 MiB value makes it exit 2 and name the key.
 
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -102,4 +103,49 @@ fn a_large_value_exits_2_and_is_named_in_markdown() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn serve_exports_the_inspection_as_prometheus_metrics() {
+    let m = cairn();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("cairn.log");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "inspect",
+        "--serve",
+        "127.0.0.1:0",
+        "--every",
+        "1h",
+        "--window",
+        "200ms",
+    ])
+    .args(["--endpoints", &m.client_url()]);
+    let _daemon = cairn_testkit::Daemon::spawn(cmd, &log).expect("start cairn inspect --serve");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    cairn_testkit::wait_until("a finished inspection in the log", INSPECT_TIMEOUT, || {
+        read_log().contains("cairn: inspection ")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", read_log()));
+    let text = read_log();
+    let addr = text
+        .split("serving inspection metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the address in the log")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("request");
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).expect("metrics");
+    for line in [
+        "cairn_inspection_check_status{check=\"large_values\"} 0.0",
+        "cairn_inspection_check_status{check=\"key_count_growth\"} 0.0",
+        "cairn_inspection_runs_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
 }
