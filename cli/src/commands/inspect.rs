@@ -1,6 +1,6 @@
 //! `cairn inspect [-i INVENTORY | --endpoints URLS]`: inspects every member (membership,
 //! consistency, database, large values, key counts, hot prefixes, latency, certificates) and
-//! prints the graded report as a table, JSON or Markdown. Exits 0 when every check passes, 1
+//! prints the graded report as a table, JSON, Markdown or HTML. Exits 0 when every check passes, 1
 //! on a warning, 2 on a failure. With `--serve ADDR` it keeps inspecting (every `--every`)
 //! and serves the results as Prometheus metrics until interrupted.
 
@@ -31,6 +31,8 @@ pub enum Format {
     Json,
     /// Markdown, for tickets and wikis.
     Markdown,
+    /// One self-contained HTML page with charts.
+    Html,
 }
 
 /// `cairn inspect`.
@@ -209,6 +211,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
     match args.format {
         Format::Json => print!("{}", render::json::render(&report)?),
         Format::Markdown => print!("{}", render::markdown::render(&report)),
+        Format::Html => print!("{}", render::html::render(&report)),
         Format::Table => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let style = Style {

@@ -1,6 +1,7 @@
-//! The report's renderings: a terminal table, JSON and Markdown. Values are formatted by
+//! The report's renderings: a terminal table, JSON, Markdown and a self-contained HTML page. Values are formatted by
 //! their [`crate::Unit`] the same way in all of them.
 
+pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod table;

@@ -38,6 +38,13 @@ pub fn fixed_report() -> Report {
                     Unit::Percent,
                     Limit::above(80.0, 95.0),
                 ),
+                Figure::graded(
+                    "m2",
+                    "quota_used",
+                    40.0,
+                    Unit::Percent,
+                    Limit::above(80.0, 95.0),
+                ),
                 Figure::info("m1", "in_use_ratio", 0.75, Unit::Ratio),
             ],
         ),
@@ -128,6 +135,14 @@ fn json_rendering_matches_the_golden_file() {
 #[test]
 fn markdown_rendering_matches_the_golden_file() {
     compare("report.md", &render::markdown::render(&fixed_report()));
+}
+
+#[test]
+fn html_rendering_matches_the_golden_file() {
+    let html = render::html::render(&fixed_report());
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(!html.contains("src=\"http"), "nothing fetched");
+    compare("report.html", &html);
 }
 
 #[test]
