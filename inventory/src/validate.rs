@@ -728,6 +728,39 @@ mod tests {
     }
 
     #[test]
+    fn inspection_limits_are_checked_at_their_line() {
+        let (line, col, msg) = error(&format!("{CLUSTER}{THREE}[inspection]\nprefix_depth = 0\n"));
+        assert_eq!((line, col), (15, 16));
+        assert!(
+            msg.ends_with("prefix_depth = 0 is not allowed: it must be at least 1"),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[inspection]\nhot_prefix_warn_per_second = 10.0\nhot_prefix_fail_per_second = 5.0\n"
+        ));
+        assert_eq!(line, 16);
+        assert!(
+            msg.ends_with("it must be above hot_prefix_warn_per_second"),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[inspection]\nhot_prefix_window = \"soon\"\n"
+        ));
+        assert_eq!(line, 15);
+        assert!(
+            msg.contains("hot_prefix_window = \"soon\" is not a duration"),
+            "{msg}"
+        );
+        let (_, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[inspection]\nscan_page_bytes = 1024\n"
+        ));
+        assert!(
+            msg.ends_with("it must be at least 1048576 (1 MiB)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn label_names_follow_prometheus() {
         assert!(is_label_name("cluster"));
         assert!(is_label_name("_x1"));
