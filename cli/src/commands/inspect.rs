@@ -47,8 +47,9 @@ pub struct InspectArgs {
         conflicts_with = "endpoints"
     )]
     pub inventory: Option<PathBuf>,
-    /// Client URLs to inspect instead of an inventory's members, comma-separated; limits are
-    /// the defaults.
+    /// Every member's client URL, comma-separated, instead of an inventory's members
+    /// (`host:port` means http, or https with --cacert); members missing from them fail the
+    /// membership check. Limits are the defaults.
     #[arg(long, value_delimiter = ',', value_name = "URLS")]
     pub endpoints: Vec<String>,
     /// CA certificate (PEM) for https endpoints.
@@ -133,10 +134,25 @@ fn from_inventory(inventory: &Inventory) -> Plan {
     }
 }
 
+/// `endpoint` as a URL: a bare `host:port` gets the scheme etcdctl would use.
+fn url(endpoint: &str, tls: bool) -> String {
+    if endpoint.contains("://") {
+        endpoint.trim_end_matches('/').to_string()
+    } else if tls {
+        format!("https://{endpoint}")
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
 fn from_endpoints(args: &InspectArgs) -> Plan {
+    let urls: Vec<String> = args
+        .endpoints
+        .iter()
+        .map(|e| url(e, args.cacert.is_some()))
+        .collect();
     Plan {
-        targets: args
-            .endpoints
+        targets: urls
             .iter()
             .map(|e| Target {
                 name: e.clone(),
@@ -152,9 +168,8 @@ fn from_endpoints(args: &InspectArgs) -> Plan {
             _ => None,
         },
         options: Options {
-            cluster: args.endpoints.join(","),
-            expected: args
-                .endpoints
+            cluster: urls.join(","),
+            expected: urls
                 .iter()
                 .map(|e| Expected {
                     name: None,
@@ -269,4 +284,16 @@ async fn serve(
     };
     cairn_inspector::serve(listener, every, job, log, interrupted).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_endpoints_get_etcdctls_scheme() {
+        assert_eq!(url("127.0.0.1:2379", false), "http://127.0.0.1:2379");
+        assert_eq!(url("10.0.0.1:2379", true), "https://10.0.0.1:2379");
+        assert_eq!(url("https://a:1/", false), "https://a:1");
+    }
 }
