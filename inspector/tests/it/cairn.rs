@@ -157,3 +157,49 @@ async fn a_tls_cluster_is_inspected_with_mtls_and_a_near_expiry_certificate_fail
         "{certs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_member_fails_membership_and_the_others_are_still_inspected() {
+    let mut c = cairn_cluster().start().expect("cluster");
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    c.member_mut(2).stop().expect("stop m3");
+    c.wait_leader(LEADER_TIMEOUT)
+        .expect("a leader among the other two");
+    let mut opts = options(&c, test_limits());
+    // Fail fast on the stopped member.
+    opts.limits.hot_prefix_window = Duration::from_millis(200);
+    let source = cairn_inspector::EtcdSource::new(crate::targets(&c), None, Duration::from_secs(2))
+        .expect("source");
+    let report = cairn_inspector::inspect(&source, &clock(), &NoStore, &opts)
+        .await
+        .expect("inspection");
+    let m = report.check(CheckId::Membership).expect("membership");
+    assert_eq!(m.status, Status::Fail, "{m:?}");
+    assert!(
+        m.summary.starts_with("m3 does not answer: "),
+        "{}",
+        m.summary
+    );
+    let healthy: Vec<(&str, f64)> = m
+        .figures
+        .iter()
+        .filter(|f| f.name == "healthy")
+        .map(|f| (f.subject.as_str(), f.value))
+        .collect();
+    assert_eq!(healthy, [("m1", 1.0), ("m2", 1.0), ("m3", 0.0)]);
+    // The two members that answer still agree.
+    let consistency = report.check(CheckId::Consistency).expect("consistency");
+    assert_eq!(consistency.status, Status::Pass, "{consistency:?}");
+    assert_eq!(
+        consistency.summary,
+        format!(
+            "2 members agree at revision {}",
+            consistency
+                .figures
+                .iter()
+                .find(|f| f.name == "revision")
+                .expect("revision")
+                .value
+        )
+    );
+}
