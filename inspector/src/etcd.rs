@@ -263,17 +263,26 @@ impl Source for EtcdSource {
         Ok(answer.count().max(0) as u64)
     }
 
-    async fn page(&self, t: usize, from: &[u8], revision: i64, limit: u32) -> Result<Page, Error> {
+    async fn page(
+        &self,
+        t: usize,
+        from: &[u8],
+        end: Option<&[u8]>,
+        revision: i64,
+        limit: u32,
+    ) -> Result<Page, Error> {
         let mut kv = self
             .client(t)
             .await?
             .kv_client()
             .max_decoding_message_size(MAX_ANSWER_BYTES);
-        let options = GetOptions::new()
-            .with_from_key()
-            .with_serializable()
-            .with_revision(revision)
-            .with_limit(i64::from(limit));
+        let options = match end {
+            Some(end) => GetOptions::new().with_range(end.to_vec()),
+            None => GetOptions::new().with_from_key(),
+        }
+        .with_serializable()
+        .with_revision(revision)
+        .with_limit(i64::from(limit));
         let mut answer = self
             .timed(
                 t,

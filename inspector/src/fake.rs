@@ -32,6 +32,9 @@ pub struct FakeCluster {
     pub alarms: Vec<Alarm>,
     /// Pages served, with their limits (to check the scan's paging).
     pub pages: std::sync::Mutex<Vec<u32>>,
+    /// Keys in the ranges of all pages served, whatever their limits: what etcd's index
+    /// walks to count them.
+    pub walked: std::sync::atomic::AtomicU64,
 }
 
 impl FakeCluster {
@@ -124,12 +127,27 @@ impl Source for FakeCluster {
         Ok(self.member(t)?.keys.len() as u64)
     }
 
-    async fn page(&self, t: usize, from: &[u8], _revision: i64, limit: u32) -> Result<Page, Error> {
+    async fn page(
+        &self,
+        t: usize,
+        from: &[u8],
+        end: Option<&[u8]>,
+        _revision: i64,
+        limit: u32,
+    ) -> Result<Page, Error> {
         self.pages.lock().expect("pages").push(limit);
         let m = self.member(t)?;
+        let in_range = m
+            .keys
+            .range(from.to_vec()..)
+            .take_while(|(k, _)| end.is_none_or(|e| k.as_slice() < e))
+            .count();
+        self.walked
+            .fetch_add(in_range as u64, std::sync::atomic::Ordering::Relaxed);
         let mut keys: Vec<KeyFacts> = m
             .keys
             .range(from.to_vec()..)
+            .take_while(|(k, _)| end.is_none_or(|e| k.as_slice() < e))
             .take(limit as usize + 1)
             .map(|(k, (size, version))| KeyFacts {
                 key: k.clone(),

@@ -411,7 +411,6 @@ mod tests {
         // The first page is full size; once 512 KiB values are seen, 4 fit the 2 MiB budget.
         assert_eq!(pages[0], 10);
         assert!(pages[1..].iter().all(|&l| l == 4), "{pages:?}");
-        assert_eq!(pages.len(), 1 + 4);
     }
 
     #[test]

@@ -129,11 +129,13 @@ pub trait Source: Send + Sync {
     /// How many keys member `t` holds at `revision` (a serializable count: its own data).
     fn count(&self, t: usize, revision: i64) -> impl Future<Output = Result<u64, Error>> + Send;
 
-    /// Up to `limit` keys from `from` (inclusive) at `revision`, from member `t`.
+    /// Up to `limit` keys in `[from, end)` (to the keyspace's end without `end`) at
+    /// `revision`, from member `t`.
     fn page(
         &self,
         t: usize,
         from: &[u8],
+        end: Option<&[u8]>,
         revision: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Page, Error>> + Send;
