@@ -363,14 +363,18 @@ impl Source for EtcdSource {
     }
 
     async fn metrics(&self, t: usize) -> Option<String> {
-        self.get_metrics(t).await.ok()
+        // A member that accepts the connection but never answers must not stall the run.
+        tokio::time::timeout(self.timeout, self.get_metrics(t))
+            .await
+            .ok()?
+            .ok()
     }
 
     async fn served_certificate(&self, t: usize) -> Result<Option<Vec<u8>>, Error> {
-        let (https, host, stream) = self.tcp(t).await?;
-        if !https {
+        if !tls::split_url(self.endpoint(t))?.0 {
             return Ok(None);
         }
+        let (_, host, stream) = self.tcp(t).await?;
         let name = server_name(&host).map_err(|e| self.connect_error(t, e))?;
         let handshake = TlsConnector::from(self.reading.clone()).connect(name, stream);
         let tls = tokio::time::timeout(self.timeout, handshake)
