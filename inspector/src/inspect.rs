@@ -179,9 +179,12 @@ pub async fn inspect<S: Source>(
             metrics: m,
             ..Measured::default()
         };
-        if ok(t).is_some() {
+        if let Some(status) = ok(t) {
             me.serializable = Some(median_read(source, t, Consistency::Serializable).await);
-            me.linearizable = Some(median_read(source, t, Consistency::Linearizable).await);
+            // Learners refuse linearizable reads.
+            if !status.is_learner {
+                me.linearizable = Some(median_read(source, t, Consistency::Linearizable).await);
+            }
         }
         measured.push(me);
     }

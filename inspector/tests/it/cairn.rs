@@ -202,3 +202,39 @@ async fn a_stopped_member_fails_membership_and_the_others_are_still_inspected() 
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_learner_passes_and_its_lag_is_reported() {
+    let mut c = cairn_cluster().start().expect("cluster");
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    let mut kv = client(&c).await;
+    for i in 0..20 {
+        kv.put(format!("/a/{i}"), "v", None).await.expect("put");
+    }
+    let learner = c.add_member(true).expect("add a learner");
+    let name = c.member(learner).name().to_string();
+    // The learner has caught up once it serves every key.
+    cairn_testkit::wait_until("the learner to hold every key", LEADER_TIMEOUT, || {
+        c.member(learner)
+            .etcdctl(&["get", "/a/", "--prefix", "--keys-only", "--consistency=s"])
+            .is_ok_and(|o| o.stdout.lines().filter(|l| !l.is_empty()).count() == 20)
+    })
+    .expect("learner caught up");
+    let report = inspect_cluster(&c, &options(&c, test_limits()), &clock(), &NoStore).await;
+    assert_all_pass(&report);
+    let m = report.check(CheckId::Membership).expect("membership");
+    let lag = m
+        .figures
+        .iter()
+        .find(|f| f.name == "learner_lag")
+        .expect("the learner's lag");
+    assert_eq!(lag.subject, name);
+    let latency = report.check(CheckId::Latency).expect("latency");
+    assert!(
+        !latency
+            .figures
+            .iter()
+            .any(|f| f.subject == name && f.name == "linearizable_read"),
+        "learners refuse linearizable reads: {latency:?}"
+    );
+}
