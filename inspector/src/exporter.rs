@@ -1,8 +1,8 @@
 //! The latest inspection as Prometheus metrics, named as `cairn rules`' alerts expect them:
 //! `cairn_inspection_check_status{check}` (0 pass, 1 warn, 2 fail),
 //! `cairn_inspection_last_run_timestamp_seconds`, and
-//! `cairn_certificate_expiry_timestamp_seconds{certificate}`; plus every graded figure as
-//! `cairn_inspection_figure{check,subject,name}` for dashboards. The cluster label comes from
+//! `cairn_certificate_expiry_timestamp_seconds{certificate}`; plus graded figures as
+//! `cairn_inspection_figure{check,subject,name}` for dashboards (not the per-key ones). The cluster label comes from
 //! the scrape configuration `cairn rules` writes.
 
 use std::sync::atomic::AtomicU64;
@@ -16,6 +16,9 @@ use prometheus_client::registry::Registry;
 use crate::{CheckId, Report};
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Series of `cairn_inspection_figure` per check, to bound the cardinality.
+const MAX_FIGURES_PER_CHECK: usize = 100;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabels {
@@ -122,7 +125,15 @@ impl Exporter {
                     check: c.check.as_str().into(),
                 })
                 .set(c.status.gauge());
-            for f in c.figures.iter().filter(|f| f.limit.is_some()) {
+            // Keys are not label values (unbounded, and up to megabytes long): the large
+            // values check exports only its status; others at most MAX_FIGURES_PER_CHECK.
+            let figures = c
+                .figures
+                .iter()
+                .filter(|f| f.limit.is_some())
+                .filter(|_| c.check != CheckId::LargeValues)
+                .take(MAX_FIGURES_PER_CHECK);
+            for f in figures {
                 self.figure
                     .get_or_create(&FigureLabels {
                         check: c.check.as_str().into(),
