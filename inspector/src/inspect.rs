@@ -133,9 +133,12 @@ pub async fn inspect<S: Source>(
         limits,
     ));
 
+    // The scan reads the leader's own revision, not the hashes' common one: a write a client
+    // saw succeed is in the report even while a follower has yet to apply it.
+    let scan_revision = ok(leader).map_or(revision, |s| s.revision);
     let window = limits.hot_prefix_window;
     let (scanned, writes) = tokio::join!(
-        scan::scan(source, leader, revision, limits),
+        scan::scan(source, leader, scan_revision, limits),
         source.writes(leader, window, limits.inspection.prefix_depth)
     );
     let mut next_state = None;

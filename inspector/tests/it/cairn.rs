@@ -29,7 +29,11 @@ async fn a_healthy_cairn_cluster_passes_every_check() {
         .filter(|f| f.name == "keys")
         .map(|f| f.value)
         .collect();
-    assert_eq!(keys, [50.0, 50.0, 50.0], "{consistency:?}");
+    // Counted at the revision every member has applied: equal, and at most every key.
+    assert!(
+        keys.len() == 3 && keys.iter().all(|&k| k == keys[0] && k <= 50.0),
+        "{consistency:?}"
+    );
     let counts = report.check(CheckId::KeyCountGrowth).expect("key counts");
     assert!(
         counts
