@@ -81,6 +81,7 @@ fn child(endpoint: String) {
         vec![Target {
             name: "m1".into(),
             endpoint,
+            metrics: None,
         }],
         None,
         Duration::from_secs(60),

@@ -118,8 +118,8 @@ impl EtcdSource {
         }
     }
 
-    async fn tcp(&self, t: usize) -> Result<(bool, String, TcpStream), Error> {
-        let (https, host, port) = tls::split_url(self.endpoint(t))?;
+    async fn tcp(&self, t: usize, url: &str) -> Result<(bool, String, TcpStream), Error> {
+        let (https, host, port) = tls::split_url(url)?;
         let stream = tokio::time::timeout(self.timeout, TcpStream::connect((host.as_str(), port)))
             .await
             .map_err(|_| self.connect_error(t, std::io::ErrorKind::TimedOut.into()))?
@@ -128,7 +128,12 @@ impl EtcdSource {
     }
 
     async fn get_metrics(&self, t: usize) -> Result<String, Error> {
-        let (https, host, stream) = self.tcp(t).await?;
+        let target = &self.targets[t];
+        let url = target
+            .metrics
+            .as_deref()
+            .map_or(target.endpoint.as_str(), |m| m.trim_end_matches("/metrics"));
+        let (https, host, stream) = self.tcp(t, url).await?;
         let request = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
         let answer = if https {
             let config = self.verified.clone().ok_or_else(|| {
@@ -374,7 +379,7 @@ impl Source for EtcdSource {
         if !tls::split_url(self.endpoint(t))?.0 {
             return Ok(None);
         }
-        let (_, host, stream) = self.tcp(t).await?;
+        let (_, host, stream) = self.tcp(t, self.endpoint(t)).await?;
         let name = server_name(&host).map_err(|e| self.connect_error(t, e))?;
         let handshake = TlsConnector::from(self.reading.clone()).connect(name, stream);
         let tls = tokio::time::timeout(self.timeout, handshake)

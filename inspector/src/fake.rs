@@ -45,6 +45,7 @@ impl FakeCluster {
             c.targets.push(Target {
                 name: format!("m{i}"),
                 endpoint: format!("http://127.0.0.{i}:2379"),
+                metrics: None,
             });
             c.members.push(FakeMember {
                 status: MemberStatus {

@@ -15,6 +15,8 @@ pub struct Target {
     pub name: String,
     /// Its client URL.
     pub endpoint: String,
+    /// Its `/metrics` URL when it is not on the client URL (a separate metrics port).
+    pub metrics: Option<String>,
 }
 
 /// A member's own status.

@@ -109,6 +109,14 @@ fn from_inventory(inventory: &Inventory) -> Plan {
             .map(|h| Target {
                 name: h.name.clone(),
                 endpoint: inventory.client_url(h),
+                metrics: inventory.cluster.metrics_port.map(|_| {
+                    let scheme = if inventory.metrics_tls() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    format!("{scheme}://{}/metrics", inventory.metrics_target(h))
+                }),
             })
             .collect(),
         tls: pki.as_ref().map(|p| TlsFiles {
@@ -157,6 +165,7 @@ fn from_endpoints(args: &InspectArgs) -> Plan {
             .map(|e| Target {
                 name: e.clone(),
                 endpoint: e.clone(),
+                metrics: None,
             })
             .collect(),
         tls: match (&args.cacert, &args.cert, &args.key) {

@@ -2,10 +2,11 @@
 //! schema and keeps its state; a 1.2 MiB value makes it exit 2 and name the key.
 
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
-use cairn_testkit::run_command;
+use cairn_testkit::{run_command, Kind, Member};
 
 use crate::{cairn, BIN};
 
@@ -14,7 +15,15 @@ const INSPECT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn inspect_with_an_inventory_passes_prints_json_and_keeps_its_state() {
-    let m = cairn();
+    // Metrics on their own port, as `[cluster] metrics_port` sets them up.
+    let metrics_port = cairn_testkit::free_port(Ipv4Addr::LOCALHOST).expect("free port");
+    let m = Member::builder(Kind::Cairn)
+        .cairn_binary(cairn_testkit::cairn_server_binary().expect("cairn-server binary"))
+        .arg(format!(
+            "--listen-metrics-urls=http://127.0.0.1:{metrics_port}"
+        ))
+        .start()
+        .expect("start cairn-server");
     let dir = tempfile::tempdir().expect("tempdir");
     let (_, port) = m
         .endpoint()
@@ -25,7 +34,7 @@ fn inspect_with_an_inventory_passes_prints_json_and_keeps_its_state() {
     std::fs::write(
         &inventory,
         format!(
-            "[cluster]\nname = \"it\"\nbinary = \"cairn-server\"\ntoken = \"it-1\"\nclient_port = {port}\npeer_port = 1\n\n\
+            "[cluster]\nname = \"it\"\nbinary = \"cairn-server\"\ntoken = \"it-1\"\nclient_port = {port}\npeer_port = 1\nmetrics_port = {metrics_port}\n\n\
              [[hosts]]\nname = \"{}\"\naddress = \"{}\"\n\n\
              [alerts]\nfsync_p99_warning_seconds = 5.0\nfsync_p99_critical_seconds = 10.0\ncommit_p99_seconds = 5.0\n\n\
              [inspection]\nhot_prefix_window = \"200ms\"\nread_latency_warn_ms = 5000.0\nread_latency_fail_ms = 10000.0\n",
@@ -62,6 +71,20 @@ fn inspect_with_an_inventory_passes_prints_json_and_keeps_its_state() {
             "latency",
             "certificates"
         ]
+    );
+    let latency = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "latency")
+        .expect("latency");
+    assert!(
+        latency["figures"]
+            .as_array()
+            .expect("figures")
+            .iter()
+            .any(|f| f["name"] == "wal_fsync_p99"),
+        "fsync p99 read from the metrics port: {latency}"
     );
     let state = std::fs::read_to_string(dir.path().join("inspection-state.json"))
         .expect("state file next to the inventory");

@@ -153,6 +153,7 @@ mod tests {
             .map(|i| Target {
                 name: format!("m{i}"),
                 endpoint: String::new(),
+                metrics: None,
             })
             .collect()
     }

@@ -96,6 +96,7 @@ mod tests {
         let targets = vec![Target {
             name: "m1".into(),
             endpoint: String::new(),
+            metrics: None,
         }];
         let statuses = vec![Ok(MemberStatus {
             db_size: 900 << 20,

@@ -93,6 +93,7 @@ mod tests {
         let targets = vec![Target {
             name: "m1".into(),
             endpoint: String::new(),
+            metrics: None,
         }];
         let metrics = "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.5\"} 0\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"2\"} 10\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 10\n";
         let m = Measured {

@@ -205,6 +205,7 @@ mod tests {
             .map(|i| Target {
                 name: format!("m{i}"),
                 endpoint: format!("http://127.0.0.{i}:2379"),
+                metrics: None,
             })
             .collect()
     }

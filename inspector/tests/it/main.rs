@@ -47,6 +47,7 @@ pub fn targets(c: &Cluster) -> Vec<Target> {
         .map(|m| Target {
             name: m.name().to_string(),
             endpoint: m.client_url(),
+            metrics: None,
         })
         .collect()
 }
