@@ -6,6 +6,18 @@ pub enum Error {
     /// A check or benchmark failed to run.
     #[error(transparent)]
     Bench(#[from] cairn_bench::Error),
+    /// An inspection could not be made (no member answers, the state file is unusable).
+    #[error(transparent)]
+    Inspect(#[from] cairn_inspector::Error),
+    /// `--serve`'s address could not be bound.
+    #[error("cannot listen on {addr}: {source} (pick a free address and port for --serve)")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The inventory could not be read or failed its checks.
     #[error(transparent)]
     Inventory(#[from] cairn_inventory::Error),

@@ -1,6 +1,6 @@
 //! The `cairn` operator binary's commands, one per file under [`commands`]. The binary only
 //! parses arguments and reports the outcome; the work is in the libraries (`cairn-bench`, `cairn-inventory`,
-//! `cairn-provisioner`, `cairn-rules`, and the backup and inspection crates as they land).
+//! `cairn-inspector`, `cairn-provisioner`, `cairn-rules`, and the backup crate as it lands).
 
 pub mod commands;
 pub mod error;
@@ -29,6 +29,9 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
+    /// Inspect every member: membership, consistency, database, large values, key counts,
+    /// hot prefixes, latency and certificates, graded pass/warn/fail (exit 0/1/2).
+    Inspect(commands::inspect::InspectArgs),
     /// Converge every host to the inventory over SSH: certificates, the server binary, env
     /// file and systemd unit; new members start together, changed ones restart one at a time.
     Provision(commands::provision::ProvisionArgs),
@@ -49,11 +52,13 @@ pub enum Output {
     Json,
 }
 
-/// Runs `cli`; a check that fails exits 1, like etcdctl's checks.
+/// Runs `cli`; a check that fails exits 1, like etcdctl's checks (`cairn inspect` exits 1 on
+/// a warning and 2 on a failure).
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
         Command::Provision(args) => commands::provision::run(args),
         Command::Rules(args) => commands::rules::run(args),
         Command::Status(args) => commands::status::run(args),

@@ -74,6 +74,8 @@ pub struct Schedule {
     pub backup_stale_after: Duration,
     /// `[alerts] inspection_stale_after`, or three inspection intervals.
     pub inspection_stale_after: Duration,
+    /// `[inspection] hot_prefix_window`.
+    pub hot_prefix_window: Duration,
 }
 
 impl Inventory {
@@ -105,6 +107,11 @@ impl Inventory {
             "interval",
             &file.inspection.interval,
         )?;
+        let hot_prefix_window = checker.duration(
+            &["inspection", "hot_prefix_window"],
+            "hot_prefix_window",
+            &file.inspection.hot_prefix_window,
+        )?;
         let backup_stale_after = match &file.alerts.backup_stale_after {
             Some(d) => {
                 checker.duration(&["alerts", "backup_stale_after"], "backup_stale_after", d)?
@@ -130,7 +137,7 @@ impl Inventory {
             hosts,
             mut alerts,
             mut backup,
-            inspection,
+            mut inspection,
         } = file;
         cluster.binary = paths::resolve(dir, &cluster.binary);
         ssh.identity_file = paths::resolve(dir, &ssh.identity_file);
@@ -145,6 +152,7 @@ impl Inventory {
             .as_deref()
             .map(|p| paths::resolve(dir, p));
         backup.dir = paths::resolve(dir, &backup.dir);
+        inspection.state_file = paths::resolve(dir, &inspection.state_file);
         Ok(Self {
             path: path.to_path_buf(),
             cluster,
@@ -159,6 +167,7 @@ impl Inventory {
                 inspection_interval,
                 backup_stale_after,
                 inspection_stale_after,
+                hot_prefix_window,
             },
             warnings,
             source,
@@ -295,6 +304,7 @@ mod tests {
                 inspection_interval: Duration::from_secs(900),
                 backup_stale_after: Duration::from_secs(7200),
                 inspection_stale_after: Duration::from_secs(2700),
+                hot_prefix_window: Duration::from_secs(10),
             }
         );
     }

@@ -303,6 +303,55 @@ pub struct Inspection {
     /// Key count growth between two runs that fails the check.
     #[serde(default = "default_key_growth_fail")]
     pub key_growth_fail_percent: f64,
+    /// Growth is only graded for counts that were at least this large, so a prefix going
+    /// from 2 keys to 4 is not a 100% alarm.
+    #[serde(default = "default_key_growth_min_keys")]
+    pub key_growth_min_keys: u64,
+    /// Where the previous run's key counts and database sizes are kept, to measure growth.
+    #[serde(default = "default_inspection_state_file")]
+    pub state_file: PathBuf,
+    /// How many `/`-separated segments make a prefix (2: `/registry/pods/`).
+    #[serde(default = "default_prefix_depth")]
+    pub prefix_depth: usize,
+    /// How many of the largest values and busiest prefixes the report lists.
+    #[serde(default = "default_top")]
+    pub top: usize,
+    /// A key with at least this many versions since its creation is a warning: something
+    /// rewrites it in a loop.
+    #[serde(default = "default_versions_warn")]
+    pub versions_warn: i64,
+    /// Keys per page of the keyspace scan.
+    #[serde(default = "default_scan_page_keys")]
+    pub scan_page_keys: u32,
+    /// Value bytes a scan page may hold; pages shrink to stay under it, which bounds the
+    /// inspector's memory however large the values are.
+    #[serde(default = "default_scan_page_bytes")]
+    pub scan_page_bytes: u64,
+    /// Database size in percent of the quota that is a warning (`[alerts]
+    /// quota_used_percent` fails).
+    #[serde(default = "default_quota_warn")]
+    pub quota_warn_percent: f64,
+    /// Spread of revisions or raft indexes between members that is a warning.
+    #[serde(default = "default_index_spread_warn")]
+    pub index_spread_warn: u64,
+    /// Spread that fails the check (a member, or a learner, is far behind).
+    #[serde(default = "default_index_spread_fail")]
+    pub index_spread_fail: u64,
+    /// How long writes are watched to find the hot prefixes (`"10s"`).
+    #[serde(default = "default_hot_window")]
+    pub hot_prefix_window: String,
+    /// Writes per second to one prefix that are a warning.
+    #[serde(default = "default_hot_warn")]
+    pub hot_prefix_warn_per_second: f64,
+    /// Writes per second to one prefix that fail the check.
+    #[serde(default = "default_hot_fail")]
+    pub hot_prefix_fail_per_second: f64,
+    /// Read latency (serializable or linearizable) in milliseconds that is a warning.
+    #[serde(default = "default_read_latency_warn")]
+    pub read_latency_warn_ms: f64,
+    /// Read latency that fails the check.
+    #[serde(default = "default_read_latency_fail")]
+    pub read_latency_fail_ms: f64,
 }
 
 impl Default for Inspection {
@@ -411,7 +460,7 @@ fn default_inspection_interval() -> String {
     "15m".into()
 }
 fn default_large_value_warn() -> u64 {
-    512 * 1024
+    100 * 1024
 }
 fn default_large_value_fail() -> u64 {
     1024 * 1024
@@ -421,4 +470,49 @@ fn default_key_growth_warn() -> f64 {
 }
 fn default_key_growth_fail() -> f64 {
     50.0
+}
+fn default_key_growth_min_keys() -> u64 {
+    100
+}
+fn default_inspection_state_file() -> PathBuf {
+    "inspection-state.json".into()
+}
+fn default_prefix_depth() -> usize {
+    2
+}
+fn default_top() -> usize {
+    10
+}
+fn default_versions_warn() -> i64 {
+    100_000
+}
+fn default_scan_page_keys() -> u32 {
+    1000
+}
+fn default_scan_page_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_quota_warn() -> f64 {
+    80.0
+}
+fn default_index_spread_warn() -> u64 {
+    1000
+}
+fn default_index_spread_fail() -> u64 {
+    10_000
+}
+fn default_hot_window() -> String {
+    "10s".into()
+}
+fn default_hot_warn() -> f64 {
+    100.0
+}
+fn default_hot_fail() -> f64 {
+    1000.0
+}
+fn default_read_latency_warn() -> f64 {
+    100.0
+}
+fn default_read_latency_fail() -> f64 {
+    500.0
 }

@@ -327,6 +327,84 @@ impl Checker<'_> {
             "key_growth_fail_percent",
             i.key_growth_fail_percent,
             "above key_growth_warn_percent",
+        )?;
+        self.require(
+            i.prefix_depth >= 1,
+            &["inspection", "prefix_depth"],
+            "prefix_depth",
+            i.prefix_depth,
+            "at least 1",
+        )?;
+        self.require(
+            i.top >= 1,
+            &["inspection", "top"],
+            "top",
+            i.top,
+            "at least 1",
+        )?;
+        self.require(
+            i.versions_warn >= 1,
+            &["inspection", "versions_warn"],
+            "versions_warn",
+            i.versions_warn,
+            "at least 1",
+        )?;
+        self.require(
+            i.scan_page_keys >= 1,
+            &["inspection", "scan_page_keys"],
+            "scan_page_keys",
+            i.scan_page_keys,
+            "at least 1",
+        )?;
+        self.require(
+            i.scan_page_bytes >= 1024 * 1024,
+            &["inspection", "scan_page_bytes"],
+            "scan_page_bytes",
+            i.scan_page_bytes,
+            "at least 1048576 (1 MiB)",
+        )?;
+        self.require(
+            i.quota_warn_percent > 0.0 && i.quota_warn_percent <= 100.0,
+            &["inspection", "quota_warn_percent"],
+            "quota_warn_percent",
+            i.quota_warn_percent,
+            "a percentage above 0 and at most 100",
+        )?;
+        self.require(
+            i.index_spread_fail > i.index_spread_warn,
+            &["inspection", "index_spread_fail"],
+            "index_spread_fail",
+            i.index_spread_fail,
+            "above index_spread_warn",
+        )?;
+        self.require(
+            i.hot_prefix_warn_per_second > 0.0 && i.hot_prefix_warn_per_second.is_finite(),
+            &["inspection", "hot_prefix_warn_per_second"],
+            "hot_prefix_warn_per_second",
+            i.hot_prefix_warn_per_second,
+            "a number above 0",
+        )?;
+        self.require(
+            i.hot_prefix_fail_per_second > i.hot_prefix_warn_per_second
+                && i.hot_prefix_fail_per_second.is_finite(),
+            &["inspection", "hot_prefix_fail_per_second"],
+            "hot_prefix_fail_per_second",
+            i.hot_prefix_fail_per_second,
+            "above hot_prefix_warn_per_second",
+        )?;
+        self.require(
+            i.read_latency_warn_ms > 0.0 && i.read_latency_warn_ms.is_finite(),
+            &["inspection", "read_latency_warn_ms"],
+            "read_latency_warn_ms",
+            i.read_latency_warn_ms,
+            "a number above 0",
+        )?;
+        self.require(
+            i.read_latency_fail_ms > i.read_latency_warn_ms && i.read_latency_fail_ms.is_finite(),
+            &["inspection", "read_latency_fail_ms"],
+            "read_latency_fail_ms",
+            i.read_latency_fail_ms,
+            "above read_latency_warn_ms",
         )
     }
 }
@@ -645,6 +723,39 @@ mod tests {
             msg.ends_with(
                 "keep = 0 is not allowed: it must be at least 1 (the newest backup is always kept)"
             ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn inspection_limits_are_checked_at_their_line() {
+        let (line, col, msg) = error(&format!("{CLUSTER}{THREE}[inspection]\nprefix_depth = 0\n"));
+        assert_eq!((line, col), (15, 16));
+        assert!(
+            msg.ends_with("prefix_depth = 0 is not allowed: it must be at least 1"),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[inspection]\nhot_prefix_warn_per_second = 10.0\nhot_prefix_fail_per_second = 5.0\n"
+        ));
+        assert_eq!(line, 16);
+        assert!(
+            msg.ends_with("it must be above hot_prefix_warn_per_second"),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[inspection]\nhot_prefix_window = \"soon\"\n"
+        ));
+        assert_eq!(line, 15);
+        assert!(
+            msg.contains("hot_prefix_window = \"soon\" is not a duration"),
+            "{msg}"
+        );
+        let (_, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[inspection]\nscan_page_bytes = 1024\n"
+        ));
+        assert!(
+            msg.ends_with("it must be at least 1048576 (1 MiB)"),
             "{msg}"
         );
     }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod inspect;
 pub mod provision;
 pub mod rules;
 pub mod status;

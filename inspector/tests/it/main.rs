@@ -1,0 +1,121 @@
+//! Integration tests of the inspector: golden renderings of a fixed report, and inspections
+//! of real 3-member clusters (the real `cairn-server` binary and Debian's etcd 3.4).
+
+mod cairn;
+mod etcd;
+mod golden;
+mod serve;
+
+use std::time::Duration;
+
+use cairn_inspector::{
+    inspect, CheckId, Clock, EtcdSource, Expected, Limits, Options, Report, StateStore, Status,
+    SystemClock, Target, TlsFiles,
+};
+use cairn_testkit::{Cluster, Kind};
+
+/// How long a cluster may take to agree on a leader.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one request may take before the inspector gives up on a member.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A 3-member cluster of this build's cairn-server.
+pub fn cairn_cluster() -> cairn_testkit::ClusterBuilder {
+    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
+    Cluster::builder(Kind::Cairn).cairn_binary(binary)
+}
+
+/// The default limits, but a short hot-prefix window, and read latency limits a loaded
+/// test machine meets (these tests check the wiring, not the machine's speed).
+pub fn test_limits() -> Limits {
+    let mut limits = Limits {
+        hot_prefix_window: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    limits.inspection.read_latency_warn_ms = 5_000.0;
+    limits.inspection.read_latency_fail_ms = 10_000.0;
+    limits.alerts.fsync_p99_warning_seconds = 5.0;
+    limits.alerts.fsync_p99_critical_seconds = 10.0;
+    limits.alerts.commit_p99_seconds = 5.0;
+    limits
+}
+
+/// Every member of `c` as a target, by its name.
+pub fn targets(c: &Cluster) -> Vec<Target> {
+    c.members()
+        .iter()
+        .map(|m| Target {
+            name: m.name().to_string(),
+            endpoint: m.client_url(),
+            metrics: None,
+        })
+        .collect()
+}
+
+/// Options expecting exactly `c`'s members.
+pub fn options(c: &Cluster, limits: Limits) -> Options {
+    Options {
+        cluster: "test".into(),
+        expected: c
+            .members()
+            .iter()
+            .map(|m| Expected {
+                name: Some(m.name().to_string()),
+                client_url: m.client_url(),
+            })
+            .collect(),
+        limits,
+        local_pki: None,
+    }
+}
+
+/// The TLS files of `c`'s test PKI, when it has one.
+pub fn tls_files(c: &Cluster) -> Option<TlsFiles> {
+    c.pki().map(|p| TlsFiles {
+        ca: p.ca_file(),
+        cert: p.client_cert_file(),
+        key: p.client_key_file(),
+    })
+}
+
+/// Inspects `c` once.
+pub async fn inspect_cluster(
+    c: &Cluster,
+    options: &Options,
+    clock: &dyn Clock,
+    store: &dyn StateStore,
+) -> Report {
+    let source =
+        EtcdSource::new(targets(c), tls_files(c).as_ref(), REQUEST_TIMEOUT).expect("etcd source");
+    inspect(&source, clock, store, options)
+        .await
+        .expect("inspection")
+}
+
+/// Panics with the whole report unless every check passed.
+pub fn assert_all_pass(report: &Report) {
+    let text = cairn_inspector::render::table::render(
+        report,
+        cairn_inspector::render::table::Style {
+            color: false,
+            verbose: true,
+        },
+    );
+    assert_eq!(report.checks.len(), CheckId::ALL.len(), "{text}");
+    for c in &report.checks {
+        assert_eq!(c.status, Status::Pass, "{} did not pass:\n{text}", c.check);
+    }
+}
+
+/// A client of the whole cluster.
+pub async fn client(c: &Cluster) -> etcd_client::Client {
+    let endpoints: Vec<String> = c.members().iter().map(|m| m.client_url()).collect();
+    etcd_client::Client::connect(endpoints, None)
+        .await
+        .expect("connect")
+}
+
+/// The system clock, for tests that do not move time.
+pub fn clock() -> SystemClock {
+    SystemClock
+}
