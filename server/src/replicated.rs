@@ -423,6 +423,21 @@ impl StateMachine for Applier {
         backend.flush()
     }
 
+    fn tick(&mut self) {
+        // Writes applied just before the member went idle reach the backend too.
+        if self.persisted_at.elapsed() < PERSIST_INTERVAL {
+            return;
+        }
+        let shared = self.parts.shared.clone();
+        let mut store = shared.store.write();
+        if store.has_pending() {
+            if let Err(e) = store.persist() {
+                fatal(&e);
+            }
+        }
+        self.persisted_at = Instant::now();
+    }
+
     fn install_snapshot(&mut self, leader: u64, index: u64) -> Result<(), Error> {
         let shared = self.parts.shared.clone();
         let job = self.installer.install(&shared, leader, index)?;

@@ -38,6 +38,9 @@ pub trait StateMachine: Send + 'static {
     /// Replaces the state with the leader's image, which holds at least everything up to
     /// `index` (raft sent a snapshot because the entries this member needs are compacted).
     fn install_snapshot(&mut self, leader: u64, index: u64) -> Result<(), Error>;
+    /// Called every raft tick (heartbeat interval), for work due with time rather than with
+    /// entries.
+    fn tick(&mut self) {}
 }
 
 /// Timing and identity of a raft node.
@@ -253,6 +256,7 @@ async fn run(
         tokio::select! {
             _ = tick.tick() => {
                 node.raw.tick();
+                node.state_machine.tick();
             }
             msg = inbox.recv() => {
                 let Some(msg) = msg else { return };
