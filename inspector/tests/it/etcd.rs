@@ -7,21 +7,13 @@ use cairn_inspector::{CheckId, NoStore, Status};
 use cairn_testkit::{Cluster, Kind};
 
 use crate::{
-    assert_all_pass, client, clock, inspect_cluster, options, test_limits, LEADER_TIMEOUT,
+    client, clock, inspect_cluster, inspect_healthy, options, test_limits, LEADER_TIMEOUT,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_etcd_cluster_passes_every_check() {
     let mut c = Cluster::builder(Kind::Etcd).start().expect("etcd cluster");
-    c.wait_leader(LEADER_TIMEOUT).expect("leader");
-    let mut kv = client(&c).await;
-    for i in 0..50 {
-        kv.put(format!("/registry/pods/p{i}"), "v", None)
-            .await
-            .expect("put");
-    }
-    let report = inspect_cluster(&c, &options(&c, test_limits()), &clock(), &NoStore).await;
-    assert_all_pass(&report);
+    let report = inspect_healthy(&mut c).await;
     let consistency = report.check(CheckId::Consistency).expect("consistency");
     assert_eq!(
         consistency

@@ -9,8 +9,8 @@ mod serve;
 use std::time::Duration;
 
 use cairn_inspector::{
-    inspect, CheckId, Clock, EtcdSource, Expected, Limits, Options, Report, StateStore, Status,
-    SystemClock, Target, TlsFiles,
+    inspect, CheckId, Clock, EtcdSource, Expected, Limits, NoStore, Options, Report, StateStore,
+    Status, SystemClock, Target, TlsFiles,
 };
 use cairn_testkit::{Cluster, Kind};
 
@@ -105,6 +105,21 @@ pub fn assert_all_pass(report: &Report) {
     for c in &report.checks {
         assert_eq!(c.status, Status::Pass, "{} did not pass:\n{text}", c.check);
     }
+}
+
+/// Waits for a leader, writes 50 keys under `/registry/pods/` and inspects `c`, which must
+/// pass every check: the healthy case, on either server.
+pub async fn inspect_healthy(c: &mut Cluster) -> Report {
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    let mut kv = client(c).await;
+    for i in 0..50 {
+        kv.put(format!("/registry/pods/p{i}"), "v", None)
+            .await
+            .expect("put");
+    }
+    let report = inspect_cluster(c, &options(c, test_limits()), &clock(), &NoStore).await;
+    assert_all_pass(&report);
+    report
 }
 
 /// A client of the whole cluster.
