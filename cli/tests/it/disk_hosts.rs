@@ -70,15 +70,18 @@ fn check_disk_runs_on_every_inventory_host_and_names_an_unreachable_one() {
     assert_eq!(out.code, if all_passed { 0 } else { 1 }, "{stderr}");
 
     // Again, as a table: the binary is not copied a second time.
-    let inodes: Vec<u64> = hosts
-        .hosts
-        .iter()
-        .map(|h| {
-            std::fs::metadata(h.path("/usr/local/bin/cairn"))
-                .expect("binary")
-                .ino()
-        })
-        .collect();
+    let pushed_inodes = || -> Vec<u64> {
+        hosts
+            .hosts
+            .iter()
+            .map(|h| {
+                std::fs::metadata(h.path("/usr/local/bin/cairn"))
+                    .expect("binary")
+                    .ino()
+            })
+            .collect()
+    };
+    let inodes = pushed_inodes();
     let out = cairn(&["check", "disk", "-i", inventory, "--size-mib", "1"]);
     let text = &out.stdout;
     eprint!("{text}");
@@ -97,15 +100,7 @@ fn check_disk_runs_on_every_inventory_host_and_names_an_unreachable_one() {
         }
         assert!(["PASS", "FAIL"].contains(&cells[4]), "{line}");
     }
-    let again: Vec<u64> = hosts
-        .hosts
-        .iter()
-        .map(|h| {
-            std::fs::metadata(h.path("/usr/local/bin/cairn"))
-                .expect("binary")
-                .ino()
-        })
-        .collect();
+    let again = pushed_inodes();
     assert_eq!(again, inodes, "the binary was copied again");
 
     // A fourth host with nothing listening: named in the error, the others still checked.
