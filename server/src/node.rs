@@ -79,15 +79,20 @@ pub struct Node {
     peers: Option<Arc<Peers>>,
 }
 
+/// The store can no longer be trusted to match the log or what clients were told: stop at
+/// once, like etcd.
+pub(crate) fn fatal(e: &crate::Error) -> ! {
+    tracing::error!(error = %e, "storage failure, stopping");
+    std::process::exit(1);
+}
+
 impl Shared {
     /// The store with every applied write in its backend, for readers of the backend itself
     /// (hashes, snapshots): the replicated write path batches its backend writes.
     pub fn read_persisted(&self) -> RwLockReadGuard<'_, MvccStore> {
         let mut store = self.store.write();
         if let Err(e) = store.persist() {
-            // The write path stops the member on the same failure.
-            tracing::error!(error = %e, "storage failure, stopping");
-            std::process::exit(1);
+            fatal(&e);
         }
         RwLockWriteGuard::downgrade(store)
     }

@@ -19,7 +19,7 @@ use crate::consensus::membership::Membership;
 use crate::consensus::{Peers, RaftHandle, StateMachine};
 use crate::kv::{apply, Applied};
 use crate::mvcc::{Backend, CompactionJob, MvccStore};
-use crate::node::Shared;
+use crate::node::{fatal, Shared};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::Error;
 
@@ -456,10 +456,4 @@ impl StateMachine for Applier {
         self.applied.send_replace(applied);
         Ok(())
     }
-}
-
-/// The store can no longer be trusted to match the log: stop at once, like etcd.
-fn fatal(e: &Error) -> ! {
-    tracing::error!(error = %e, "storage failure, stopping");
-    std::process::exit(1);
 }

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::kv::{apply, Applied};
 use crate::metrics::Metrics;
 use crate::mvcc::{CompactionJob, MvccStore};
-use crate::node::Shared;
+use crate::node::{fatal, Shared};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::Error;
 
@@ -292,10 +292,4 @@ pub(crate) fn compactor(shared: &Shared, jobs: std_mpsc::Receiver<CompactionJob>
         tracing::info!(rev, took = ?started.elapsed(), "finished compaction");
         shared.compacted.send_replace(rev);
     }
-}
-
-/// The store can no longer be trusted to match what clients were told: stop at once, like etcd.
-fn fatal(e: &Error) -> ! {
-    tracing::error!(error = %e, "storage failure, stopping");
-    std::process::exit(1);
 }
