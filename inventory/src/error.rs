@@ -59,6 +59,26 @@ pub enum Error {
         /// Line of the first use.
         first_line: usize,
     },
+    /// Two local members listening on one address and port.
+    #[error("{at}: {address}:{port} is already {other}'s; members on one machine need ports of their own")]
+    PortTaken {
+        /// The second use.
+        at: Location,
+        /// The address.
+        address: String,
+        /// The port.
+        port: u16,
+        /// The member that has it first.
+        other: String,
+    },
+    /// A local member on an address that is not this machine's loopback.
+    #[error("{at}: \"{address}\" is not a loopback address; with transport = \"local\" every member runs on this machine: use 127.0.0.1 (or another 127.x.y.z)")]
+    NotLoopback {
+        /// Where.
+        at: Location,
+        /// The address as written.
+        address: String,
+    },
     /// An address that is neither an IP address nor a DNS name.
     #[error("{at}: \"{address}\" is neither an IP address nor a DNS name; write e.g. 10.0.0.1 or etcd1.example.com")]
     InvalidAddress {

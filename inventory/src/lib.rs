@@ -29,7 +29,7 @@ use std::time::Duration;
 pub use arg::InventoryArg;
 pub use error::Error;
 pub use location::Location;
-pub use model::{Alerts, Backup, Cluster, Host, Inspection, ServerKind, Ssh, Tls};
+pub use model::{Alerts, Backup, Cluster, Host, Inspection, ServerKind, Ssh, Tls, Transport};
 pub use warning::Warning;
 
 use validate::Checker;
@@ -140,6 +140,14 @@ impl Inventory {
             mut inspection,
         } = file;
         cluster.binary = paths::resolve(dir, &cluster.binary);
+        let mut hosts = hosts;
+        if cluster.transport == Transport::Local {
+            // The members run here: their directories are local paths like the others.
+            cluster.data_dir = paths::resolve(dir, &cluster.data_dir);
+            for h in &mut hosts {
+                h.data_dir = h.data_dir.as_deref().map(|p| paths::resolve(dir, p));
+            }
+        }
         ssh.identity_file = paths::resolve(dir, &ssh.identity_file);
         ssh.known_hosts = paths::resolve(dir, &ssh.known_hosts);
         if let Some(tls) = &mut tls {

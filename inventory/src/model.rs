@@ -42,6 +42,18 @@ pub enum ServerKind {
     Etcd,
 }
 
+/// How the members are run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Real hosts, provisioned over SSH with systemd units.
+    #[default]
+    Ssh,
+    /// Every member on this machine, run in the foreground by `cairn up` with the same env
+    /// files; each member's files live under `data_dir/<name>/`.
+    Local,
+}
+
 /// `[cluster]`: what every member shares.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +63,9 @@ pub struct Cluster {
     /// Which server runs on the hosts.
     #[serde(default)]
     pub server: ServerKind,
+    /// How the tools reach the hosts: over SSH, or this machine's child processes (`cairn up`).
+    #[serde(default)]
+    pub transport: Transport,
     /// Local server binary pushed to every host (relative to this file's directory).
     pub binary: PathBuf,
     /// `--initial-cluster-token`: keeps members of different clusters apart.
@@ -65,7 +80,8 @@ pub struct Cluster {
     /// port (with a client certificate under TLS).
     #[serde(default)]
     pub metrics_port: Option<u16>,
-    /// `--data-dir` on every host (a host may override it).
+    /// `--data-dir` on every host (a host may override it). With `transport = "local"`, the
+    /// directory (relative to this file) holding each member's env file and data directory.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// `--quota-backend-bytes`; etcd's default (2 GiB) when absent.
@@ -176,6 +192,16 @@ pub struct Host {
     /// Data directory for this host instead of `[cluster] data_dir`.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// Client port for this host instead of `[cluster] client_port` (members sharing an
+    /// address, as `cairn up`'s do, need their own ports).
+    #[serde(default)]
+    pub client_port: Option<u16>,
+    /// Peer port for this host instead of `[cluster] peer_port`.
+    #[serde(default)]
+    pub peer_port: Option<u16>,
+    /// Metrics port for this host instead of `[cluster] metrics_port`.
+    #[serde(default)]
+    pub metrics_port: Option<u16>,
     /// Extra subject alternative names on this member's certificate.
     #[serde(default)]
     pub extra_sans: Vec<String>,

@@ -3,8 +3,9 @@
 //! the alert rules agree.
 
 use std::net::Ipv6Addr;
-use std::path::Path;
+use std::path::PathBuf;
 
+use crate::model::Transport;
 use crate::{Host, Inventory};
 
 impl Inventory {
@@ -22,7 +23,7 @@ impl Inventory {
         format!(
             "{}://{}",
             self.scheme(),
-            host_port(&host.address, self.cluster.client_port)
+            host_port(&host.address, self.client_port(host))
         )
     }
 
@@ -31,7 +32,7 @@ impl Inventory {
         format!(
             "{}://{}",
             self.scheme(),
-            host_port(&host.address, self.cluster.peer_port)
+            host_port(&host.address, self.peer_port(host))
         )
     }
 
@@ -54,24 +55,50 @@ impl Inventory {
         self.hosts.iter().map(|h| h.name.as_str()).collect()
     }
 
-    /// The member's `--data-dir` on its host.
-    pub fn data_dir<'a>(&'a self, host: &'a Host) -> &'a Path {
-        host.data_dir.as_deref().unwrap_or(&self.cluster.data_dir)
+    /// The member's client port.
+    pub fn client_port(&self, host: &Host) -> u16 {
+        host.client_port.unwrap_or(self.cluster.client_port)
+    }
+
+    /// The member's peer port.
+    pub fn peer_port(&self, host: &Host) -> u16 {
+        host.peer_port.unwrap_or(self.cluster.peer_port)
+    }
+
+    /// The member's plain-HTTP metrics port, when it has one.
+    pub fn metrics_port(&self, host: &Host) -> Option<u16> {
+        host.metrics_port.or(self.cluster.metrics_port)
+    }
+
+    /// The member's `--data-dir` on its host; with `transport = "local"`,
+    /// `data_dir/<name>/data` unless the host sets its own.
+    pub fn data_dir(&self, host: &Host) -> PathBuf {
+        match (&host.data_dir, self.cluster.transport) {
+            (Some(dir), _) => dir.clone(),
+            (None, Transport::Ssh) => self.cluster.data_dir.clone(),
+            (None, Transport::Local) => self.local_dir(host).join("data"),
+        }
+    }
+
+    /// With `transport = "local"`, the directory of the member's own files (env file, data):
+    /// `data_dir/<name>`.
+    pub fn local_dir(&self, host: &Host) -> PathBuf {
+        self.cluster.data_dir.join(&host.name)
     }
 
     /// The `host:port` Prometheus scrapes: the metrics port when set, else the client port.
     pub fn metrics_target(&self, host: &Host) -> String {
         host_port(
             &host.address,
-            self.cluster
-                .metrics_port
-                .unwrap_or(self.cluster.client_port),
+            self.metrics_port(host)
+                .unwrap_or_else(|| self.client_port(host)),
         )
     }
 
-    /// Whether the metrics target speaks TLS (only the client port does, under `[tls]`).
+    /// Whether the metrics targets speak TLS (only the client port does, under `[tls]`).
+    /// Validation has every member's metrics on a metrics port, or none.
     pub fn metrics_tls(&self) -> bool {
-        self.tls.is_some() && self.cluster.metrics_port.is_none()
+        self.tls.is_some() && self.hosts.iter().all(|h| self.metrics_port(h).is_none())
     }
 
     /// SSH user for `host`.
@@ -152,5 +179,24 @@ mod tests {
         assert_eq!(inv.data_dir(b), Path::new("/var/lib/cairn"));
         assert_eq!((inv.ssh_user(a), inv.ssh_port(a)), ("ops", 22));
         assert_eq!((inv.ssh_user(b), inv.ssh_port(b)), ("root", 2222));
+    }
+
+    #[test]
+    fn local_members_share_an_address_with_ports_and_directories_of_their_own() {
+        let inv = inventory(
+            "transport = \"local\"\ndata_dir = \"up\"\n[tls]\n",
+            "[[hosts]]\nname = \"m1\"\naddress = \"127.0.0.1\"\nclient_port = 2379\npeer_port = 2380\n\
+             [[hosts]]\nname = \"m2\"\naddress = \"127.0.0.1\"\nclient_port = 12379\npeer_port = 12380\n",
+        );
+        let (m1, m2) = (&inv.hosts[0], &inv.hosts[1]);
+        assert_eq!(
+            inv.initial_cluster(),
+            "m1=https://127.0.0.1:2380,m2=https://127.0.0.1:12380"
+        );
+        assert_eq!(inv.client_url(m2), "https://127.0.0.1:12379");
+        assert_eq!(inv.local_dir(m1), Path::new("/etc/cairn/up/m1"));
+        assert_eq!(inv.data_dir(m2), Path::new("/etc/cairn/up/m2/data"));
+        assert_eq!(inv.metrics_target(m2), "127.0.0.1:12379");
+        assert!(inv.metrics_tls());
     }
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::model::File;
+use crate::model::{Cluster, File, Host, Transport};
 use crate::{Error, Location, Warning};
 
 /// Points errors at the inventory's text.
@@ -105,25 +105,14 @@ impl Checker<'_> {
             "\"\"",
             "non-empty (a different token per cluster)",
         )?;
-        let mut ports = vec![("client_port", c.client_port), ("peer_port", c.peer_port)];
-        ports.extend(c.metrics_port.map(|p| ("metrics_port", p)));
-        for (i, &(key, port)) in ports.iter().enumerate() {
-            self.require(
-                port != 0,
-                &["cluster", key],
-                key,
-                port,
-                "a port from 1 to 65535",
-            )?;
-            if let Some(&(other, _)) = ports[..i].iter().find(|(_, p)| *p == port) {
-                return Err(Error::PortClash {
-                    at: self.at(&["cluster", key]),
-                    key,
-                    port,
-                    other,
-                });
-            }
-        }
+        self.ports(
+            &["cluster"],
+            [
+                ("client_port", Some(c.client_port)),
+                ("peer_port", Some(c.peer_port)),
+                ("metrics_port", c.metrics_port),
+            ],
+        )?;
         self.require(
             c.heartbeat_interval_ms > 0,
             &["cluster", "heartbeat_interval_ms"],
@@ -140,6 +129,44 @@ impl Checker<'_> {
         )
     }
 
+    /// Ports from 1 to 65535, each its own number; `table` is where they are set.
+    fn ports(&self, table: &[&str], ports: [(&'static str, Option<u16>); 3]) -> Result<(), Error> {
+        let ports: Vec<(&'static str, u16)> =
+            ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect();
+        let at = |key: &'static str| [table, &[key]].concat();
+        for (i, &(key, port)) in ports.iter().enumerate() {
+            self.require(port != 0, &at(key), key, port, "a port from 1 to 65535")?;
+            if let Some(&(other, _)) = ports[..i].iter().find(|(_, p)| *p == port) {
+                return Err(Error::PortClash {
+                    at: self.at(&at(key)),
+                    key,
+                    port,
+                    other,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A member's own ports (its overrides over `[cluster]`'s), as it will listen on them.
+    fn host_ports(
+        &self,
+        c: &Cluster,
+        h: &Host,
+        index: &str,
+    ) -> Result<Vec<(&'static str, u16)>, Error> {
+        let host_set = h.client_port.is_some() || h.peer_port.is_some() || h.metrics_port.is_some();
+        let ports = [
+            ("client_port", Some(h.client_port.unwrap_or(c.client_port))),
+            ("peer_port", Some(h.peer_port.unwrap_or(c.peer_port))),
+            ("metrics_port", h.metrics_port.or(c.metrics_port)),
+        ];
+        if host_set {
+            self.ports(&["hosts", index], ports)?;
+        }
+        Ok(ports.iter().filter_map(|&(k, p)| Some((k, p?))).collect())
+    }
+
     fn hosts(&self, f: &File) -> Result<Vec<Warning>, Error> {
         if f.hosts.is_empty() {
             return Err(Error::NoHosts {
@@ -148,6 +175,7 @@ impl Checker<'_> {
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut addresses: HashMap<String, usize> = HashMap::new();
+        let mut listening: HashMap<(String, u16), &str> = HashMap::new();
         for (i, h) in f.hosts.iter().enumerate() {
             let index = i.to_string();
             let name_at = self.at(&["hosts", &index, "name"]);
@@ -172,11 +200,48 @@ impl Checker<'_> {
                     address: h.address.clone(),
                 });
             };
-            if let Some(first_line) = addresses.insert(address, address_at.line) {
-                return Err(Error::DuplicateAddress {
-                    at: address_at,
-                    address: h.address.clone(),
-                    first_line,
+            let ports = self.host_ports(&f.cluster, h, &index)?;
+            match f.cluster.transport {
+                Transport::Ssh => {
+                    if let Some(first_line) = addresses.insert(address, address_at.line) {
+                        return Err(Error::DuplicateAddress {
+                            at: address_at,
+                            address: h.address.clone(),
+                            first_line,
+                        });
+                    }
+                }
+                Transport::Local => {
+                    if !h.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+                        return Err(Error::NotLoopback {
+                            at: address_at,
+                            address: h.address.clone(),
+                        });
+                    }
+                    for (key, port) in ports {
+                        if let Some(other) = listening.insert((address.clone(), port), &h.name) {
+                            return Err(Error::PortTaken {
+                                at: self.at(&["hosts", &index, key]),
+                                address: h.address.clone(),
+                                port,
+                                other: other.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        // Prometheus scrapes all members of a job with one scheme: metrics ports on every
+        // member (plain HTTP) or on none (the client port, with TLS under [tls]).
+        if f.cluster.metrics_port.is_none() {
+            let with: Vec<_> = f.hosts.iter().map(|h| h.metrics_port.is_some()).collect();
+            if let Some(i) = with.iter().position(|&w| w != with[0]) {
+                let index = i.to_string();
+                return Err(Error::InvalidValue {
+                    at: self.at(&["hosts", &index, "name"]),
+                    key: "metrics_port",
+                    value: if with[i] { "set" } else { "not set" }.into(),
+                    expected: "set on every host or on none (or once in [cluster])",
                 });
             }
         }
@@ -481,6 +546,8 @@ mod tests {
             | Error::DuplicateAddress { at, .. }
             | Error::InvalidAddress { at, .. }
             | Error::PortClash { at, .. }
+            | Error::PortTaken { at, .. }
+            | Error::NotLoopback { at, .. }
             | Error::InvalidDuration { at, .. }
             | Error::InvalidValue { at, .. }
             | Error::Syntax { at, .. }
@@ -549,6 +616,64 @@ mod tests {
             .replace("10.0.0.3", "A.example")
             .replace("10.0.0.2", "a.EXAMPLE");
         assert_eq!(error(&text).0, 13);
+    }
+
+    #[test]
+    fn local_members_share_an_address_but_not_a_port() {
+        const LOCAL: &str = "[cluster]\nname = \"main\"\nbinary = \"cairn-server\"\ntoken = \"t\"\ntransport = \"local\"\n";
+        let host = |name: &str, client: u16, peer: u16| {
+            format!("[[hosts]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nclient_port = {client}\npeer_port = {peer}\n")
+        };
+        let ok = format!(
+            "{LOCAL}{}{}",
+            host("a", 2379, 2380),
+            host("b", 12379, 12380)
+        );
+        assert!(Inventory::parse(Path::new("cairn.toml"), ok).is_ok());
+
+        let (line, col, msg) = error(&format!(
+            "{LOCAL}{}{}",
+            host("a", 2379, 2380),
+            host("b", 12379, 2379)
+        ));
+        assert_eq!((line, col), (15, 13));
+        assert!(
+            msg.ends_with(
+                "127.0.0.1:2379 is already a's; members on one machine need ports of their own"
+            ),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{LOCAL}{}{}",
+            host("a", 2379, 2380),
+            host("b", 2380, 2380)
+        ));
+        assert_eq!(line, 15);
+        assert!(
+            msg.ends_with("peer_port 2380 is also the client_port; give each port its own number"),
+            "{msg}"
+        );
+        let (_, _, msg) =
+            error(&format!("{LOCAL}{}", host("a", 2379, 2380)).replace("127.0.0.1", "10.0.0.1"));
+        assert!(
+            msg.contains("\"10.0.0.1\" is not a loopback address"),
+            "{msg}"
+        );
+        // Over SSH, one address is one machine: the ports do not make two hosts of it.
+        let (_, _, msg) = error(&format!(
+            "{CLUSTER}{}{}",
+            host("a", 2379, 2380),
+            host("b", 12379, 12380)
+        ));
+        assert!(msg.ends_with("each member needs its own host"), "{msg}");
+        // One scrape scheme per job: metrics ports on every member or none.
+        let (line, _, msg) = error(&format!(
+            "{LOCAL}{}metrics_port = 2381\n{}",
+            host("a", 2379, 2380),
+            host("b", 12379, 12380)
+        ));
+        assert_eq!(line, 13);
+        assert!(msg.contains("set on every host or on none"), "{msg}");
     }
 
     #[test]

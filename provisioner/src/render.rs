@@ -51,7 +51,7 @@ pub fn env_file(inventory: &Inventory, host: &Host) -> String {
         vars.push(("ETCD_AUTO_COMPACTION_MODE", mode.into()));
         vars.push(("ETCD_AUTO_COMPACTION_RETENTION", ac.retention.clone()));
     }
-    if cluster.metrics_port.is_some() {
+    if inventory.metrics_port(host).is_some() {
         let target = inventory.metrics_target(host);
         vars.push(("ETCD_LISTEN_METRICS_URLS", format!("http://{target}")));
     }

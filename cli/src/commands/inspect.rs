@@ -109,7 +109,7 @@ fn from_inventory(inventory: &Inventory) -> Plan {
             .map(|h| Target {
                 name: h.name.clone(),
                 endpoint: inventory.client_url(h),
-                metrics: inventory.cluster.metrics_port.map(|_| {
+                metrics: inventory.metrics_port(h).map(|_| {
                     let scheme = if inventory.metrics_tls() {
                         "https"
                     } else {
