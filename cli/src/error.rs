@@ -27,6 +27,9 @@ pub enum Error {
     /// Provisioning or a status query failed.
     #[error(transparent)]
     Provision(#[from] cairn_provisioner::Error),
+    /// Signal handlers could not be installed.
+    #[error("cannot handle signals: {0}")]
+    Signal(#[source] std::io::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),

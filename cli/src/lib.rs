@@ -40,6 +40,9 @@ pub enum Command {
     Rules(commands::rules::RulesArgs),
     /// The cluster table: each member's leader flag, revision, database size and version.
     Status(commands::status::StatusArgs),
+    /// Run a local cluster (`transport = "local"`, e.g. examples/local.toml) in the
+    /// foreground: certificates, env files, every member's output; Ctrl-C stops it.
+    Up(commands::up::UpArgs),
 }
 
 /// How results are printed.
@@ -62,5 +65,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Provision(args) => commands::provision::run(args),
         Command::Rules(args) => commands::rules::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Up(args) => commands::up::run(args),
     }
 }

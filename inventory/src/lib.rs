@@ -188,22 +188,22 @@ impl Inventory {
         &self.warnings
     }
 
-    /// The local files that provisioning needs: the server binary, the SSH key and, when set,
-    /// the operator's CA. Separate from [`Inventory::load`] because tools that only read the
+    /// The local files that provisioning needs: the server binary, the SSH key (not for
+    /// `transport = "local"`) and, when set, the operator's CA. Separate from [`Inventory::load`] because tools that only read the
     /// cluster's shape (alert rules, dashboards) run where these files are not.
     pub fn check_local_files(&self) -> Result<(), Error> {
-        let mut files = vec![
-            (
-                ["cluster", "binary"],
-                "binary",
-                self.cluster.binary.as_path(),
-            ),
-            (
+        let mut files = vec![(
+            ["cluster", "binary"],
+            "binary",
+            self.cluster.binary.as_path(),
+        )];
+        if self.cluster.transport == Transport::Ssh {
+            files.push((
                 ["ssh", "identity_file"],
                 "identity_file",
                 self.ssh.identity_file.as_path(),
-            ),
-        ];
+            ));
+        }
         if let Some(tls) = &self.tls {
             files.extend(
                 tls.ca_cert

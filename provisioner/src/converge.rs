@@ -307,7 +307,11 @@ where
 }
 
 /// Waits until `member` answers and knows a leader.
-async fn wait_healthy<P: Probe>(probe: &P, member: &str, limits: &Limits) -> Result<(), Error> {
+pub(crate) async fn wait_healthy<P: Probe>(
+    probe: &P,
+    member: &str,
+    limits: &Limits,
+) -> Result<(), Error> {
     poll_until(member, limits, || async {
         let s = probe.status(member).await?;
         Ok((s.has_leader(), "it answers but knows no leader".to_string()))

@@ -11,6 +11,42 @@ pub enum Error {
     /// The inventory is unusable (also a missing binary or key file).
     #[error(transparent)]
     Inventory(#[from] cairn_inventory::Error),
+    /// `cairn up` was given an inventory of remote hosts.
+    #[error("{}: transport is \"ssh\": cairn up runs members on this machine; set [cluster] transport = \"local\" (see examples/local.toml), or use cairn provision for these hosts", path.display())]
+    NotLocal {
+        /// The inventory.
+        path: PathBuf,
+    },
+    /// A local member's process could not be started.
+    #[error("cannot start {member} ({}): {source}; build it with cargo build --release -p cairn-server or fix [cluster] binary", binary.display())]
+    Spawn {
+        /// The member.
+        member: String,
+        /// The binary.
+        binary: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A local member's process ended on its own.
+    #[error("member {member} exited ({status}); its last lines:\n{}", last_lines.join("\n"))]
+    MemberExited {
+        /// The member.
+        member: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// What it printed last.
+        last_lines: Vec<String>,
+    },
+    /// Waiting for a local member's process failed.
+    #[error("cannot wait for member {member}: {source}")]
+    Wait {
+        /// The member.
+        member: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A local file could not be read.
     #[error("{}: {source}", path.display())]
     LocalRead {

@@ -15,7 +15,8 @@
 //!    healthy, leadership handed over before the leader restarts;
 //! 5. [`status`]: the cluster table, from each member ([`probe`]).
 //!
-//! [`disk_check`] reuses the transport for `cairn check disk` on every host.
+//! [`disk_check`] reuses the transport for `cairn check disk` on every host; [`local`] runs a
+//! `transport = "local"` inventory's members on this machine (`cairn up`).
 //!
 //! Hosts, the cluster and the clock are traits ([`host::Host`], [`probe::Probe`], [`Clock`]):
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests
@@ -31,6 +32,7 @@ mod fake;
 pub mod host;
 pub mod known_hosts;
 pub mod layout;
+pub mod local;
 mod local_file;
 pub mod pki;
 pub mod plan;

@@ -8,10 +8,37 @@ use cairn_inventory::{Host, Inventory, ServerKind};
 
 use crate::layout;
 
-/// The member's env file: identity, URLs, bootstrap, raft timings, storage and TLS settings.
-/// `ETCD_INITIAL_CLUSTER_STATE` is always `new`: members with data ignore it, so the file
-/// stays the same once the cluster runs.
+/// Where a member's env file says its TLS files are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// The CA certificate (bundle) it trusts.
+    pub ca: String,
+    /// Its certificate.
+    pub cert: String,
+    /// Its key.
+    pub key: String,
+}
+
+impl TlsPaths {
+    /// The fixed paths on a provisioned host ([`layout`]).
+    pub fn on_host() -> Self {
+        Self {
+            ca: layout::CA_CERT.into(),
+            cert: layout::MEMBER_CERT.into(),
+            key: layout::MEMBER_KEY.into(),
+        }
+    }
+}
+
+/// The member's env file on a provisioned host: [`env_vars`] with the fixed TLS paths.
 pub fn env_file(inventory: &Inventory, host: &Host) -> String {
+    format_env_file(inventory, &env_vars(inventory, host, &TlsPaths::on_host()))
+}
+
+/// The member's etcd variables: identity, URLs, bootstrap, raft timings, storage and TLS
+/// settings (with `tls` as its files). `ETCD_INITIAL_CLUSTER_STATE` is always `new`: members
+/// with data ignore it, so the file stays the same once the cluster runs.
+pub fn env_vars(inventory: &Inventory, host: &Host, tls: &TlsPaths) -> Vec<(&'static str, String)> {
     let cluster = &inventory.cluster;
     let client_url = inventory.client_url(host);
     let peer_url = inventory.peer_url(host);
@@ -57,22 +84,27 @@ pub fn env_file(inventory: &Inventory, host: &Host) -> String {
     }
     if inventory.tls.is_some() {
         vars.extend([
-            ("ETCD_CERT_FILE", layout::MEMBER_CERT.into()),
-            ("ETCD_KEY_FILE", layout::MEMBER_KEY.into()),
-            ("ETCD_TRUSTED_CA_FILE", layout::CA_CERT.into()),
+            ("ETCD_CERT_FILE", tls.cert.clone()),
+            ("ETCD_KEY_FILE", tls.key.clone()),
+            ("ETCD_TRUSTED_CA_FILE", tls.ca.clone()),
             ("ETCD_CLIENT_CERT_AUTH", "true".into()),
-            ("ETCD_PEER_CERT_FILE", layout::MEMBER_CERT.into()),
-            ("ETCD_PEER_KEY_FILE", layout::MEMBER_KEY.into()),
-            ("ETCD_PEER_TRUSTED_CA_FILE", layout::CA_CERT.into()),
+            ("ETCD_PEER_CERT_FILE", tls.cert.clone()),
+            ("ETCD_PEER_KEY_FILE", tls.key.clone()),
+            ("ETCD_PEER_TRUSTED_CA_FILE", tls.ca.clone()),
             ("ETCD_PEER_CLIENT_CERT_AUTH", "true".into()),
         ]);
     }
+    vars
+}
+
+/// `vars` as an EnvironmentFile, under a header naming the cluster.
+pub fn format_env_file(inventory: &Inventory, vars: &[(&str, String)]) -> String {
     let mut out = format!(
         "# Written by cairn provision from the inventory of cluster {}; edit the inventory, not this file.\n",
-        cluster.name
+        inventory.cluster.name
     );
     for (name, value) in vars {
-        let _ = writeln!(out, "{name}={}", env_value(&value));
+        let _ = writeln!(out, "{name}={}", env_value(value));
     }
     out
 }

@@ -6,3 +6,4 @@ pub mod inspect;
 pub mod provision;
 pub mod rules;
 pub mod status;
+pub mod up;

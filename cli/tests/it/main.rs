@@ -6,6 +6,7 @@ mod disk_hosts;
 mod inspect;
 mod provision;
 mod rules;
+mod up;
 
 use std::process::Command;
 

@@ -1,0 +1,269 @@
+//! `cairn up` as a newcomer runs it: a local 3-member TLS cluster of this workspace's
+//! cairn-server, used with Debian's etcdctl over TLS, stopped by SIGINT with no process left;
+//! started again on the same data; a member that cannot start stops the others; SIGKILL of
+//! `cairn up` takes the members with it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use cairn_testkit::{run_command, wait_until};
+
+use crate::BIN;
+
+/// How long the cluster may take to come up (debug builds on a loaded machine).
+const UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `cairn up` may take to stop its members.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A local inventory for three members on 127.0.0.1 with ports free right now.
+fn inventory(dir: &Path) -> PathBuf {
+    let listeners: Vec<TcpListener> = (0..6)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("port").port())
+        .collect();
+    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
+    let mut text = format!(
+        "[cluster]\nname = \"up\"\nbinary = \"{}\"\ntoken = \"up-1\"\ntransport = \"local\"\ndata_dir = \"members\"\n\n[tls]\n",
+        binary.display()
+    );
+    for (i, pair) in ports.chunks(2).enumerate() {
+        text.push_str(&format!(
+            "\n[[hosts]]\nname = \"m{}\"\naddress = \"127.0.0.1\"\nclient_port = {}\npeer_port = {}\n",
+            i + 1,
+            pair[0],
+            pair[1]
+        ));
+    }
+    let path = dir.join("cairn.toml");
+    std::fs::write(&path, text).expect("write inventory");
+    path
+}
+
+/// A running `cairn up`; dropping it interrupts it and, if that is not enough, kills it
+/// (its members get SIGTERM when it dies).
+struct Up {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Up {
+    fn start(inventory: &Path) -> Self {
+        let log = inventory.with_extension(format!("{}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(BIN)
+            .arg("up")
+            .arg(inventory)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start cairn up");
+        Self { child, log }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for `text` in the output; fails with the output when `cairn up` exits first.
+    fn wait_for(&mut self, text: &str) {
+        let mut exited = None;
+        let found = wait_until(&format!("cairn up to print {text:?}"), UP_TIMEOUT, || {
+            exited = self.child.try_wait().expect("try_wait");
+            exited.is_some() || self.output().contains(text)
+        });
+        assert!(
+            found.is_ok() && self.output().contains(text),
+            "{found:?} (exited: {exited:?})\n{}",
+            self.output()
+        );
+    }
+
+    /// The members' process IDs, from the `mN: pid P` lines.
+    fn pids(&self) -> Vec<u32> {
+        self.output()
+            .lines()
+            .filter_map(|l| l.split_once("| m")?.1.split_once(": pid ")?.1.parse().ok())
+            .collect()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut status = None;
+        wait_until("cairn up to exit", timeout, || {
+            status = self.child.try_wait().expect("try_wait");
+            status.is_some()
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.output()));
+        status.expect("exited")
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            let _ = wait_until("cairn up to exit", STOP_TIMEOUT, || {
+                !matches!(self.child.try_wait(), Ok(None))
+            });
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn gone(pids: &[u32]) -> bool {
+    pids.iter()
+        .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+}
+
+fn etcdctl(dir: &Path, endpoints: &str, args: &[&str]) -> cairn_testkit::CmdOutput {
+    let pki = dir.join("pki");
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg(format!("--cacert={}", pki.join("ca.pem").display()))
+        .arg(format!("--cert={}", pki.join("admin.pem").display()))
+        .arg(format!("--key={}", pki.join("admin-key.pem").display()))
+        .args(args);
+    run_command(cmd, Duration::from_secs(30)).expect("run etcdctl")
+}
+
+/// The endpoints from the printed etcdctl command line.
+fn endpoints(output: &str) -> String {
+    output
+        .split("--endpoints=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no etcdctl line in\n{output}"))
+        .to_string()
+}
+
+#[test]
+fn up_serves_etcdctl_over_tls_and_sigint_stops_every_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+
+    let mut up = Up::start(&inventory);
+    up.wait_for("Ctrl-C stops every member");
+    let out = up.output();
+    assert!(out.contains("certificates in"), "{out}");
+    assert!(out.contains(": 8 issued, 0 reused"), "{out}");
+    let endpoints = endpoints(&out);
+    assert_eq!(endpoints.matches("https://127.0.0.1:").count(), 3, "{out}");
+    let pids = up.pids();
+    assert_eq!(pids.len(), 3, "{out}");
+    // The env file is what a provisioned host gets, with local certificate paths.
+    let env = std::fs::read_to_string(dir.path().join("members/m2/cairn.env")).expect("env");
+    assert!(env.contains("ETCD_NAME=m2\n"), "{env}");
+    assert!(env.contains("ETCD_CLIENT_CERT_AUTH=true\n"), "{env}");
+    assert!(
+        env.contains(&format!(
+            "ETCD_PEER_CERT_FILE={}\n",
+            dir.path().join("pki/m2.pem").display()
+        )),
+        "{env}"
+    );
+
+    let put = etcdctl(dir.path(), &endpoints, &["put", "greeting", "hello"]);
+    assert!(put.success(), "{put:?}");
+    let status = etcdctl(
+        dir.path(),
+        &endpoints,
+        &["endpoint", "status", "-w", "json"],
+    );
+    assert!(status.success(), "{status:?}");
+    let rows: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    let leaders: Vec<u64> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["Status"]["leader"].as_u64().expect("leader"))
+        .collect();
+    assert_eq!(leaders.len(), 3);
+    assert!(leaders.iter().all(|&l| l != 0 && l == leaders[0]), "{rows}");
+
+    up.signal("-INT");
+    let exit = up.wait_exit(STOP_TIMEOUT);
+    let out = up.output();
+    assert!(exit.success(), "{exit:?}\n{out}");
+    for m in ["m1", "m2", "m3"] {
+        assert!(out.contains(&format!("{m}: exit status: 0")), "{out}");
+    }
+    assert!(gone(&pids), "members left behind: {pids:?}");
+
+    // Again: the same certificates and the same data.
+    let mut again = Up::start(&inventory);
+    again.wait_for("Ctrl-C stops every member");
+    let out = again.output();
+    assert!(out.contains(": 0 issued, 8 reused"), "{out}");
+    let get = etcdctl(
+        dir.path(),
+        &endpoints,
+        &["get", "greeting", "--print-value-only"],
+    );
+    assert_eq!((get.code, get.stdout.trim()), (0, "hello"), "{get:?}");
+    let pids = again.pids();
+    again.signal("-TERM");
+    assert!(again.wait_exit(STOP_TIMEOUT).success());
+    assert!(gone(&pids), "members left behind: {pids:?}");
+}
+
+#[test]
+fn a_member_that_cannot_start_stops_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let text = std::fs::read_to_string(&inventory).expect("inventory");
+    // m2's client port taken by someone else.
+    let m2_port: u16 = text
+        .split("name = \"m2\"")
+        .nth(1)
+        .and_then(|r| r.split("client_port = ").nth(1))
+        .and_then(|r| r.lines().next())
+        .and_then(|p| p.parse().ok())
+        .expect("m2's port");
+    let _taken = TcpListener::bind(("127.0.0.1", m2_port)).expect("take m2's port");
+
+    let mut up = Up::start(&inventory);
+    // It gives up on its own once m2 fails.
+    let exit = up.wait_exit(UP_TIMEOUT);
+    let out = up.output();
+    assert_eq!(exit.code(), Some(2), "{out}");
+    let error = out
+        .lines()
+        .find(|l| l.starts_with("cairn: "))
+        .unwrap_or_else(|| panic!("no error line in\n{out}"));
+    assert!(error.starts_with("cairn: member m2 exited"), "{error}");
+    let pids = up.pids();
+    assert_eq!(pids.len(), 3, "{out}");
+    assert!(gone(&pids), "members left behind: {pids:?}");
+}
+
+#[test]
+fn members_do_not_outlive_a_killed_cairn_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let mut up = Up::start(&inventory);
+    up.wait_for("Ctrl-C stops every member");
+    let pids = up.pids();
+    up.signal("-KILL");
+    up.wait_exit(STOP_TIMEOUT);
+    wait_until("the members to stop", STOP_TIMEOUT, || gone(&pids))
+        .unwrap_or_else(|e| panic!("{e}: {pids:?}"));
+}
