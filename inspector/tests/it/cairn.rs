@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use cairn_inspector::{CheckId, FixedClock, MemoryStore, NoStore, Status, Unit};
+use cairn_testkit::Kind;
 
 use crate::{
     assert_all_pass, cairn_cluster, client, clock, inspect_cluster, inspect_healthy, options,
@@ -233,4 +234,10 @@ async fn a_caught_up_learner_passes_and_its_lag_is_reported() {
             .any(|f| f.subject == name && f.name == "linearizable_read"),
         "learners refuse linearizable reads: {latency:?}"
     );
+}
+
+/// A member restored from another cluster's snapshot fails consistency, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restored_from_a_different_snapshot_fails_consistency_by_name() {
+    crate::restored_from_a_different_snapshot(Kind::Cairn).await;
 }

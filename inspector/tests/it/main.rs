@@ -134,3 +134,105 @@ pub async fn client(c: &Cluster) -> etcd_client::Client {
 pub fn clock() -> SystemClock {
     SystemClock
 }
+
+/// A member whose data differs: the cluster's snapshot is restored into m1 and m2 and
+/// another cluster's into m3, all with the same names, peers and token (so they form one
+/// cluster again), as an operator restoring the wrong file into one member would.
+/// `kind`'s own restore command does the restoring: `etcdctl snapshot restore` for etcd,
+/// `cairn-server snapshot restore` (the same flags) for cairn-server.
+pub async fn restored_from_a_different_snapshot(kind: Kind) {
+    let builder = match kind {
+        Kind::Cairn => cairn_cluster(),
+        Kind::Etcd => Cluster::builder(Kind::Etcd),
+    };
+    let mut c = builder.start().expect("cluster");
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let save = |m: &cairn_testkit::Member, prefix: &str, n: usize, file: &str| {
+        for i in 0..n {
+            let put = m
+                .etcdctl(&["put", &format!("{prefix}{i}"), "x"])
+                .expect("put");
+            assert!(put.success(), "{put:?}");
+        }
+        let path = dir.path().join(file);
+        let out = m
+            .etcdctl(&["snapshot", "save", &path.to_string_lossy()])
+            .expect("snapshot save");
+        assert!(out.success(), "{out:?}");
+        path
+    };
+    let ours = save(c.member(0), "/shared/", 5, "ours.db");
+    let mut other = cairn_testkit::Member::builder(kind);
+    if kind == Kind::Cairn {
+        other = other.cairn_binary(cairn_testkit::cairn_server_binary().expect("cairn-server"));
+    }
+    let other = other.start().expect("another single member");
+    // More keys than ours: m3 is at a later revision, and holds 5 foreign keys at ours.
+    let theirs = save(&other, "/foreign/", 7, "theirs.db");
+    drop(other);
+
+    let initial_cluster = c
+        .members()
+        .iter()
+        .map(|m| format!("{}={}", m.name(), m.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    for i in 0..3 {
+        c.member_mut(i).stop().expect("stop");
+    }
+    for i in 0..3 {
+        let m = c.member(i);
+        let data_dir = m.data_dir().to_path_buf();
+        std::fs::remove_dir_all(&data_dir).expect("remove the data dir");
+        let mut restore = match kind {
+            Kind::Etcd => {
+                let mut etcdctl = std::process::Command::new("etcdctl");
+                etcdctl.env("ETCDCTL_API", "3");
+                etcdctl
+            }
+            Kind::Cairn => std::process::Command::new(
+                cairn_testkit::cairn_server_binary().expect("cairn-server"),
+            ),
+        };
+        restore
+            .args(["snapshot", "restore"])
+            .arg(if i == 2 { &theirs } else { &ours })
+            .args(["--name", m.name(), "--initial-cluster", &initial_cluster])
+            .args(["--initial-cluster-token", "testkit-cluster"])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .arg("--data-dir")
+            .arg(&data_dir);
+        let out = cairn_testkit::run_command(restore, Duration::from_secs(60)).expect("restore");
+        assert!(out.success(), "{out:?}");
+    }
+    for i in 0..3 {
+        c.member_mut(i).spawn().expect("spawn");
+    }
+    for i in 0..3 {
+        c.member_mut(i).wait_ready().expect("ready");
+    }
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+
+    let report = inspect_cluster(&c, &options(&c, test_limits()), &clock(), &NoStore).await;
+    let consistency = report.check(CheckId::Consistency).expect("consistency");
+    assert_eq!(consistency.status, Status::Fail, "{consistency:?}");
+    assert!(
+        consistency
+            .summary
+            .starts_with("members disagree at revision "),
+        "{}",
+        consistency.summary
+    );
+    assert!(
+        consistency.summary.contains(" vs m3 hash "),
+        "{}",
+        consistency.summary
+    );
+    let m3_hash = consistency
+        .figures
+        .iter()
+        .find(|f| f.subject == "m3" && f.name == "hash")
+        .expect("m3's hash");
+    assert_eq!(m3_hash.status, Status::Fail, "{consistency:?}");
+}

@@ -118,7 +118,8 @@ impl SnapshotInstaller for PeerSnapshotInstaller {
             backend.write(batch)?;
             Ok(std::ops::ControlFlow::Continue(()))
         })?;
-        let meta = snapshot::restore_into(&path, &*backend, self.identity)?;
+        let meta =
+            snapshot::restore_into(&path, &*backend, snapshot::RestoreAs::Member(self.identity))?;
         let (fresh, pending) = MvccStore::open(backend)?;
         for (id, _) in store.leases().iter() {
             shared.lessor.stop(id);

@@ -515,15 +515,23 @@ pub fn status(path: &Path) -> Result<Status, Error> {
     })
 }
 
-/// Writes the keyspace and leases of a verified snapshot into an empty `backend`, with
-/// `identity` as the new member's IDs. The compaction point is recorded as not yet carried
-/// out, so the member deletes any unreachable revision the snapshot carried when it first
-/// opens; keys are attached to their leases again when it opens, from their lease fields.
-pub fn restore_into(
-    path: &Path,
-    backend: &dyn Backend,
-    identity: crate::identity::Identity,
-) -> Result<Meta, Error> {
+/// What a restored keyspace becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreAs {
+    /// One member's state with these IDs, as of the snapshot's raft index: a single-member
+    /// cluster, or a member catching up from its leader's snapshot.
+    Member(crate::identity::Identity),
+    /// The starting keyspace of a new multi-member cluster: no IDs and raft index 0, so each
+    /// member bootstraps the cluster on it as on an empty data dir (its first raft entries
+    /// are the membership), as etcd's restore writes a fresh WAL.
+    ClusterSeed,
+}
+
+/// Writes the keyspace and leases of a verified snapshot into an empty `backend`, as `to`
+/// says. The compaction point is recorded as not yet carried out, so the member deletes any
+/// unreachable revision the snapshot carried when it first opens; keys are attached to their
+/// leases again when it opens, from their lease fields.
+pub fn restore_into(path: &Path, backend: &dyn Backend, to: RestoreAs) -> Result<Meta, Error> {
     let (meta, mut d) = open_decoder(path)?;
     let err = |source: FormatError| Error::Snapshot {
         path: path.to_path_buf(),
@@ -549,9 +557,11 @@ pub fn restore_into(
         meta::SCHEMA.to_vec(),
         u64_be(crate::mvcc::store::SCHEMA_VERSION),
     );
-    batch.put(meta::CLUSTER_ID.to_vec(), u64_be(identity.cluster_id));
-    batch.put(meta::MEMBER_ID.to_vec(), u64_be(identity.member_id));
-    batch.put(meta::APPLIED_INDEX.to_vec(), u64_be(meta.applied_index));
+    if let RestoreAs::Member(identity) = to {
+        batch.put(meta::CLUSTER_ID.to_vec(), u64_be(identity.cluster_id));
+        batch.put(meta::MEMBER_ID.to_vec(), u64_be(identity.member_id));
+        batch.put(meta::APPLIED_INDEX.to_vec(), u64_be(meta.applied_index));
+    }
     if meta.compact_revision > 0 {
         batch.put(
             meta::COMPACT_SCHEDULED.to_vec(),
@@ -621,7 +631,12 @@ pub fn restore(path: &Path, opts: &RestoreOptions) -> Result<Meta, Error> {
     let result = (|| {
         crate::server::create_private_dir(&member)?;
         let backend = SledBackend::open(&member.join("db"))?;
-        restore_into(path, &backend, identity)
+        let to = if opts.initial_cluster.names().len() > 1 {
+            RestoreAs::ClusterSeed
+        } else {
+            RestoreAs::Member(identity)
+        };
+        restore_into(path, &backend, to)
     })();
     if result.is_err() {
         // Leave nothing half-made behind: the next attempt must find the data dir absent.
@@ -945,7 +960,7 @@ mod tests {
             cluster_id: 1,
             member_id: 2,
         };
-        let meta = restore_into(&path, &*restored, identity).unwrap();
+        let meta = restore_into(&path, &*restored, RestoreAs::Member(identity)).unwrap();
         assert_eq!(meta.revision, at);
         let (store, job) = MvccStore::open(restored).unwrap();
         assert!(job.is_none());
@@ -1020,7 +1035,7 @@ mod tests {
             cluster_id: 1,
             member_id: 2,
         };
-        let meta = restore_into(&path, &*restored, identity).unwrap();
+        let meta = restore_into(&path, &*restored, RestoreAs::Member(identity)).unwrap();
         assert_eq!(meta.revision, st.revision);
         let (store, _) = MvccStore::open(restored).unwrap();
         let got: Vec<(i64, i64, Vec<&[u8]>)> = store

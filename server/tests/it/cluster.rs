@@ -298,3 +298,92 @@ fn a_member_of_another_cluster_or_with_another_token_is_refused() {
         .restart()
         .expect("restart with the original flags");
 }
+
+/// `cairn-server snapshot restore` into every member of a 3-member cluster (etcd's disaster
+/// recovery): the members form a new cluster on the restored keyspace, every one at the
+/// snapshot's revision with the source's HashKV, and take writes.
+#[test]
+fn a_snapshot_restored_into_every_member_forms_a_cluster_with_the_same_keyspace() {
+    let mut c = cairn_cluster().start().expect("cluster");
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    for i in 0..40 {
+        let put = c.etcdctl(&["put", &format!("/k/{i:02}"), &format!("v{i}")]);
+        assert!(put.expect("put").success());
+    }
+    let del = c.etcdctl(&["del", "/k/1", "--prefix"]).expect("del");
+    assert!(del.success(), "{del:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("snap.db");
+    let saved = c
+        .member(0)
+        .etcdctl(&["snapshot", "save", snap.to_str().expect("utf-8")])
+        .expect("save");
+    assert!(saved.success(), "{saved:?}");
+    let hashkv = |m: &cairn_testkit::Member| -> (i64, u64) {
+        let out = m
+            .etcdctl(&["endpoint", "hashkv", "-w", "json"])
+            .expect("hashkv");
+        assert!(out.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        let h = &v[0]["HashKV"];
+        (
+            h["header"]["revision"].as_i64().expect("revision"),
+            h["hash"].as_u64().expect("hash"),
+        )
+    };
+    let before = hashkv(c.member(0));
+
+    let initial_cluster = c
+        .members()
+        .iter()
+        .map(|m| format!("{}={}", m.name(), m.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    for i in 0..3 {
+        c.member_mut(i).stop().expect("stop");
+    }
+    for i in 0..3 {
+        let m = c.member(i);
+        let data_dir = m.data_dir().to_path_buf();
+        std::fs::remove_dir_all(&data_dir).expect("wipe");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-server"))
+            .args(["snapshot", "restore", snap.to_str().expect("utf-8")])
+            .args(["--name", m.name(), "--initial-cluster", &initial_cluster])
+            .args(["--initial-cluster-token", "testkit-cluster"])
+            .args(["--initial-advertise-peer-urls", &m.peer_url()])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .output()
+            .expect("restore");
+        assert!(out.status.success(), "{out:?}");
+    }
+    for i in 0..3 {
+        c.member_mut(i).spawn().expect("spawn");
+    }
+    for i in 0..3 {
+        c.member_mut(i).wait_ready().expect("ready");
+    }
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    for m in c.members() {
+        assert_eq!(hashkv(m), before, "{}", m.name());
+    }
+    let list = c.etcdctl(&["member", "list"]).expect("member list");
+    assert_eq!(list.stdout.lines().count(), 3, "{list:?}");
+    let put = c.etcdctl(&["put", "/after", "restore"]).expect("put");
+    assert!(put.success(), "{put:?}");
+    for m in c.members() {
+        wait_until(
+            "the write after the restore to reach every member",
+            LEADER_TIMEOUT,
+            || {
+                m.etcdctl(&["get", "/after", "--consistency=s", "--print-value-only"])
+                    .is_ok_and(|o| o.stdout.trim() == "restore")
+            },
+        )
+        .expect("replicated");
+    }
+    let keys = c
+        .etcdctl(&["get", "/k/", "--prefix", "--keys-only"])
+        .expect("get");
+    assert_eq!(keys.stdout.split_whitespace().count(), 30, "{keys:?}");
+}
