@@ -67,7 +67,9 @@ impl Console for Prefixed {
 /// Runs the cluster until a signal; a member that exits on its own stops the others and is
 /// the error.
 pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
-    let inventory = Inventory::load(&args.inventory)?;
+    // Absolute, so the printed etcdctl line and the env files work from any directory.
+    let path = std::path::absolute(&args.inventory).unwrap_or_else(|_| args.inventory.clone());
+    let inventory = Inventory::load(&path)?;
     for warning in inventory.warnings() {
         eprintln!("cairn: warning: {warning}");
     }
