@@ -168,7 +168,7 @@ impl CertInfo {
 pub struct LocalCert {
     /// `ca` (`ca#2` for the second of a bundle), a member name or a client's file stem.
     pub name: String,
-    /// The file.
+    /// The file, in `[tls] dir`.
     pub file: String,
     /// Its contents.
     #[serde(flatten)]
@@ -176,7 +176,7 @@ pub struct LocalCert {
 }
 
 /// Which of a member's ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Port {
     /// The client port.
@@ -244,7 +244,7 @@ impl CertStatus {
                 } else {
                     format!("ca#{}", i + 1)
                 },
-                file: ca_path.display().to_string(),
+                file: file_name(&ca_path),
                 cert: info(der, &ca_path)?,
             });
         }
@@ -264,7 +264,7 @@ impl CertStatus {
                 .unwrap_or_default();
             local.push(LocalCert {
                 name,
-                file: path.display().to_string(),
+                file: file_name(&path),
                 cert: info(&der, &path)?,
             });
         }
@@ -397,6 +397,12 @@ fn read(path: &std::path::Path) -> Result<String, Error> {
         }
         _ => local_file::read_string(path),
     }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
