@@ -30,8 +30,9 @@
 //!
 //! The marker `ca-rotation` names the phase being rolled out. It is written before the
 //! phase's local files are changed, each change is idempotent ([`enter`]), and a roll-out
-//! pushes whatever differs, so a run interrupted anywhere re-enters the marker's phase and
-//! goes on. During the rotation `ca-prev.pem` keeps the old CA certificate and `ca-next.pem`
+//! pushes whatever differs and restarts every member (files already written do not show
+//! which members still run the old ones), so a run interrupted anywhere re-enters the
+//! marker's phase and goes on. During the rotation `ca-prev.pem` keeps the old CA certificate and `ca-next.pem`
 //! (with `ca-next-key.pem` until phase 2) the new one; [`finish`] removes them and the marker.
 
 use std::fmt;

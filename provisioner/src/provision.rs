@@ -31,6 +31,10 @@ pub struct Options {
     pub plan_only: bool,
     /// Which certificates to reissue beyond those that cannot be kept (`cairn certs rotate`).
     pub renewal: Renewal,
+    /// Restart every running member, also those whose files are already as wanted: a run
+    /// that stopped after writing files but before restarting every member left members
+    /// running the old ones (a CA rotation resuming its phase).
+    pub restart_all: bool,
     /// Parallelism and health waits.
     pub limits: Limits,
     /// SSH time limits.
@@ -157,7 +161,12 @@ impl Session {
         let mut ok_plans = Vec::new();
         for (t, plan) in targets.iter().zip(plans) {
             match plan {
-                Ok(p) => ok_plans.push(p),
+                Ok(mut p) => {
+                    if options.restart_all && p.service == ServiceAction::None {
+                        p.service = ServiceAction::Restart;
+                    }
+                    ok_plans.push(p);
+                }
                 Err(e) => {
                     progress.done(t.host.name(), false, &e.to_string());
                     failures.push((t.host.name().to_string(), e));

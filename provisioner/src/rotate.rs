@@ -100,9 +100,12 @@ pub async fn rotate_ca(
     }
     let resumed = ca_phase::current(&tls.dir)?;
     let mut phases = Phase::remaining(resumed);
+    // Every phase restarts every member: a phase resumed after its files were written
+    // everywhere but not every member restarted has no file left to change.
     let options = Options {
         renewal: Renewal::AsNeeded,
         limit: Vec::new(),
+        restart_all: true,
         ..options.clone()
     };
     let now = OffsetDateTime::from(clock.now());
