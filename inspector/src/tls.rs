@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
-use tokio::net::TcpStream;
 use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore};
 use tokio_rustls::TlsConnector;
 
@@ -111,11 +111,10 @@ impl ServedChainReader {
             source,
         };
         let (_, host, port) = split_url(url)?;
-        let stream =
-            tokio::time::timeout(self.timeout, TcpStream::connect((host.as_str(), port)))
-                .await
-                .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
-                .map_err(connect_error)?;
+        let stream = tokio::time::timeout(self.timeout, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(connect_error)?;
         let name = ServerName::try_from(host)
             .map_err(|e| connect_error(std::io::Error::other(e.to_string())))?;
         let handshake = TlsConnector::from(self.config.clone()).connect(name, stream);

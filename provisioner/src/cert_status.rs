@@ -326,7 +326,9 @@ impl CertStatus {
             .served
             .iter()
             .filter(|s| {
-                s.drift || s.error.is_some() || s.cert.as_ref().is_some_and(|c| c.expiry != Expiry::Ok)
+                s.drift
+                    || s.error.is_some()
+                    || s.cert.as_ref().is_some_and(|c| c.expiry != Expiry::Ok)
             })
             .count();
         local + served
@@ -456,9 +458,7 @@ fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
             GeneralName::DNSName(dns) => Some(dns.to_string()),
             GeneralName::IPAddress(bytes) => match bytes.len() {
                 4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?).to_string()),
-                16 => {
-                    Some(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?).to_string())
-                }
+                16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?).to_string()),
                 _ => None,
             },
             _ => None,

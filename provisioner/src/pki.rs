@@ -317,11 +317,8 @@ fn ensure_ca(
             source,
         };
         let key = KeyPair::from_pem(&key_pem).map_err(operator_ca)?;
-        let signer = parse_pem(&cert_pem).filter(|der| {
-            with_cert(der, |c| {
-                c.public_key().raw == key.subject_public_key_info()
-            })
-        });
+        let signer = parse_pem(&cert_pem)
+            .filter(|der| with_cert(der, |c| c.public_key().raw == key.subject_public_key_info()));
         let Some(signer) = signer else {
             return Err(Error::OperatorCaKeyMismatch {
                 cert: cert_path.clone(),
@@ -407,11 +404,9 @@ pub(crate) fn bundle(pem: &str) -> Vec<Vec<u8>> {
 
 /// The certificate of `bundle_pem` whose public key is `key`'s.
 fn signer_in(bundle_pem: &str, key: &KeyPair) -> Option<Vec<u8>> {
-    bundle(bundle_pem).into_iter().find(|der| {
-        with_cert(der, |c| {
-            c.public_key().raw == key.subject_public_key_info()
-        })
-    })
+    bundle(bundle_pem)
+        .into_iter()
+        .find(|der| with_cert(der, |c| c.public_key().raw == key.subject_public_key_info()))
 }
 
 fn ensure_leaf(
@@ -809,8 +804,8 @@ mod tests {
         let before = serial(&first.member_cert("etcd1"));
         let ca_before = std::fs::read(first.ca_cert()).expect("ca");
         let tls = inv.tls.as_ref().expect("tls");
-        let rotated = Pki::ensure_with(&inv, tls, &FixedClock(t0), Renewal::AllLeaves)
-            .expect("rotate");
+        let rotated =
+            Pki::ensure_with(&inv, tls, &FixedClock(t0), Renewal::AllLeaves).expect("rotate");
         let outs = outcomes(&rotated);
         assert_eq!(outs[0], ("ca".into(), Outcome::Reused));
         assert!(

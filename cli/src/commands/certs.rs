@@ -96,7 +96,11 @@ fn rotate(args: RotateArgs) -> Result<ExitCode, Error> {
         if !std::io::stdin().is_terminal() {
             return Err(Error::NeedsYes);
         }
-        let what = if args.ca { "a new CA" } else { "new certificates" };
+        let what = if args.ca {
+            "a new CA"
+        } else {
+            "new certificates"
+        };
         let question = format!(
             "Roll out {what} to {} member(s), restarting them one at a time?",
             inventory.hosts.len()
@@ -162,7 +166,11 @@ fn print_rotation(rotation: &Rotation) {
         let rest: Vec<String> = rotation.pending.iter().map(|p| p.to_string()).collect();
         println!("then, each after the one before: {}", rest.join(", "));
     }
-    if let Some(cluster) = rotation.rollouts.last().and_then(|r| r.report.cluster.as_ref()) {
+    if let Some(cluster) = rotation
+        .rollouts
+        .last()
+        .and_then(|r| r.report.cluster.as_ref())
+    {
         print!("{cluster}");
     }
 }

@@ -52,7 +52,11 @@ fn issue(pki_dir: &Path) {
     std::fs::create_dir_all(pki_dir).expect("fixture dir");
     for entry in std::fs::read_dir(&dir).expect("ls") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         if !name.ends_with("-key.pem") {
             std::fs::copy(&path, pki_dir.join(name)).expect("copy");
         }
@@ -99,7 +103,11 @@ async fn certs_status_of_fixed_certificates_matches_the_golden_table_and_json() 
     let status = CertStatus::gather(&inv, &Served(served), &FixedClock(at()))
         .await
         .expect("status");
-    assert_eq!(status.problems(), 1 + 2 + 5, "m2 drifted, m3 silent, 5 local to renew");
+    assert_eq!(
+        status.problems(),
+        1 + 2 + 5,
+        "m2 drifted, m3 silent, 5 local to renew"
+    );
     let outputs = [
         ("certs-status.txt", status.to_string()),
         (
@@ -114,7 +122,8 @@ async fn certs_status_of_fixed_certificates_matches_the_golden_table_and_json() 
             std::fs::write(&path, &text).expect("write golden");
             continue;
         }
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let want =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
             want == text,
             "{} differs; if intended: UPDATE_GOLDEN=1 cargo test -p cairn-provisioner --test it certs_status, then review git diff\n{text}",

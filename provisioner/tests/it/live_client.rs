@@ -132,10 +132,9 @@ impl LiveClient {
                     let mut turn = i;
                     let mut last = String::new();
                     let done = loop {
-                        let now = files.read();
-                        if now.is_some() && now != loaded {
-                            clients = connect(&endpoints, now.as_ref().expect("read")).await;
-                            loaded = now;
+                        if let Some(now) = files.read().filter(|n| Some(n) != loaded.as_ref()) {
+                            clients = connect(&endpoints, &now).await;
+                            loaded = Some(now);
                             tally.reloads += 1;
                         }
                         let n = endpoints.len();

@@ -3,8 +3,8 @@
 //! mount namespaces on 127.0.0.11-13, also for certificate rotation (`rotate`) and `certs
 //! status` (`cert_status`).
 
-mod etcd_env;
 mod cert_status;
+mod etcd_env;
 mod golden;
 mod live_client;
 mod provision;

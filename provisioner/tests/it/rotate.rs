@@ -109,7 +109,11 @@ async fn a_leaf_rotation_rolls_new_certificates_while_a_client_keeps_working() {
     let before = status(&inv).await;
     assert_eq!(before.problems(), 0, "{before}");
     let serials_before = served_serials(&before);
-    assert_eq!(serials_before.len(), 6, "client and peer port of each member");
+    assert_eq!(
+        serials_before.len(),
+        6,
+        "client and peer port of each member"
+    );
 
     // --plan: every member restarts with a new certificate, nothing is written.
     let on_hosts = hosts.snapshot();
@@ -128,7 +132,11 @@ async fn a_leaf_rotation_rolls_new_certificates_while_a_client_keeps_working() {
         );
     }
     assert_eq!(hosts.snapshot(), on_hosts, "--plan wrote on a host");
-    assert_eq!(crate::dir_snapshot(&tls_dir), local, "--plan wrote certificates");
+    assert_eq!(
+        crate::dir_snapshot(&tls_dir),
+        local,
+        "--plan wrote certificates"
+    );
 
     let client = LiveClient::start(&inv, "/leaf");
     wait_for_ops(client.ok(), 0, 20).await;
@@ -148,7 +156,10 @@ async fn a_leaf_rotation_rolls_new_certificates_while_a_client_keeps_working() {
     let after = status(&inv).await;
     assert_eq!(after.problems(), 0, "{after}");
     for (port, serial) in served_serials(&after) {
-        assert_ne!(serials_before[&port], serial, "{port:?} serves its old certificate");
+        assert_ne!(
+            serials_before[&port], serial,
+            "{port:?} serves its old certificate"
+        );
     }
 
     // Drift: the local copy of m1's certificate is not what m1 serves.
@@ -165,7 +176,11 @@ async fn a_leaf_rotation_rolls_new_certificates_while_a_client_keeps_working() {
         .filter(|s| s.drift)
         .map(|s| (s.member.as_str(), s.port))
         .collect();
-    assert_eq!(flagged, [("m1", Port::Client), ("m1", Port::Peer)], "{drifted}");
+    assert_eq!(
+        flagged,
+        [("m1", Port::Client), ("m1", Port::Peer)],
+        "{drifted}"
+    );
     assert_eq!(drifted.problems(), 2, "{drifted}");
     // The same through the operator binary: exit 1, DRIFT in the table and the JSON.
     let cairn = |args: &[&str]| {
@@ -181,7 +196,11 @@ async fn a_leaf_rotation_rolls_new_certificates_while_a_client_keeps_working() {
         .filter(|l| l.starts_with("m1 "))
         .collect();
     assert_eq!(m1_rows.len(), 3, "{}", out.stdout);
-    assert!(m1_rows[1..].iter().all(|l| l.contains(" DRIFT")), "{}", out.stdout);
+    assert!(
+        m1_rows[1..].iter().all(|l| l.contains(" DRIFT")),
+        "{}",
+        out.stdout
+    );
     std::fs::rename(tls_dir.join("m1-rotated.pem"), tls_dir.join("m1.pem")).expect("restore");
     let out = cairn(&["certs", "status", "--output", "json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
