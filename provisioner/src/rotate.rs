@@ -164,3 +164,77 @@ async fn run(
         session.apply(progress).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::converge::Quiet;
+    use crate::{Pki, SystemClock};
+
+    fn inventory(dir: &Path, tls_extra: &str) -> Inventory {
+        let text = format!(
+            "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n[tls]\n{tls_extra}\n\
+             [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n"
+        );
+        Inventory::parse(&dir.join("cairn.toml"), text).expect("inventory")
+    }
+
+    #[tokio::test]
+    async fn a_leaf_rotation_waits_for_a_ca_rotation_under_way() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = inventory(dir.path(), "");
+        let tls = inv.tls.as_ref().expect("tls");
+        Pki::ensure(&inv, tls, &SystemClock).expect("pki");
+        ca_phase::enter(&tls.dir, Phase::TrustBoth, OffsetDateTime::now_utc()).expect("enter");
+        let err = rotate_leaves(&inv, &Options::default(), &SystemClock, &Quiet)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                Error::RotationInProgress {
+                    phase: Phase::TrustBoth,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("finish it with `cairn certs rotate --ca` first"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_operators_ca_is_not_rotated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = inventory(
+            dir.path(),
+            "ca_cert = \"my-ca.pem\"\nca_key = \"my-ca-key.pem\"",
+        );
+        let err = rotate_ca(&inv, &Options::default(), &SystemClock, &Quiet)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, Error::OperatorCaRotation { .. }), "{err}");
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("which cairn cannot rotate"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_ca_rotation_needs_the_ca_cairn_issued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = inventory(dir.path(), "");
+        let err = rotate_ca(&inv, &Options::default(), &SystemClock, &Quiet)
+            .await
+            .expect_err("no CA yet");
+        assert!(
+            err.to_string()
+                .ends_with("cairn provision issues the certificates there, run it first"),
+            "{err}"
+        );
+    }
+}

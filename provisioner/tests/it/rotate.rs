@@ -261,6 +261,28 @@ async fn a_ca_rotation_interrupted_in_its_second_phase_resumes_and_drops_the_old
     let old_ca = subjects(&tls_dir.join("ca.pem"));
     assert_eq!(old_ca, ["CN=cairn CA"]);
 
+    // --plan: the first phase's files on every member, the other phases listed, nothing
+    // written.
+    let on_hosts = hosts.snapshot();
+    let local = crate::dir_snapshot(&tls_dir);
+    let planned = rotate_ca(&inv, &options(false, true), &SystemClock, &Quiet)
+        .await
+        .expect("plan");
+    assert_eq!(planned.rollouts.len(), 1);
+    assert_eq!(planned.rollouts[0].phase, Some(Phase::TrustBoth));
+    assert_eq!(planned.pending, [Phase::NewLeaves, Phase::DropOld]);
+    for plan in &planned.rollouts[0].report.hosts {
+        let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/cairn/pki/ca.pem"], "{plan}");
+        assert_eq!(plan.service, ServiceAction::Restart, "{plan}");
+    }
+    assert_eq!(hosts.snapshot(), on_hosts, "--plan wrote on a host");
+    assert_eq!(
+        crate::dir_snapshot(&tls_dir),
+        local,
+        "--plan wrote certificates"
+    );
+
     let client = LiveClient::start(&inv, "/ca");
     wait_for_ops(client.ok(), 0, 20).await;
     let t0 = Instant::now();
