@@ -27,6 +27,9 @@ pub enum Command {
     /// Load generation with etcd benchmark's workloads and flags: throughput, latency
     /// percentiles and a histogram.
     Bench(commands::bench::BenchArgs),
+    /// Certificates: rotate them (or the CA) one member at a time, or show every one of
+    /// them, locally and as served, with expiry and drift.
+    Certs(commands::certs::CertsArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
     /// Inspect every member: membership, consistency, database, large values, key counts,
@@ -60,6 +63,7 @@ pub enum Output {
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Bench(args) => commands::bench::run(args),
+        Command::Certs(args) => commands::certs::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Provision(args) => commands::provision::run(args),

@@ -37,7 +37,7 @@ pub struct EtcdSource {
     options: ConnectOptions,
     timeout: Duration,
     verified: Option<Arc<ClientConfig>>,
-    reading: Arc<ClientConfig>,
+    reading: tls::ServedChainReader,
     clients: tokio::sync::Mutex<HashMap<usize, Client>>,
 }
 
@@ -72,7 +72,7 @@ impl EtcdSource {
             options,
             timeout,
             verified,
-            reading: tls::reading_config(tls)?,
+            reading: tls::ServedChainReader::new(tls, timeout)?,
             clients: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -379,18 +379,11 @@ impl Source for EtcdSource {
         if !tls::split_url(self.endpoint(t))?.0 {
             return Ok(None);
         }
-        let (_, host, stream) = self.tcp(t, self.endpoint(t)).await?;
-        let name = server_name(&host).map_err(|e| self.connect_error(t, e))?;
-        let handshake = TlsConnector::from(self.reading.clone()).connect(name, stream);
-        let tls = tokio::time::timeout(self.timeout, handshake)
-            .await
-            .map_err(|_| self.connect_error(t, std::io::ErrorKind::TimedOut.into()))?
-            .map_err(|e| self.connect_error(t, e))?;
-        Ok(tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.to_vec()))
+        Ok(self
+            .reading
+            .chain(self.endpoint(t))
+            .await?
+            .into_iter()
+            .next())
     }
 }

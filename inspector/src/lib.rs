@@ -26,7 +26,7 @@ mod serve;
 pub mod source;
 pub mod state;
 mod status;
-mod tls;
+pub mod tls;
 
 pub use checks::membership::Expected;
 pub use clock::{unix_seconds, Clock, FixedClock, SystemClock};

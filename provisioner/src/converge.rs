@@ -1,7 +1,7 @@
 //! Applying plans: files written on every host in parallel, then new members started together
 //! (a new cluster needs them all), then running members whose files changed restarted one at a
 //! time, the leader last, each only while every member is healthy and the next only once the
-//! restarted one is back with a leader.
+//! restarted one is back with a leader and caught up with the leader's revision.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -181,6 +181,7 @@ pub async fn apply<H: Host, P: Probe>(
             .await?;
         progress.step(name, "waiting for health");
         wait_healthy(probe, name, limits).await?;
+        wait_caught_up(probe, name, all_members, limits).await?;
         events.push(ServiceEvent {
             host: name.to_string(),
             action: ServiceAction::Restart,
@@ -315,6 +316,32 @@ pub(crate) async fn wait_healthy<P: Probe>(
     poll_until(member, limits, || async {
         let s = probe.status(member).await?;
         Ok((s.has_leader(), "it answers but knows no leader".to_string()))
+    })
+    .await
+}
+
+/// Waits until `member` has applied at least the revision the leader had once `member` was
+/// back, so the next restart never stacks on a member still replaying what it missed.
+async fn wait_caught_up<P: Probe>(
+    probe: &P,
+    member: &str,
+    all_members: &[String],
+    limits: &Limits,
+) -> Result<(), Error> {
+    let mut target = 0;
+    for m in all_members {
+        if let Ok(s) = probe.status(m).await {
+            if s.is_leader() {
+                target = s.revision;
+            }
+        }
+    }
+    poll_until(member, limits, || async {
+        let s = probe.status(member).await?;
+        Ok((
+            s.revision >= target,
+            format!("at revision {}, the leader at {target}", s.revision),
+        ))
     })
     .await
 }

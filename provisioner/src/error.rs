@@ -252,6 +252,37 @@ pub enum Error {
         /// The last thing seen.
         last: String,
     },
+    /// Certificates were asked for but the inventory has no `[tls]`.
+    #[error("{}: there is no [tls] section, so no certificates to rotate or show; add [tls] and run cairn provision", inventory.display())]
+    NoTls {
+        /// The inventory file.
+        inventory: PathBuf,
+    },
+    /// The CA rotation marker in `[tls] dir` names no phase.
+    #[error("{}: {found:?} is not a CA rotation phase (trust-both, new-leaves, drop-old); restore the file or, if no rotation was started, remove it", path.display())]
+    RotationMarker {
+        /// The marker file.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+    },
+    /// `cairn certs rotate --ca` with the operator's own CA.
+    #[error("[tls] ca_cert {} is your own CA, which cairn cannot rotate: rotate it in your PKI, or remove ca_cert and ca_key from [tls] to have cairn generate a CA it can rotate", cert.display())]
+    OperatorCaRotation {
+        /// `ca_cert`.
+        cert: PathBuf,
+    },
+    /// A leaf rotation was asked for while a CA rotation is under way.
+    #[error("a CA rotation is under way (phase {phase} in {}); finish it with `cairn certs rotate --ca` first", marker.display())]
+    RotationInProgress {
+        /// The phase.
+        phase: crate::ca_phase::Phase,
+        /// The marker file.
+        marker: PathBuf,
+    },
+    /// Reading a member's served certificate chain failed.
+    #[error(transparent)]
+    Served(#[from] cairn_inspector::Error),
     /// Some hosts failed; the others were converged (or left unchanged) as reported.
     #[error("{} of {total} hosts failed ({}; {consequence}): {first}", failed.len(), failed.join(", "))]
     HostsFailed {

@@ -22,6 +22,8 @@
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests
 //! run real sshd hosts in mount namespaces.
 
+pub mod ca_phase;
+pub mod cert_status;
 mod clock;
 pub mod converge;
 pub mod desired;
@@ -39,6 +41,7 @@ pub mod plan;
 pub mod probe;
 pub mod provision;
 pub mod render;
+pub mod rotate;
 pub mod ssh;
 pub mod status;
 

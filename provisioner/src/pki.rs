@@ -6,6 +6,12 @@
 //! Every run checks what is already there and reissues only what is missing, no longer signed
 //! by the CA, issued for other names, or within `renew_before_days` of expiry, so a second run
 //! writes nothing and the members keep the certificates they were started with.
+//! [`Renewal::AllLeaves`] reissues every member and client certificate from the same CA
+//! (`cairn certs rotate`).
+//!
+//! `ca.pem` is what members and clients trust. It may hold more than one CA certificate while
+//! a CA rotation is under way ([`crate::ca_phase`]); the one signing is always the one whose
+//! key is `ca-key.pem`.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -17,6 +23,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
 };
+use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
@@ -76,6 +83,17 @@ impl Client {
     }
 }
 
+/// Which leaves a run reissues besides those that cannot be kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Renewal {
+    /// Only what is missing, damaged, renamed, not signed by the CA or expiring.
+    #[default]
+    AsNeeded,
+    /// Every member and client certificate, signed by the same CA (`cairn certs rotate`).
+    AllLeaves,
+}
+
 /// What a run did with one certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
@@ -109,6 +127,8 @@ pub enum Reason {
     },
     /// Its validity starts in the future.
     NotYetValid,
+    /// A rotation of every leaf was asked for.
+    Rotated,
 }
 
 impl fmt::Display for Reason {
@@ -122,6 +142,7 @@ impl fmt::Display for Reason {
             Reason::Expiring { days_left } if *days_left < 0 => f.write_str("expired"),
             Reason::Expiring { days_left } => write!(f, "expires in {days_left} days"),
             Reason::NotYetValid => f.write_str("not valid yet"),
+            Reason::Rotated => f.write_str("rotated"),
         }
     }
 }
@@ -173,16 +194,25 @@ impl Pki {
     /// Makes `[tls] dir` hold a valid CA and every certificate the inventory needs, reusing
     /// what can be reused. Keys are written 0600, certificates 0644, each atomically.
     pub fn ensure(inventory: &Inventory, tls: &Tls, clock: &dyn Clock) -> Result<Self, Error> {
+        Self::ensure_with(inventory, tls, clock, Renewal::AsNeeded)
+    }
+
+    /// [`Pki::ensure`], reissuing also what `renewal` asks for.
+    pub fn ensure_with(
+        inventory: &Inventory,
+        tls: &Tls,
+        clock: &dyn Clock,
+        renewal: Renewal,
+    ) -> Result<Self, Error> {
         let now = OffsetDateTime::from(clock.now());
         let dir = tls.dir.clone();
         local_file::create_private_dir(&dir)?;
         let mut report = Vec::new();
-        let (issuer, ca_outcome) = ensure_ca(&dir, tls, now)?;
+        let (issuer, signer, ca_outcome) = ensure_ca(&dir, tls, now)?;
         report.push(Issued {
             name: "ca".into(),
             outcome: ca_outcome,
         });
-        let ca_pem = local_file::read_string(&dir.join("ca.pem"))?;
         let mut wanted = Vec::new();
         for host in &inventory.hosts {
             let mut sans: BTreeSet<San> = ["127.0.0.1", "localhost", &host.address, &host.name]
@@ -207,7 +237,15 @@ impl Pki {
             });
         }
         for w in &wanted {
-            let outcome = ensure_leaf(&dir, &ca_pem, &issuer, w, now, tls.renew_before_days)?;
+            let outcome = ensure_leaf(
+                &dir,
+                &signer,
+                &issuer,
+                w,
+                now,
+                tls.renew_before_days,
+                renewal,
+            )?;
             report.push(Issued {
                 name: w.name.clone(),
                 outcome,
@@ -235,7 +273,8 @@ impl Pki {
         self.report.iter().any(|i| i.outcome != Outcome::Reused)
     }
 
-    /// The CA certificate every member and client trusts.
+    /// The CA certificate (or, during a CA rotation, certificates) every member and client
+    /// trusts.
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
@@ -261,13 +300,13 @@ impl Pki {
     }
 }
 
-/// The CA to sign with: the operator's (copied to `ca.pem` for the clients and hosts) or one
-/// generated in the directory, renewed like any certificate.
+/// The CA to sign with and its certificate (DER): the operator's (copied to `ca.pem` for the
+/// clients and hosts) or one generated in the directory, renewed like any certificate.
 fn ensure_ca(
     dir: &Path,
     tls: &Tls,
     now: OffsetDateTime,
-) -> Result<(Issuer<'static, KeyPair>, Outcome), Error> {
+) -> Result<(Issuer<'static, KeyPair>, Vec<u8>, Outcome), Error> {
     let ca_path = dir.join("ca.pem");
     if let (Some(cert_path), Some(key_path)) = (&tls.ca_cert, &tls.ca_key) {
         let cert_pem = local_file::read_string(cert_path)?;
@@ -278,17 +317,14 @@ fn ensure_ca(
             source,
         };
         let key = KeyPair::from_pem(&key_pem).map_err(operator_ca)?;
-        let matches = parse_pem(&cert_pem).is_some_and(|der| {
-            with_cert(&der, |c| {
-                c.public_key().raw == key.subject_public_key_info()
-            })
-        });
-        if !matches {
+        let signer = parse_pem(&cert_pem)
+            .filter(|der| with_cert(der, |c| c.public_key().raw == key.subject_public_key_info()));
+        let Some(signer) = signer else {
             return Err(Error::OperatorCaKeyMismatch {
                 cert: cert_path.clone(),
                 key: key_path.clone(),
             });
-        }
+        };
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(operator_ca)?;
         let outcome = match std::fs::read_to_string(&ca_path) {
             Ok(existing) if existing == cert_pem => Outcome::Reused,
@@ -298,7 +334,7 @@ fn ensure_ca(
         if outcome != Outcome::Reused {
             local_file::write_atomic(&ca_path, cert_pem.as_bytes(), 0o644)?;
         }
-        return Ok((issuer, outcome));
+        return Ok((issuer, signer, outcome));
     }
     let key_path = dir.join("ca-key.pem");
     let existing = read_pair(&ca_path, &key_path);
@@ -311,28 +347,9 @@ fn ensure_ca(
         None => Outcome::Created,
     };
     if outcome != Outcome::Reused {
-        let key = KeyPair::generate().map_err(|source| Error::Issue {
-            name: "ca".into(),
-            source,
-        })?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "cairn CA");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = now - BACKDATE;
-        params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
-        let cert = params.self_signed(&key).map_err(|source| Error::Issue {
-            name: "ca".into(),
-            source,
-        })?;
-        local_file::write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        local_file::write_atomic(&ca_path, cert.pem().as_bytes(), 0o644)?;
+        let (cert, key) = generate_ca("cairn CA", now)?;
+        local_file::write_atomic(&key_path, key.as_bytes(), 0o600)?;
+        local_file::write_atomic(&ca_path, cert.as_bytes(), 0o644)?;
     }
     let cert_pem = local_file::read_string(&ca_path)?;
     let key_pem = local_file::read_string(&key_path)?;
@@ -341,24 +358,73 @@ fn ensure_ca(
         source,
     };
     let key = KeyPair::from_pem(&key_pem).map_err(issue)?;
-    let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(issue)?;
-    Ok((issuer, outcome))
+    let signer = signer_in(&cert_pem, &key).ok_or(Error::Issue {
+        name: "ca".into(),
+        source: rcgen::Error::CouldNotParseCertificate,
+    })?;
+    let issuer =
+        Issuer::from_ca_cert_der(&CertificateDer::from(signer.as_slice()), key).map_err(issue)?;
+    Ok((issuer, signer, outcome))
+}
+
+/// A new self-signed CA valid from `now`: its certificate and key, PEM.
+pub(crate) fn generate_ca(
+    common_name: &str,
+    now: OffsetDateTime,
+) -> Result<(String, String), Error> {
+    let issue = |source| Error::Issue {
+        name: "ca".into(),
+        source,
+    };
+    let key = KeyPair::generate().map_err(issue)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - BACKDATE;
+    params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
+    let cert = params.self_signed(&key).map_err(issue)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The DER of every certificate in `pem` (a CA bundle), in file order.
+pub(crate) fn bundle(pem: &str) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map_while(Result::ok)
+        .filter(|p| p.label == "CERTIFICATE")
+        .map(|p| p.contents)
+        .collect()
+}
+
+/// The certificate of `bundle_pem` whose public key is `key`'s.
+fn signer_in(bundle_pem: &str, key: &KeyPair) -> Option<Vec<u8>> {
+    bundle(bundle_pem)
+        .into_iter()
+        .find(|der| with_cert(der, |c| c.public_key().raw == key.subject_public_key_info()))
 }
 
 fn ensure_leaf(
     dir: &Path,
-    ca_pem: &str,
+    ca_der: &[u8],
     issuer: &Issuer<'_, KeyPair>,
     wanted: &Wanted,
     now: OffsetDateTime,
     renew_before_days: u32,
+    renewal: Renewal,
 ) -> Result<Outcome, Error> {
     let cert_path = dir.join(format!("{}.pem", wanted.name));
     let key_path = dir.join(format!("{}-key.pem", wanted.name));
     let outcome = match read_pair(&cert_path, &key_path) {
         None => Outcome::Created,
         Some((cert, key)) => {
-            match check_leaf(&cert, &key, ca_pem, wanted, now, renew_before_days) {
+            match check_leaf(&cert, &key, ca_der, wanted, now, renew_before_days) {
+                Ok(()) if renewal == Renewal::AllLeaves => Outcome::Reissued(Reason::Rotated),
                 Ok(()) => return Ok(Outcome::Reused),
                 Err(reason) => Outcome::Reissued(reason),
             }
@@ -458,32 +524,36 @@ fn checked(
     check(&cert)
 }
 
+/// Checks the certificate of the bundle `cert_pem` that belongs to `key_pem`.
 fn check_ca(
     cert_pem: &str,
     key_pem: &str,
     now: OffsetDateTime,
     renew_before_days: u32,
 ) -> Result<(), Reason> {
-    checked(cert_pem, key_pem, |cert| {
-        if !cert.is_ca() || cert.verify_signature(None).is_err() {
-            return Err(Reason::UsagesChanged);
-        }
-        check_validity(cert, now, renew_before_days)
-    })
+    if bundle(cert_pem).is_empty() {
+        return Err(Reason::Unreadable);
+    }
+    let key = KeyPair::from_pem(key_pem).map_err(|_| Reason::Unreadable)?;
+    let der = signer_in(cert_pem, &key).ok_or(Reason::KeyMismatch)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| Reason::Unreadable)?;
+    if !cert.is_ca() || cert.verify_signature(None).is_err() {
+        return Err(Reason::UsagesChanged);
+    }
+    check_validity(&cert, now, renew_before_days)
 }
 
 fn check_leaf(
     cert_pem: &str,
     key_pem: &str,
-    ca_pem: &str,
+    ca_der: &[u8],
     wanted: &Wanted,
     now: OffsetDateTime,
     renew_before_days: u32,
 ) -> Result<(), Reason> {
     checked(cert_pem, key_pem, |cert| {
-        let ca_der = parse_pem(ca_pem).ok_or(Reason::NotSignedByCa)?;
         let (_, ca) =
-            x509_parser::parse_x509_certificate(&ca_der).map_err(|_| Reason::NotSignedByCa)?;
+            x509_parser::parse_x509_certificate(ca_der).map_err(|_| Reason::NotSignedByCa)?;
         if cert.issuer().as_raw() != ca.subject().as_raw()
             || cert.verify_signature(Some(ca.public_key())).is_err()
         {
@@ -722,6 +792,32 @@ mod tests {
                 .all(|(_, o)| *o == Outcome::Reissued(Reason::NotSignedByCa)),
             "{outs:?}"
         );
+    }
+
+    #[test]
+    fn a_rotation_reissues_every_leaf_from_the_same_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = inventory(dir.path(), INVENTORY);
+        let t0 = SystemTime::now();
+        let first = ensure(&inv, t0);
+        let serial = |p: &Path| parsed(p, |c| c.raw_serial().to_vec());
+        let before = serial(&first.member_cert("etcd1"));
+        let ca_before = std::fs::read(first.ca_cert()).expect("ca");
+        let tls = inv.tls.as_ref().expect("tls");
+        let rotated =
+            Pki::ensure_with(&inv, tls, &FixedClock(t0), Renewal::AllLeaves).expect("rotate");
+        let outs = outcomes(&rotated);
+        assert_eq!(outs[0], ("ca".into(), Outcome::Reused));
+        assert!(
+            outs[1..]
+                .iter()
+                .all(|(_, o)| *o == Outcome::Reissued(Reason::Rotated)),
+            "{outs:?}"
+        );
+        assert_ne!(serial(&rotated.member_cert("etcd1")), before);
+        assert_eq!(std::fs::read(rotated.ca_cert()).expect("ca"), ca_before);
+        // The new leaves are the CA's: an ordinary run keeps them.
+        assert!(!ensure(&inv, t0).changed());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Target};
 use crate::desired::{host_files, Blob};
 use crate::host::Host;
 use crate::known_hosts::HostKeyPolicy;
-use crate::pki::Issued;
+use crate::pki::{Issued, Renewal};
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::EtcdProbe;
 use crate::ssh::{load_key, Login, SshHost, Timeouts};
@@ -29,6 +29,12 @@ pub struct Options {
     /// Compare only: certificates are issued into a temporary copy of the TLS directory and
     /// nothing is written anywhere.
     pub plan_only: bool,
+    /// Which certificates to reissue beyond those that cannot be kept (`cairn certs rotate`).
+    pub renewal: Renewal,
+    /// Restart every running member, also those whose files are already as wanted: a run
+    /// that stopped after writing files but before restarting every member left members
+    /// running the old ones (a CA rotation resuming its phase).
+    pub restart_all: bool,
     /// Parallelism and health waits.
     pub limits: Limits,
     /// SSH time limits.
@@ -108,7 +114,7 @@ impl Session {
                     },
                     None => tls.clone(),
                 };
-                Some(Pki::ensure(inventory, &tls, clock)?)
+                Some(Pki::ensure_with(inventory, &tls, clock, options.renewal)?)
             }
             None => None,
         };
@@ -155,7 +161,12 @@ impl Session {
         let mut ok_plans = Vec::new();
         for (t, plan) in targets.iter().zip(plans) {
             match plan {
-                Ok(p) => ok_plans.push(p),
+                Ok(mut p) => {
+                    if options.restart_all && p.service == ServiceAction::None {
+                        p.service = ServiceAction::Restart;
+                    }
+                    ok_plans.push(p);
+                }
                 Err(e) => {
                     progress.done(t.host.name(), false, &e.to_string());
                     failures.push((t.host.name().to_string(), e));
@@ -338,7 +349,7 @@ fn commit_pki(scratch: &std::path::Path, dir: &std::path::Path) -> Result<(), Er
 }
 
 /// A temporary copy of the TLS directory's files.
-fn scratch_copy(tls: &Tls) -> Result<tempfile::TempDir, Error> {
+pub(crate) fn scratch_copy(tls: &Tls) -> Result<tempfile::TempDir, Error> {
     let dir = tempfile::tempdir().map_err(|source| Error::LocalWrite {
         path: std::env::temp_dir(),
         source,

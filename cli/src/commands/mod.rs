@@ -1,6 +1,7 @@
 //! One module per `cairn` command.
 
 pub mod bench;
+pub mod certs;
 pub mod check;
 pub mod inspect;
 pub mod provision;

@@ -82,7 +82,8 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if !confirm(session.plans().iter().filter(|p| !p.is_empty()).count())? {
+        let hosts = session.plans().iter().filter(|p| !p.is_empty()).count();
+        if !confirm(&format!("Apply these changes to {hosts} host(s)?"))? {
             return Err(Error::NotConfirmed);
         }
     }
@@ -98,13 +99,13 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Asks on the terminal; without one, refuses (scripts pass `--yes`).
-fn confirm(hosts: usize) -> Result<bool, Error> {
+/// Asks `question` on the terminal; without one, refuses (scripts pass `--yes`).
+pub(crate) fn confirm(question: &str) -> Result<bool, Error> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Error::NeedsYes);
     }
-    print!("Apply these changes to {hosts} host(s)? [y/N] ");
+    print!("{question} [y/N] ");
     std::io::stdout().flush().map_err(Error::Terminal)?;
     let mut answer = String::new();
     stdin
@@ -114,7 +115,7 @@ fn confirm(hosts: usize) -> Result<bool, Error> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-fn print_certificates(certificates: &[cairn_provisioner::pki::Issued]) {
+pub(crate) fn print_certificates(certificates: &[cairn_provisioner::pki::Issued]) {
     for c in certificates {
         match &c.outcome {
             Outcome::Reused => {}

@@ -1,6 +1,7 @@
 //! The `cairn` binary run as operators run it.
 
 mod bench;
+mod certs;
 mod check;
 mod disk_hosts;
 mod inspect;

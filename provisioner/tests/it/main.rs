@@ -1,10 +1,14 @@
 //! The provisioner against real things: golden copies of the rendered files, systemd's own
 //! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`) real sshd hosts in
-//! mount namespaces on 127.0.0.11-13.
+//! mount namespaces on 127.0.0.11-13, also for certificate rotation (`rotate`) and `certs
+//! status` (`cert_status`).
 
+mod cert_status;
 mod etcd_env;
 mod golden;
+mod live_client;
 mod provision;
+mod rotate;
 mod unit_verify;
 
 use std::path::{Path, PathBuf};

@@ -25,7 +25,7 @@ fn edit_inventory(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replace(from, to)).expect("write inventory");
 }
 
-fn options(accept_new: bool, plan_only: bool) -> Options {
+pub(crate) fn options(accept_new: bool, plan_only: bool) -> Options {
     Options {
         accept_new_host_keys: accept_new,
         plan_only,
@@ -38,7 +38,7 @@ fn options(accept_new: bool, plan_only: bool) -> Options {
     }
 }
 
-async fn provision(inventory: &Path, options: &Options) -> Result<Report, Error> {
+pub(crate) async fn provision(inventory: &Path, options: &Options) -> Result<Report, Error> {
     let inv = Inventory::load(inventory).expect("inventory");
     let session = Session::plan(&inv, options, &SystemClock, &Quiet).await?;
     if options.plan_only {
