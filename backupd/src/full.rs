@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::codec::Encoder;
-use crate::lock::{self, Lock};
+use crate::lock::Lock;
 use crate::manifest::{self, backup_id, Kind, Manifest};
 use crate::store::Upload;
 use crate::trailer::Trailer;
@@ -25,7 +25,7 @@ impl Backups {
     /// for) that is already backed up, returns that backup instead of taking another.
     pub async fn full(&self, slot: Option<DateTime<Utc>>) -> Result<Manifest, Error> {
         let lock_key = self.key("lock.json");
-        let lock = Lock::acquire(self.store(), &lock_key, &lock::owner(), self.clock.now()).await?;
+        let lock = Lock::acquire(self.store(), &lock_key, &self.owner, self.clock.now()).await?;
         let result = self.full_locked(slot).await;
         let released = lock.release(self.store()).await;
         let manifest = result?;

@@ -77,6 +77,7 @@ pub struct Backups {
     retry: Retry,
     retention: cairn_inventory::Retention,
     progress: bool,
+    owner: String,
 }
 
 impl Backups {
@@ -103,6 +104,7 @@ impl Backups {
             retry: Retry::default(),
             retention: cairn_inventory::Retention::default(),
             progress: false,
+            owner: lock::owner(),
         }
     }
 

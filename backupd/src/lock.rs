@@ -23,10 +23,12 @@ pub struct Lock {
     owner: String,
 }
 
-/// Who this process is, for the lock.
+/// A name for one [`crate::Backups`] handle in this process, for the lock.
 pub fn owner() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    format!("{}/pid {}", host.trim(), std::process::id())
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}/pid {}/{n}", host.trim(), std::process::id())
 }
 
 impl Lock {
@@ -53,6 +55,14 @@ impl Lock {
                 None => continue,
             };
             match held {
+                // Ours from a run whose release failed (the store was away): take it again.
+                Some(h) if h.owner == owner => {
+                    store.put(key, body.clone().into()).await?;
+                    return Ok(Self {
+                        key: key.to_string(),
+                        owner: owner.to_string(),
+                    });
+                }
                 Some(h) if h.until > now => {
                     return Err(Error::Locked {
                         owner: h.owner,
