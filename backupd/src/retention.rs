@@ -170,6 +170,58 @@ mod tests {
         assert_eq!(kept, HashSet::from([1, 3]));
     }
 
+    /// A year of hourly backups, pruned after each, with a fake clock: the newest is never
+    /// removed and the kept set stays bounded by the buckets.
+    #[tokio::test]
+    async fn a_year_of_hourly_backups_keeps_the_newest_and_a_bounded_set() {
+        use crate::{Backups, ClusterSpec, Codec, FakeClock};
+        use std::sync::Arc;
+        let start = DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01");
+        let clock = Arc::new(FakeClock::new(start));
+        let store = Arc::new(crate::store::MemoryStore::new());
+        let spec = ClusterSpec {
+            name: "c".into(),
+            server: ServerKind::Cairn,
+            endpoints: Vec::new(),
+            tls: None,
+            binary: "cairn-server".into(),
+        };
+        let codec = Codec {
+            compression: Compression::Zstd,
+            key: None,
+        };
+        let policy = Retention::default();
+        let backups =
+            Backups::new(store, "", spec, codec, clock.clone()).with_retention(policy.clone());
+        let bound = (1
+            + policy.keep_last
+            + policy.keep_hourly
+            + policy.keep_daily
+            + policy.keep_weekly
+            + policy.keep_monthly) as usize;
+        for hour in 0..(24 * 365) {
+            clock.advance(chrono::Duration::hours(1));
+            let mut m = full(crate::Clock::now(clock.as_ref()).timestamp(), hour + 9);
+            m.object = format!("c/{}/snapshot.db.zst", m.id);
+            backups.write_manifest(&m).await.expect("manifest");
+            // Prune daily, like a daemon on an hourly schedule would each run.
+            if hour % 24 == 23 {
+                let pruned = backups.prune(false).await.expect("prune");
+                assert!(
+                    pruned.kept.contains(&m.id),
+                    "hour {hour}: the newest was removed"
+                );
+                assert!(!pruned.removed.contains(&m.id));
+                assert!(pruned.kept.len() <= bound, "{}", pruned.kept.len());
+            }
+        }
+        let left = backups.list().await.expect("list");
+        // 24 last (within the 48 hourly), 14 daily, 8 weekly and 12 monthly overlap.
+        assert!(left.len() >= 48 && left.len() <= bound, "{}", left.len());
+        let months: HashSet<u32> = left.iter().map(|m| m.started_at.month()).collect();
+        assert!(months.len() >= 12, "one per month: {months:?}");
+    }
+
     proptest! {
         #[test]
         fn the_newest_full_backup_is_always_kept(

@@ -1,5 +1,7 @@
 //! One module per `cairn` command.
 
+pub mod backup;
+pub mod backupd;
 pub mod bench;
 pub mod check;
 pub mod inspect;
