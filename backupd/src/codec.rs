@@ -68,7 +68,7 @@ impl Write for PartSink {
 
 enum Sealing {
     Plain(PartSink),
-    Encrypted(EncryptWriter<PartSink>),
+    Encrypted(Box<EncryptWriter<PartSink>>),
 }
 
 impl Write for Sealing {
@@ -91,7 +91,7 @@ impl Sealing {
     fn finish(self) -> io::Result<()> {
         match self {
             Self::Plain(_) => Ok(()),
-            Self::Encrypted(w) => w.finish().map(drop),
+            Self::Encrypted(w) => (*w).finish().map(drop),
         }
     }
 }
@@ -129,7 +129,7 @@ impl Encoder {
             part_size,
         })));
         let sealing = match &codec.key {
-            Some(key) => Sealing::Encrypted(EncryptWriter::new(key, sink.clone())?),
+            Some(key) => Sealing::Encrypted(Box::new(EncryptWriter::new(key, sink.clone())?)),
             None => Sealing::Plain(sink.clone()),
         };
         let layer = match codec.compression {

@@ -8,6 +8,7 @@ use cairn_inventory::{Inventory, ServerKind};
 use chrono::{DateTime, Utc};
 
 use crate::manifest::{Kind, Manifest};
+use crate::replay::{read_events, ReplayServer};
 use crate::verify::last_line;
 use crate::{Backups, Error};
 
@@ -91,30 +92,40 @@ impl Backups {
         self.list()
             .await?
             .into_iter()
-            .filter(|m| m.kind == Kind::Full)
-            .filter(|m| match target {
-                Target::Revision(r) => m.revision <= *r,
-                Target::Time(t) => m.started_at <= *t,
-                _ => true,
+            .rfind(|m| {
+                m.kind == Kind::Full
+                    && match target {
+                        Target::Revision(r) => m.revision <= *r,
+                        Target::Time(t) => m.started_at <= *t,
+                        _ => true,
+                    }
             })
-            .next_back()
             .ok_or(Error::NoFullBackup)
     }
 
-    /// Verifies the backup `target` names and writes every member's data directory.
+    /// Verifies the backups `target` needs (a full one, and for a revision or time past it
+    /// the increments up to there, replayed) and writes every member's data directory.
     pub async fn restore(&self, target: &Target, plan: &RestorePlan) -> Result<Restored, Error> {
         let manifest = self.pick(target).await?;
         if manifest.kind != Kind::Full {
             return Err(Error::NoFullBackup);
         }
+        let increments = self.increments_for(&manifest, target).await?;
         let verified = self.verify_manifest(manifest).await?;
+        let work = tempfile::tempdir()?;
+        let (snapshot, revision) = if increments.is_empty() {
+            (verified.path.clone(), verified.manifest.revision)
+        } else {
+            self.replay(&verified.path, &increments, target, work.path())
+                .await?
+        };
         let mut data_dirs = Vec::new();
         for m in &plan.members {
             let dir = plan.out_dir.join(&m.name);
             restore_one(
                 self.cluster.server,
                 &self.cluster.binary,
-                &verified.path,
+                &snapshot,
                 plan,
                 m,
                 &dir,
@@ -124,14 +135,92 @@ impl Backups {
         }
         Ok(Restored {
             id: verified.manifest.id.clone(),
-            revision: verified.manifest.revision,
+            revision,
             data_dirs,
         })
+    }
+
+    /// The increments of `full`'s chain a target needs, in revision order.
+    async fn increments_for(
+        &self,
+        full: &Manifest,
+        target: &Target,
+    ) -> Result<Vec<Manifest>, Error> {
+        let chain: Vec<Manifest> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|m| m.kind == Kind::Incremental && m.base.as_deref() == Some(full.id.as_str()))
+            .collect();
+        let mut needed: Vec<Manifest> = match target {
+            Target::Revision(r) => {
+                let reached = chain
+                    .iter()
+                    .map(|m| m.revision)
+                    .fold(full.revision, i64::max);
+                if *r > reached {
+                    return Err(Error::TargetRevision {
+                        target: *r,
+                        reached,
+                    });
+                }
+                chain
+                    .into_iter()
+                    .filter(|m| m.from_revision.unwrap_or(m.revision) <= *r)
+                    .collect()
+            }
+            Target::Time(t) => chain.into_iter().filter(|m| m.finished_at <= *t).collect(),
+            Target::Latest | Target::Id(_) => Vec::new(),
+        };
+        needed.sort_by_key(|m| m.revision);
+        Ok(needed)
+    }
+
+    /// Replays `increments` onto `snapshot` up to the target; the resulting snapshot and its
+    /// revision.
+    async fn replay(
+        &self,
+        snapshot: &Path,
+        increments: &[Manifest],
+        target: &Target,
+        work: &Path,
+    ) -> Result<(PathBuf, i64), Error> {
+        let limit = match target {
+            Target::Revision(r) => *r,
+            _ => i64::MAX,
+        };
+        let mut server = ReplayServer::start(&self.cluster, snapshot, work).await?;
+        let mut revision = server.revision().await?;
+        for m in increments {
+            let verified = self.verify_manifest(m.clone()).await?;
+            let events = read_events(&verified.path)?;
+            let mut i = 0;
+            while i < events.len() {
+                let rev = events[i].revision;
+                let end = events[i..]
+                    .iter()
+                    .position(|e| e.revision != rev)
+                    .map_or(events.len(), |n| i + n);
+                if rev > revision && rev <= limit {
+                    server.apply(rev, &events[i..end]).await?;
+                    revision = rev;
+                }
+                i = end;
+            }
+        }
+        if limit != i64::MAX && revision != limit {
+            return Err(Error::TargetRevision {
+                target: limit,
+                reached: revision,
+            });
+        }
+        let path = server.snapshot(&work.join("replayed.db")).await?;
+        Ok((path, revision))
     }
 }
 
 /// Runs the server's `snapshot restore` for one member.
-async fn restore_one(
+pub(crate) async fn restore_one(
     server: ServerKind,
     binary: &Path,
     snapshot: &Path,

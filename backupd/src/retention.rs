@@ -21,6 +21,9 @@ pub struct Pruned {
     pub kept: Vec<String>,
 }
 
+/// The calendar bucket (hour, day, ISO week or month) a time falls in.
+type Bucket = fn(DateTime<Utc>) -> (i32, u32, u32, u32);
+
 /// Which of `backups` to keep (by index), whatever their order in the slice.
 pub fn keep(backups: &[Manifest], policy: &Retention) -> HashSet<usize> {
     let mut fulls: Vec<usize> = (0..backups.len())
@@ -34,7 +37,7 @@ pub fn keep(backups: &[Manifest], policy: &Retention) -> HashSet<usize> {
         .take(policy.keep_last as usize)
         .collect();
     kept.extend(fulls.first().copied());
-    let buckets: [(u32, fn(DateTime<Utc>) -> (i32, u32, u32, u32)); 4] = [
+    let buckets: [(u32, Bucket); 4] = [
         (policy.keep_hourly, |t| (t.year(), t.ordinal(), t.hour(), 0)),
         (policy.keep_daily, |t| (t.year(), t.ordinal(), 0, 0)),
         (policy.keep_weekly, |t| {

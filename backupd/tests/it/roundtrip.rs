@@ -50,3 +50,90 @@ async fn etcd_full_backup_round_trip_encrypted_uncompressed() {
     };
     round_trip(Kind::Etcd, 1, codec).await;
 }
+
+async fn point_in_time(kind: Kind) {
+    let c = cluster(kind, 1);
+    let endpoint = c.member(0).client_url();
+    fill(&endpoint, 100, 300).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = backups(&c, file_store(&dir.path().join("store")), "", zstd());
+    b.full(None).await.expect("full");
+    assert!(b.incremental().await.expect("nothing new").is_none());
+    let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+        .await
+        .expect("connect");
+    let lease = client.lease_grant(600, None).await.expect("lease").id();
+    for i in 0..20 {
+        client
+            .put(format!("/later/{i}"), format!("v{i}"), None)
+            .await
+            .expect("put");
+    }
+    client
+        .put(
+            "/leased",
+            "x",
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .expect("leased put");
+    client
+        .delete("/k/", Some(etcd_client::DeleteOptions::new().with_prefix()))
+        .await
+        .expect("delete range");
+    let first = b.incremental().await.expect("increment").expect("events");
+    let (middle, middle_hash) = hash_kv(&endpoint, 0).await;
+    assert_eq!(first.revision, middle);
+    for i in 0..10 {
+        client
+            .put(format!("/later/{i}"), "again", None)
+            .await
+            .expect("put");
+    }
+    b.incremental().await.expect("increment").expect("events");
+    let (end, end_hash) = hash_kv(&endpoint, 0).await;
+    for (target, hash, sub) in [
+        (middle - 5, None, "a"),
+        (middle, Some(middle_hash), "b"),
+        (end, Some(end_hash), "c"),
+    ] {
+        let (plan, peer) = single_member_plan(&dir.path().join(sub));
+        let restored = b
+            .restore(&Target::Revision(target), &plan)
+            .await
+            .expect("restore");
+        assert_eq!(restored.revision, target);
+        let r = start_restored(kind, &plan, 0, peer);
+        let (now, restored_hash) = hash_kv(&r.client_url(), target).await;
+        assert_eq!(
+            now, target,
+            "the restored cluster ends at the target revision"
+        );
+        let source_hash = match hash {
+            Some(h) => h,
+            None => hash_kv(&endpoint, target).await.1,
+        };
+        assert_eq!(restored_hash, source_hash, "HashKV at revision {target}");
+    }
+    let err = b
+        .restore(
+            &Target::Revision(end + 100),
+            &single_member_plan(&dir.path().join("d")).0,
+        )
+        .await
+        .expect_err("beyond the backups");
+    assert!(
+        err.to_string().contains("the backups reach revision"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cairn_point_in_time_restore_from_full_plus_increments() {
+    point_in_time(Kind::Cairn).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_point_in_time_restore_from_full_plus_increments() {
+    point_in_time(Kind::Etcd).await;
+}
