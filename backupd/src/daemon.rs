@@ -25,6 +25,8 @@ pub struct DaemonOptions {
     pub listener: TcpListener,
     /// Whether retention runs after each successful backup.
     pub prune: bool,
+    /// Period of incremental backups between full ones; none when `None`.
+    pub incremental: Option<std::time::Duration>,
 }
 
 /// Runs the schedule until `shutdown` completes; `on_run` sees each run's outcome (for the
@@ -74,6 +76,23 @@ pub async fn run(
             })
             .await
     });
+    let on_run = std::cell::RefCell::new(&mut on_run);
+    let record = |outcome: &Result<Manifest, Error>| {
+        match outcome {
+            Ok(m) => metrics.success(m),
+            Err(e) => metrics.failure(e),
+        }
+        (on_run.borrow_mut())(outcome);
+    };
+    let full = |slot| async move {
+        let outcome = backups.full(slot).await;
+        if outcome.is_ok() && options.prune {
+            if let Err(e) = backups.prune(false).await {
+                tracing::warn!("retention failed: {e}");
+            }
+        }
+        outcome
+    };
     let runs = async {
         let mut last_slot = backups.list().await.ok().and_then(|l| {
             l.iter()
@@ -89,24 +108,35 @@ pub async fn run(
             };
             let wait = (slot - backups.clock.now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
-            let outcome = backups.full(Some(slot)).await;
-            match &outcome {
-                Ok(m) => {
-                    metrics.success(m);
-                    if options.prune {
-                        if let Err(e) = backups.prune(false).await {
-                            tracing::warn!("retention failed: {e}");
-                        }
-                    }
-                }
-                Err(e) => metrics.failure(e),
-            }
-            on_run(&outcome);
+            record(&full(Some(slot)).await);
             last_slot = Some(slot);
+        }
+    };
+    let increments = async {
+        let Some(period) = options.incremental else {
+            return std::future::pending().await;
+        };
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match backups.incremental().await {
+                Ok(None) | Err(Error::NoFullBackup) | Err(Error::Locked { .. }) => {}
+                Ok(Some(m)) => record(&Ok(m)),
+                Err(gap @ Error::Compacted { .. }) => {
+                    // The watch cannot continue: reported, and a new chain starts with a full
+                    // backup.
+                    record(&Err(gap));
+                    record(&full(None).await);
+                }
+                Err(e) => record(&Err(e)),
+            }
         }
     };
     tokio::select! {
         () = runs => {}
+        () = increments => {}
         () = shutdown => {}
     }
     let _ = stop_tx.send(());

@@ -61,6 +61,7 @@ async fn two_daemons_back_up_each_slot_once_and_serve_metrics() {
             schedule: every_2s(),
             listener,
             prune: false,
+            incremental: None,
         },
         move |r| ra.lock().expect("runs").push(r.is_ok()),
         stopped(stop_rx.clone()),
@@ -71,6 +72,7 @@ async fn two_daemons_back_up_each_slot_once_and_serve_metrics() {
             schedule: every_2s(),
             listener: listener_b,
             prune: false,
+            incremental: None,
         },
         move |r| rb.lock().expect("runs").push(r.is_ok()),
         stopped(stop_rx),
@@ -122,4 +124,29 @@ async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("response");
     out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compaction_past_the_last_backup_is_a_reported_gap() {
+    let c = cluster(Kind::Etcd, 1);
+    let endpoint = c.member(0).client_url();
+    fill(&endpoint, 10, 10).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = backups(&c, file_store(dir.path()), "", zstd());
+    b.full(None).await.expect("full");
+    let mut client = etcd_client::Client::connect([endpoint.as_str()], None)
+        .await
+        .expect("connect");
+    for i in 0..5 {
+        client.put(format!("/x/{i}"), "v", None).await.expect("put");
+    }
+    let (now, _) = hash_kv(&endpoint, 0).await;
+    client.compact(now, None).await.expect("compact");
+    let err = b.incremental().await.expect_err("gap");
+    assert!(matches!(err, Error::Compacted { .. }), "{err}");
+    assert!(err.to_string().contains("a full backup is needed"), "{err}");
+    b.full(None)
+        .await
+        .expect("a new full backup starts a new chain");
+    assert!(b.incremental().await.expect("nothing new").is_none());
 }

@@ -38,6 +38,11 @@ pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
                 source: std::io::Error::other("not an address"),
             })?,
     };
+    // The inventory's checks already parsed it.
+    let incremental = config
+        .incremental
+        .as_deref()
+        .and_then(|p| humantime::parse_duration(p).ok());
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     runtime.block_on(async {
         let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock)).await?;
@@ -52,6 +57,7 @@ pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
             schedule,
             listener,
             prune: true,
+            incremental,
         };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
