@@ -18,6 +18,7 @@ mod error;
 mod full;
 mod incremental;
 mod lock;
+pub mod logical;
 pub mod manifest;
 mod metrics;
 mod replay;

@@ -1,12 +1,12 @@
-//! `cairn backup now | list | verify ID | prune [--dry-run] | restore ID`: one-off backup
-//! operations with the inventory's `[backup]` settings.
+//! `cairn backup now | list | verify ID | prune [--dry-run] | restore ID | export --logical
+//! FILE | import FILE`: one-off backup operations with the inventory's `[backup]` settings.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cairn_backupd::{Backups, RestorePlan, SystemClock, Target};
+use cairn_backupd::{logical, Backups, ClusterSpec, RestorePlan, SystemClock, Target};
 use cairn_inventory::InventoryArg;
 use clap::{Args, Subcommand};
 
@@ -53,6 +53,26 @@ pub enum BackupCommand {
         #[arg(long, default_value = "restored")]
         out_dir: PathBuf,
     },
+    /// Write every key, value and lease at one revision to a portable file (JSON lines), to
+    /// move data between etcd and cairn-server.
+    Export {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// The logical format (the only one; the flag says what you get).
+        #[arg(long, required = true)]
+        logical: bool,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Write the keys, values and leases of an exported file into the inventory's cluster.
+    Import {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// The file `cairn backup export --logical` wrote.
+        file: PathBuf,
+    },
 }
 
 /// What every `cairn backup` command takes.
@@ -97,6 +117,25 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
     let inventory = common.inventory.load()?;
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     runtime.block_on(async {
+        if let BackupCommand::Export { file, .. } | BackupCommand::Import { file, .. } = &cmd {
+            let spec = ClusterSpec::from_inventory(&inventory);
+            let io = |e| cairn_backupd::Error::File {
+                path: file.clone(),
+                source: e,
+            };
+            let moved = if matches!(cmd, BackupCommand::Export { .. }) {
+                let f = std::fs::File::create(file).map_err(io)?;
+                logical::export(&spec, &mut std::io::BufWriter::new(f)).await?
+            } else {
+                let f = std::fs::File::open(file).map_err(io)?;
+                logical::import(&spec, &mut std::io::BufReader::new(f)).await?
+            };
+            println!(
+                "{} keys and {} leases at revision {}",
+                moved.keys, moved.leases, moved.revision
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock))
             .await?
             .with_progress(std::io::stderr().is_terminal());
@@ -144,6 +183,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                         + &format!("{} kept\n", p.kept.len())
                 })?;
             }
+            BackupCommand::Export { .. } | BackupCommand::Import { .. } => {}
             BackupCommand::Restore {
                 id,
                 to_revision,
