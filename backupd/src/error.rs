@@ -147,8 +147,7 @@ pub enum Error {
         /// How far the stored data goes.
         reached: i64,
     },
-    /// The cluster name in the inventory is unusable as a key prefix, or the inventory has no
-    /// `[backup]` table.
+    /// The inventory has no `[backup]` table.
     #[error("the inventory has no [backup] table; add one with at least `store = \"s3://bucket/prefix\"`")]
     NotConfigured,
 }
