@@ -92,7 +92,9 @@ impl BackupCommand {
             Self::Now(c) | Self::List(c) => c,
             Self::Verify { common, .. }
             | Self::Prune { common, .. }
-            | Self::Restore { common, .. } => common,
+            | Self::Restore { common, .. }
+            | Self::Export { common, .. }
+            | Self::Import { common, .. } => common,
         }
     }
 }
