@@ -52,6 +52,7 @@ impl Lock {
             }
             let held: Option<LockFile> = match store.get(key).await? {
                 Some(data) => serde_json::from_slice(&data).ok(),
+                // Released in between: try again.
                 None => continue,
             };
             match held {
@@ -70,8 +71,15 @@ impl Lock {
                         key: key.to_string(),
                     })
                 }
-                // Expired or unreadable: the holder is gone.
-                _ => store.delete(key).await?,
+                // Expired: the holder is gone.
+                Some(_) => store.delete(key).await?,
+                None => {
+                    return Err(Error::Locked {
+                        owner: "unknown (the lock object is unreadable)".into(),
+                        until: "unknown".into(),
+                        key: key.to_string(),
+                    })
+                }
             }
         }
         Err(Error::Locked {

@@ -28,6 +28,22 @@ impl FileStore {
     fn path(&self, key: &str) -> PathBuf {
         self.dir.join(key)
     }
+
+    async fn file_upload(&self, key: &str) -> Result<FileUpload, Error> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let path = self.path(key);
+        parent_dir(&path).await?;
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let temp = temp_path(&path, &id);
+        let file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| Error::file(&temp, e))?;
+        Ok(FileUpload { temp, path, file })
+    }
 }
 
 async fn parent_dir(path: &Path) -> Result<(), Error> {
@@ -51,6 +67,19 @@ struct FileUpload {
     temp: PathBuf,
     path: PathBuf,
     file: tokio::fs::File,
+}
+
+impl FileUpload {
+    fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    async fn sync(&mut self) -> Result<(), Error> {
+        self.file
+            .sync_all()
+            .await
+            .map_err(|e| Error::file(&self.temp, e))
+    }
 }
 
 #[async_trait]
@@ -84,18 +113,7 @@ impl Upload for FileUpload {
 #[async_trait]
 impl ObjectStore for FileStore {
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>, Error> {
-        let path = self.path(key);
-        parent_dir(&path).await?;
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let temp = temp_path(&path, &id);
-        let file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(|e| Error::file(&temp, e))?;
-        Ok(Box::new(FileUpload { temp, path, file }))
+        Ok(Box::new(self.file_upload(key).await?))
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), Error> {
@@ -105,21 +123,17 @@ impl ObjectStore for FileStore {
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<bool, Error> {
+        // Written whole beside the key, then hard-linked into place: the link fails when the
+        // key exists, and a reader never sees a half-written object.
         let path = self.path(key);
-        parent_dir(&path).await?;
-        let created = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await;
-        match created {
-            Ok(mut f) => {
-                f.write_all(&data)
-                    .await
-                    .map_err(|e| Error::file(&path, e))?;
-                f.sync_all().await.map_err(|e| Error::file(&path, e))?;
-                Ok(true)
-            }
+        let mut upload = self.file_upload(key).await?;
+        upload.part(data).await?;
+        let temp = upload.temp_path().to_path_buf();
+        upload.sync().await?;
+        let linked = tokio::fs::hard_link(&temp, &path).await;
+        let _ = tokio::fs::remove_file(&temp).await;
+        match linked {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(Error::file(&path, e)),
         }

@@ -34,7 +34,7 @@ async fn a_corrupted_object_is_caught_by_verify_and_refused_by_restore() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_daemons_back_up_each_slot_once_and_serve_metrics() {
+async fn two_daemons_back_up_each_slot_once_take_increments_and_serve_metrics() {
     let c = cluster(Kind::Cairn, 1);
     fill(&c.member(0).client_url(), 20, 100).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -61,7 +61,7 @@ async fn two_daemons_back_up_each_slot_once_and_serve_metrics() {
             schedule: every_2s(),
             listener,
             prune: false,
-            incremental: None,
+            incremental: Some(Duration::from_millis(300)),
         },
         move |r| ra.lock().expect("runs").push(r.is_ok()),
         stopped(stop_rx.clone()),
@@ -77,12 +77,23 @@ async fn two_daemons_back_up_each_slot_once_and_serve_metrics() {
         move |r| rb.lock().expect("runs").push(r.is_ok()),
         stopped(stop_rx),
     );
+    let mut writer = etcd_client::Client::connect([c.member(0).client_url()], None)
+        .await
+        .expect("connect");
     let check = async {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let listed = a.list().await.expect("list");
-            if listed.len() >= 3 {
+            let fulls = listed
+                .iter()
+                .filter(|m| m.kind == cairn_backupd::Kind::Full)
+                .count();
+            let increments = listed.len() - fulls;
+            if fulls >= 3 && increments >= 1 {
                 break;
+            }
+            if fulls >= 1 {
+                writer.put("/during", "x", None).await.expect("put");
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -107,7 +118,7 @@ async fn two_daemons_back_up_each_slot_once_and_serve_metrics() {
     ra.expect("daemon a");
     rb.expect("daemon b");
     let listed = a.list().await.expect("list");
-    let mut slots: Vec<_> = listed.iter().map(|m| m.slot.expect("slot")).collect();
+    let mut slots: Vec<_> = listed.iter().filter_map(|m| m.slot).collect();
     let n = slots.len();
     slots.dedup();
     assert_eq!(slots.len(), n, "one backup per slot: {listed:?}");
