@@ -3,6 +3,9 @@
 /// What can stop a command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A backup, listing, verification, prune or restore failed.
+    #[error(transparent)]
+    Backup(#[from] cairn_backupd::Error),
     /// A check or benchmark failed to run.
     #[error(transparent)]
     Bench(#[from] cairn_bench::Error),

@@ -1,6 +1,6 @@
 //! The `cairn` operator binary's commands, one per file under [`commands`]. The binary only
 //! parses arguments and reports the outcome; the work is in the libraries (`cairn-bench`, `cairn-inventory`,
-//! `cairn-inspector`, `cairn-provisioner`, `cairn-rules`, and the backup crate as it lands).
+//! `cairn-inspector`, `cairn-provisioner`, `cairn-rules`, `cairn-backupd`).
 
 pub mod commands;
 pub mod error;
@@ -24,6 +24,12 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// One-off backups: take one now, list, verify, prune and restore.
+    #[command(subcommand)]
+    Backup(commands::backup::BackupCommand),
+    /// The backup daemon: full backups on `[backup] schedule`, retention, /metrics and
+    /// /healthz.
+    Backupd(commands::backupd::BackupdArgs),
     /// Load generation with etcd benchmark's workloads and flags: throughput, latency
     /// percentiles and a histogram.
     Bench(commands::bench::BenchArgs),
@@ -62,6 +68,8 @@ pub enum Output {
 /// a warning and 2 on a failure).
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
+        Command::Backup(cmd) => commands::backup::run(cmd),
+        Command::Backupd(args) => commands::backupd::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Certs(args) => commands::certs::run(args),
         Command::Check(args) => commands::check::run(args),

@@ -29,7 +29,10 @@ use std::time::Duration;
 pub use arg::InventoryArg;
 pub use error::Error;
 pub use location::Location;
-pub use model::{Alerts, Backup, Cluster, Host, Inspection, ServerKind, Ssh, Tls, Transport};
+pub use model::{
+    cron_expression, Alerts, Backup, Cluster, Compression, Host, Inspection, Retention, ServerKind,
+    Ssh, Tls, Transport,
+};
 pub use warning::Warning;
 
 use validate::Checker;
@@ -53,8 +56,8 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// `[alerts]`.
     pub alerts: Alerts,
-    /// `[backup]`.
-    pub backup: Backup,
+    /// `[backup]`, when backups are configured.
+    pub backup: Option<Backup>,
     /// `[inspection]`.
     pub inspection: Inspection,
     /// The schedules, parsed.
@@ -66,7 +69,7 @@ pub struct Inventory {
 /// The inventory's durations, parsed, with the alerting defaults filled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
-    /// `[backup] interval`.
+    /// The longest time between two runs of `[backup] schedule` (an hour without `[backup]`).
     pub backup_interval: Duration,
     /// `[inspection] interval`.
     pub inspection_interval: Duration,
@@ -100,8 +103,10 @@ impl Inventory {
             parse: Box::new(source_err),
         })?;
         let warnings = checker.file(&file)?;
-        let backup_interval =
-            checker.duration(&["backup", "interval"], "interval", &file.backup.interval)?;
+        let backup_interval = match &file.backup {
+            Some(b) => checker.backup_interval(&b.schedule)?,
+            None => Duration::from_secs(3600),
+        };
         let inspection_interval = checker.duration(
             &["inspection", "interval"],
             "interval",
@@ -159,7 +164,15 @@ impl Inventory {
             .prometheus_tls_dir
             .as_deref()
             .map(|p| paths::resolve(dir, p));
-        backup.dir = paths::resolve(dir, &backup.dir);
+        if let Some(backup) = &mut backup {
+            if let Some(path) = backup.store.strip_prefix("file://") {
+                backup.store = format!("file://{}", paths::resolve(dir, Path::new(path)).display());
+            }
+            backup.encryption_key_file = backup
+                .encryption_key_file
+                .as_deref()
+                .map(|p| paths::resolve(dir, p));
+        }
         inspection.state_file = paths::resolve(dir, &inspection.state_file);
         Ok(Self {
             path: path.to_path_buf(),
@@ -304,7 +317,7 @@ mod tests {
             (a.cert_expiry_warning_days, a.cert_expiry_critical_days),
             (30.0, 7.0)
         );
-        assert_eq!(inv.backup.dir, Path::new("/etc/cairn/backups"));
+        assert!(inv.backup.is_none());
         assert_eq!(
             inv.schedule,
             Schedule {
@@ -315,6 +328,33 @@ mod tests {
                 hot_prefix_window: Duration::from_secs(10),
             }
         );
+    }
+
+    #[test]
+    fn a_backup_table_needs_only_a_store() {
+        let inv = Inventory::parse(
+            Path::new("/etc/cairn/cairn.toml"),
+            format!("{MINIMAL}[backup]\nstore = \"file://backups\"\nschedule = \"0 3 * * *\"\n"),
+        )
+        .expect("valid");
+        let b = inv.backup.expect("backup");
+        assert_eq!(b.store, "file:///etc/cairn/backups");
+        assert_eq!(
+            (b.compression, b.retention.keep_last),
+            (Compression::Zstd, 24)
+        );
+        assert_eq!(inv.schedule.backup_interval, Duration::from_secs(86_400));
+        assert_eq!(
+            inv.schedule.backup_stale_after,
+            Duration::from_secs(172_800)
+        );
+    }
+
+    #[test]
+    fn cron_expressions_get_a_seconds_field() {
+        assert_eq!(cron_expression("*/5 * * * *"), "0 */5 * * * *");
+        assert_eq!(cron_expression("@hourly"), "@hourly");
+        assert_eq!(cron_expression("30 0 * * * *"), "30 0 * * * *");
     }
 
     #[test]

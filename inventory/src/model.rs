@@ -23,9 +23,9 @@ pub struct File {
     /// `[alerts]`; the Prometheus side.
     #[serde(default)]
     pub alerts: Alerts,
-    /// `[backup]`; the schedule the backup tool keeps and the alerts watch.
+    /// `[backup]`; the backups `cairn backupd` takes and the alerts watch.
     #[serde(default)]
-    pub backup: Backup,
+    pub backup: Option<Backup>,
     /// `[inspection]`; the schedule and thresholds of the inspection tool.
     #[serde(default)]
     pub inspection: Inspection,
@@ -289,24 +289,93 @@ impl Default for Alerts {
     }
 }
 
-/// `[backup]`: what the backup tool does and how often.
+/// `[backup]`: where `cairn backupd` stores backups, how often it takes them and how many it
+/// keeps. Absent: no backups are configured (and no backup daemon is provisioned).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backup {
-    /// Time between snapshots (`"1h"`, `"30m"`).
-    #[serde(default = "default_backup_interval")]
-    pub interval: String,
-    /// Local directory the snapshots are kept in.
-    #[serde(default = "default_backup_dir")]
-    pub dir: PathBuf,
-    /// How many snapshots are kept.
-    #[serde(default = "default_backup_keep")]
-    pub keep: u32,
+    /// `s3://bucket/prefix` or `file:///path` (a relative `file://` path is against the
+    /// inventory's directory).
+    pub store: String,
+    /// When full backups run, in UTC: a 5-field crontab line (`"0 * * * *"`), a 6-field one
+    /// with seconds first, or `@hourly`, `@daily`, `@weekly`, `@monthly`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    /// Period of watch-based incremental backups between full ones (`"30s"`); none when
+    /// absent.
+    #[serde(default)]
+    pub incremental: Option<String>,
+    /// How stored objects are compressed.
+    #[serde(default)]
+    pub compression: Compression,
+    /// A file holding a 32-byte key (64 hex digits) for client-side AES-256-GCM encryption;
+    /// backups are not encrypted when absent.
+    #[serde(default)]
+    pub encryption_key_file: Option<PathBuf>,
+    /// S3 region; the AWS environment/profile's, or `us-east-1`, when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// S3 endpoint override for S3-compatible stores (MinIO, Ceph): `http://10.0.0.5:9000`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style S3 addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Where the daemon serves `/metrics` and `/healthz`.
+    #[serde(default = "default_backup_listen")]
+    pub listen: String,
+    /// How many backups of each age are kept.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
-impl Default for Backup {
+/// How backup objects are compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd, level 3.
+    #[default]
+    Zstd,
+    /// Stored as the server sent it.
+    None,
+}
+
+/// `[backup.retention]`: restic-style buckets. A full backup is kept when any bucket keeps it;
+/// the newest full backup and the increments it needs are always kept.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// The newest N full backups.
+    #[serde(default = "default_keep_last")]
+    pub keep_last: u32,
+    /// The newest full backup of each of the last N hours that have one.
+    #[serde(default = "default_keep_hourly")]
+    pub keep_hourly: u32,
+    /// The newest of each of the last N days.
+    #[serde(default = "default_keep_daily")]
+    pub keep_daily: u32,
+    /// The newest of each of the last N ISO weeks.
+    #[serde(default = "default_keep_weekly")]
+    pub keep_weekly: u32,
+    /// The newest of each of the last N months.
+    #[serde(default = "default_keep_monthly")]
+    pub keep_monthly: u32,
+}
+
+impl Default for Retention {
     fn default() -> Self {
-        toml::from_str("").expect("every [backup] key has a default")
+        toml::from_str("").expect("every [backup.retention] key has a default")
+    }
+}
+
+/// The `cron` crate wants a seconds field and knows no 5-field crontab lines: this turns
+/// what operators write into what it parses (`"*/5 * * * *"` to `"0 */5 * * * *"`).
+pub fn cron_expression(schedule: &str) -> String {
+    let s = schedule.trim();
+    if s.starts_with('@') || s.split_whitespace().count() != 5 {
+        s.to_string()
+    } else {
+        format!("0 {s}")
     }
 }
 
@@ -473,14 +542,26 @@ fn default_cert_warning_days() -> f64 {
 fn default_cert_critical_days() -> f64 {
     7.0
 }
-fn default_backup_interval() -> String {
-    "1h".into()
+fn default_backup_schedule() -> String {
+    "@hourly".into()
 }
-fn default_backup_dir() -> PathBuf {
-    "backups".into()
+fn default_backup_listen() -> String {
+    "127.0.0.1:9471".into()
 }
-fn default_backup_keep() -> u32 {
+fn default_keep_last() -> u32 {
     24
+}
+fn default_keep_hourly() -> u32 {
+    48
+}
+fn default_keep_daily() -> u32 {
+    14
+}
+fn default_keep_weekly() -> u32 {
+    8
+}
+fn default_keep_monthly() -> u32 {
+    12
 }
 fn default_inspection_interval() -> String {
     "15m".into()

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::net::IpAddr;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::model::{Cluster, File, Host, Transport};
@@ -360,13 +361,65 @@ impl Checker<'_> {
     }
 
     fn backup(&self, f: &File) -> Result<(), Error> {
+        let Some(b) = &f.backup else {
+            return Ok(());
+        };
+        let store_ok = match b.store.split_once("://") {
+            Some(("s3", rest)) => !rest.split('/').next().unwrap_or("").is_empty(),
+            Some(("file", rest)) => !rest.is_empty(),
+            _ => false,
+        };
         self.require(
-            f.backup.keep > 0,
-            &["backup", "keep"],
-            "keep",
-            f.backup.keep,
-            "at least 1 (the newest backup is always kept)",
-        )
+            store_ok,
+            &["backup", "store"],
+            "store",
+            format!("\"{}\"", b.store),
+            "s3://bucket/prefix or file:///path",
+        )?;
+        self.require(
+            b.listen.parse::<std::net::SocketAddr>().is_ok(),
+            &["backup", "listen"],
+            "listen",
+            format!("\"{}\"", b.listen),
+            "an address and port such as \"127.0.0.1:9471\"",
+        )?;
+        if let Some(period) = &b.incremental {
+            self.duration(&["backup", "incremental"], "incremental", period)?;
+        }
+        self.backup_interval(&b.schedule).map(|_| ())
+    }
+
+    /// The longest time between two runs of the backup schedule (what staleness alerts
+    /// wait for), over a year of runs from a fixed date so that generated rules are stable.
+    pub(crate) fn backup_interval(&self, schedule: &str) -> Result<Duration, Error> {
+        let invalid = || {
+            Error::InvalidValue {
+            at: self.at(&["backup", "schedule"]),
+            key: "schedule",
+            value: format!("\"{schedule}\""),
+            expected: "a crontab line such as \"0 * * * *\" (minute hour day month weekday, UTC) or @hourly/@daily/@weekly/@monthly",
+        }
+        };
+        let parsed = cron::Schedule::from_str(&crate::model::cron_expression(schedule))
+            .map_err(|_| invalid())?;
+        let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
+            .expect("2026-01-01 is a valid time");
+        let end = start + chrono::Duration::days(366);
+        let mut longest = Duration::ZERO;
+        let mut previous: Option<chrono::DateTime<chrono::Utc>> = None;
+        for t in parsed.after(&start).take(10_000) {
+            if let Some(p) = previous {
+                longest = longest.max((t - p).to_std().unwrap_or_default());
+            }
+            previous = Some(t);
+            if t > end {
+                break;
+            }
+        }
+        if previous.is_none() || longest.is_zero() {
+            return Err(invalid());
+        }
+        Ok(longest)
     }
 
     fn inspection(&self, f: &File) -> Result<(), Error> {
@@ -745,11 +798,11 @@ mod tests {
     #[test]
     fn durations() {
         let (line, col, msg) = error(&format!(
-            "{CLUSTER}{THREE}[backup]\ninterval = \"hourly\"\n"
+            "{CLUSTER}{THREE}[backup]\nstore = \"file:///b\"\nincremental = \"often\"\n"
         ));
-        assert_eq!((line, col), (15, 12));
+        assert_eq!((line, col), (16, 15));
         assert!(
-            msg.contains("interval = \"hourly\" is not a duration ("),
+            msg.contains("incremental = \"often\" is not a duration ("),
             "{msg}"
         );
         assert!(msg.ends_with("write e.g. \"30m\" or \"2h\""), "{msg}");
@@ -833,7 +886,7 @@ mod tests {
     }
 
     #[test]
-    fn cairn_targets_and_backup_keep() {
+    fn cairn_targets_and_backup_store() {
         let (line, col, msg) = error(&format!(
             "{CLUSTER}{THREE}[alerts]\ncairn_targets = [\"a:1\", \"b\"]\n"
         ));
@@ -842,12 +895,20 @@ mod tests {
             msg.contains("cairn_targets = \"b\" is not allowed: it must be host:port entries"),
             "{msg}"
         );
-        let (line, _, msg) = error(&format!("{CLUSTER}{THREE}[backup]\nkeep = 0\n"));
-        assert_eq!(line, 15);
+        let (line, col, msg) = error(&format!("{CLUSTER}{THREE}[backup]\nstore = \"ftp://x\"\n"));
+        assert_eq!((line, col), (15, 9));
         assert!(
             msg.ends_with(
-                "keep = 0 is not allowed: it must be at least 1 (the newest backup is always kept)"
+                "store = \"ftp://x\" is not allowed: it must be s3://bucket/prefix or file:///path"
             ),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[backup]\nstore = \"s3://b\"\nschedule = \"every hour\"\n"
+        ));
+        assert_eq!(line, 16);
+        assert!(
+            msg.contains("schedule = \"every hour\" is not allowed: it must be a crontab line"),
             "{msg}"
         );
     }

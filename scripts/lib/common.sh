@@ -36,3 +36,19 @@ ensure_cargo() {
 
 # Build-time packages: protoc and the well-known .proto files (etcd-client's build needs them).
 BUILD_PACKAGES=(protobuf-compiler libprotobuf-dev gcc)
+
+# ensure_moto: moto_server (PyPI moto[server]), the S3-compatible store the backup tests run on
+# loopback; installed into a venv under ~/.cache/cairn-moto and put on PATH when missing.
+ensure_moto() {
+    if command -v moto_server >/dev/null 2>&1; then
+        return 0
+    fi
+    local venv="$HOME/.cache/cairn-moto"
+    if [ ! -x "$venv/bin/moto_server" ]; then
+        ensure_packages python3 python3-venv
+        echo "==> installing moto[server] into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q 'moto[server]'
+    fi
+    export PATH="$venv/bin:$PATH"
+}

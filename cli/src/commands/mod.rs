@@ -1,5 +1,7 @@
 //! One module per `cairn` command.
 
+pub mod backup;
+pub mod backupd;
 pub mod bench;
 pub mod certs;
 pub mod check;

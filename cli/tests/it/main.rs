@@ -1,5 +1,6 @@
 //! The `cairn` binary run as operators run it.
 
+mod backup;
 mod bench;
 mod certs;
 mod check;

@@ -57,7 +57,7 @@ fn full_example_sets_every_option() {
         ),
         (
             "backup",
-            toml::Value::try_from(&inv.backup).expect("backup"),
+            toml::Value::try_from(inv.backup.as_ref().expect("backup")).expect("backup"),
         ),
         (
             "inspection",

@@ -1,0 +1,148 @@
+//! The cluster to back up: its members' endpoints and TLS files, and the pick of the member
+//! a snapshot comes from (the reachable one with the highest revision).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cairn_inventory::{Inventory, ServerKind};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+use crate::Error;
+
+/// How long connecting and a status request may take per member.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Client TLS files (the `cairn-backup` certificate the provisioner issues).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Client certificate (PEM).
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+}
+
+/// What backups need to know about the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// `[cluster] name`: the key prefix of its backups.
+    pub name: String,
+    /// Which server the members run.
+    pub server: ServerKind,
+    /// Client URLs.
+    pub endpoints: Vec<String>,
+    /// TLS, when the cluster uses it.
+    pub tls: Option<TlsFiles>,
+    /// The server binary (cairn-server or etcd): opens snapshots and runs the replay server.
+    pub binary: PathBuf,
+}
+
+impl ClusterSpec {
+    /// The cluster an inventory describes, with the backup client certificate of `[tls] dir`.
+    pub fn from_inventory(inv: &Inventory) -> Self {
+        let scheme = if inv.tls.is_some() { "https" } else { "http" };
+        let endpoints = inv
+            .hosts
+            .iter()
+            .map(|h| {
+                let host = if h.address.contains(':') {
+                    format!("[{}]", h.address)
+                } else {
+                    h.address.clone()
+                };
+                format!("{scheme}://{host}:{}", inv.cluster.client_port)
+            })
+            .collect();
+        Self {
+            name: inv.cluster.name.clone(),
+            server: inv.cluster.server,
+            endpoints,
+            tls: inv.tls.as_ref().map(|t| TlsFiles {
+                ca: t.dir.join("ca.pem"),
+                cert: t.dir.join("backup.pem"),
+                key: t.dir.join("backup-key.pem"),
+            }),
+            binary: inv.cluster.binary.clone(),
+        }
+    }
+
+    fn options(&self) -> Result<ConnectOptions, Error> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(Duration::from_secs(3600));
+        if let Some(t) = &self.tls {
+            let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::file(p, e));
+            options = options.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(read(&t.ca)?))
+                    .identity(Identity::from_pem(read(&t.cert)?, read(&t.key)?)),
+            );
+        }
+        Ok(options)
+    }
+
+    /// A client of one member.
+    pub async fn connect(&self, endpoint: &str) -> Result<Client, Error> {
+        let options = self.options()?;
+        tokio::time::timeout(CONNECT_TIMEOUT, Client::connect([endpoint], Some(options)))
+            .await
+            .map_err(|_| {
+                Error::etcd(
+                    endpoint,
+                    etcd_client::Error::IoError(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "connect timed out",
+                    )),
+                )
+            })?
+            .map_err(|e| Error::etcd(endpoint, e))
+    }
+
+    /// The reachable member with the highest revision.
+    pub async fn best_member(&self) -> Result<Member, Error> {
+        let mut best: Option<Member> = None;
+        for endpoint in &self.endpoints {
+            let Ok(mut client) = self.connect(endpoint).await else {
+                continue;
+            };
+            let Ok(Ok(status)) = tokio::time::timeout(CONNECT_TIMEOUT, client.status()).await
+            else {
+                continue;
+            };
+            let Some(header) = status.header() else {
+                continue;
+            };
+            let m = Member {
+                endpoint: endpoint.clone(),
+                client,
+                revision: header.revision(),
+                cluster_id: header.cluster_id(),
+                member_id: header.member_id(),
+                version: status.version().to_string(),
+            };
+            if best.as_ref().is_none_or(|b| m.revision > b.revision) {
+                best = Some(m);
+            }
+        }
+        best.ok_or(Error::NoHealthyMember {
+            tried: self.endpoints.len(),
+        })
+    }
+}
+
+/// A member picked for a backup.
+pub struct Member {
+    /// Its client URL.
+    pub endpoint: String,
+    /// A client of it alone.
+    pub client: Client,
+    /// Its revision at the status request.
+    pub revision: i64,
+    /// The cluster ID.
+    pub cluster_id: u64,
+    /// The member ID.
+    pub member_id: u64,
+    /// The server version it reports.
+    pub version: String,
+}

@@ -1,0 +1,221 @@
+//! `cairn backup now | list | verify ID | prune [--dry-run] | restore ID | export --logical
+//! FILE | import FILE`: one-off backup operations with the inventory's `[backup]` settings.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cairn_backupd::{logical, Backups, ClusterSpec, RestorePlan, SystemClock, Target};
+use cairn_inventory::InventoryArg;
+use clap::{Args, Subcommand};
+
+use crate::{Error, Output};
+
+/// `cairn backup`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a full backup now.
+    Now(Common),
+    /// List the backups, oldest first.
+    List(Common),
+    /// Download a backup and check every hash (and open a cairn snapshot).
+    Verify {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// The backup's ID (`cairn backup list`).
+        id: String,
+    },
+    /// Apply `[backup.retention]`.
+    Prune {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write fresh data directories for every member of the inventory from a backup.
+    Restore {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// The backup's ID; the newest full backup when absent.
+        id: Option<String>,
+        /// The newest full backup at or before this revision.
+        #[arg(long, conflicts_with_all = ["id", "to_time"])]
+        to_revision: Option<i64>,
+        /// The newest full backup started at or before this time (RFC 3339).
+        #[arg(long, conflicts_with = "id")]
+        to_time: Option<chrono::DateTime<chrono::Utc>>,
+        /// Where `<member>/` data directories are written.
+        #[arg(long, default_value = "restored")]
+        out_dir: PathBuf,
+    },
+    /// Write every key, value and lease at one revision to a portable file (JSON lines), to
+    /// move data between etcd and cairn-server.
+    Export {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// The logical format (the only one; the flag says what you get).
+        #[arg(long, required = true)]
+        logical: bool,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Write the keys, values and leases of an exported file into the inventory's cluster.
+    Import {
+        /// Inventory and output.
+        #[command(flatten)]
+        common: Common,
+        /// The file `cairn backup export --logical` wrote.
+        file: PathBuf,
+    },
+}
+
+/// What every `cairn backup` command takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The cluster.
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+impl BackupCommand {
+    fn common(&self) -> &Common {
+        match self {
+            Self::Now(c) | Self::List(c) => c,
+            Self::Verify { common, .. }
+            | Self::Prune { common, .. }
+            | Self::Restore { common, .. }
+            | Self::Export { common, .. }
+            | Self::Import { common, .. } => common,
+        }
+    }
+}
+
+fn print<T: serde::Serialize>(
+    output: Output,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
+/// Runs one backup command.
+pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
+    let common = cmd.common();
+    let output = common.output;
+    let inventory = common.inventory.load()?;
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        if let BackupCommand::Export { file, .. } | BackupCommand::Import { file, .. } = &cmd {
+            let spec = ClusterSpec::from_inventory(&inventory);
+            let io = |e| cairn_backupd::Error::File {
+                path: file.clone(),
+                source: e,
+            };
+            let moved = if matches!(cmd, BackupCommand::Export { .. }) {
+                let f = std::fs::File::create(file).map_err(io)?;
+                logical::export(&spec, &mut std::io::BufWriter::new(f)).await?
+            } else {
+                let f = std::fs::File::open(file).map_err(io)?;
+                logical::import(&spec, &mut std::io::BufReader::new(f)).await?
+            };
+            println!(
+                "{} keys and {} leases at revision {}",
+                moved.keys, moved.leases, moved.revision
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock))
+            .await?
+            .with_progress(std::io::stderr().is_terminal());
+        match &cmd {
+            BackupCommand::Now(_) => {
+                let m = backups.full(None).await?;
+                print(output, &m, || {
+                    format!(
+                        "{}: revision {}, {} bytes stored\n",
+                        m.id, m.revision, m.stored_bytes
+                    )
+                })?;
+            }
+            BackupCommand::List(_) => {
+                let list = backups.list().await?;
+                print(output, &list, || {
+                    list.iter()
+                        .map(|m| {
+                            format!(
+                                "{}  {:?}  revision {}  {} bytes  {}\n",
+                                m.id,
+                                m.kind,
+                                m.revision,
+                                m.stored_bytes,
+                                m.started_at.to_rfc3339()
+                            )
+                        })
+                        .collect()
+                })?;
+            }
+            BackupCommand::Verify { id, .. } => {
+                let v = backups.verify(id).await?;
+                print(output, &v.manifest, || {
+                    format!("{id}: every hash checks out\n")
+                })?;
+            }
+            BackupCommand::Prune { dry_run, .. } => {
+                let p = backups.prune(*dry_run).await?;
+                let verb = if *dry_run { "would remove" } else { "removed" };
+                print(output, &p.removed, || {
+                    p.removed
+                        .iter()
+                        .map(|id| format!("{verb} {id}\n"))
+                        .collect::<String>()
+                        + &format!("{} kept\n", p.kept.len())
+                })?;
+            }
+            BackupCommand::Export { .. } | BackupCommand::Import { .. } => {}
+            BackupCommand::Restore {
+                id,
+                to_revision,
+                to_time,
+                out_dir,
+                ..
+            } => {
+                let target = match (id, to_revision, to_time) {
+                    (Some(id), _, _) => Target::Id(id.clone()),
+                    (_, Some(r), _) => Target::Revision(*r),
+                    (_, _, Some(t)) => Target::Time(*t),
+                    _ => Target::Latest,
+                };
+                let plan = RestorePlan::from_inventory(&inventory, out_dir.clone());
+                let r = backups.restore(&target, &plan).await?;
+                let dirs: Vec<String> = r
+                    .data_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                print(output, &dirs, || {
+                    format!(
+                        "restored {} (revision {}) into {}\n",
+                        r.id,
+                        r.revision,
+                        dirs.join(", ")
+                    )
+                })?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

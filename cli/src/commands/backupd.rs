@@ -1,0 +1,83 @@
+//! `cairn backupd`: the backup daemon, until SIGINT/SIGTERM; one log line per run.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cairn_backupd::{Backups, DaemonOptions, Schedule, SystemClock};
+use cairn_inventory::InventoryArg;
+use clap::Args;
+
+use crate::Error;
+
+/// `cairn backupd`.
+#[derive(Debug, Args)]
+pub struct BackupdArgs {
+    /// The cluster.
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Serve metrics here instead of `[backup] listen`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Runs the daemon.
+pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
+    let inventory = args.inventory.load()?;
+    let config = inventory
+        .backup
+        .clone()
+        .ok_or(cairn_backupd::Error::NotConfigured)?;
+    let schedule = Schedule::parse(&config.schedule)?;
+    let addr = match args.listen {
+        Some(a) => a,
+        None => config
+            .listen
+            .parse()
+            .map_err(|_| cairn_backupd::Error::Serve {
+                address: config.listen.clone(),
+                source: std::io::Error::other("not an address"),
+            })?,
+    };
+    // The inventory's checks already parsed it.
+    let incremental = config
+        .incremental
+        .as_deref()
+        .and_then(|p| humantime::parse_duration(p).ok());
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock)).await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        eprintln!(
+            "cairn backupd: {} on \"{}\", metrics on http://{addr}/metrics",
+            config.store, config.schedule
+        );
+        let options = DaemonOptions {
+            schedule,
+            listener,
+            prune: true,
+            incremental,
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        cairn_backupd::run_daemon(
+            &backups,
+            options,
+            |outcome| match outcome {
+                Ok(m) => eprintln!(
+                    "backup {} ok: revision {}, {} bytes stored in {:.1}s",
+                    m.id,
+                    m.revision,
+                    m.stored_bytes,
+                    (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0
+                ),
+                Err(e) => eprintln!("backup failed: {e}"),
+            },
+            shutdown,
+        )
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

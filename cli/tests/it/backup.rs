@@ -1,0 +1,79 @@
+//! `cairn backup` as operators run it: an inventory with a `file://` store, against a real
+//! cairn-server member.
+
+use std::process::Command;
+
+use crate::{cairn, BIN};
+
+fn cairn_backup(inventory: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("backup")
+        .args(args)
+        .arg("-i")
+        .arg(inventory)
+        .output()
+        .expect("run cairn")
+}
+
+#[test]
+fn backup_now_list_verify_prune_and_restore() {
+    let member = cairn();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = member
+        .client_url()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let binary = cairn_testkit::cairn_server_binary().expect("cairn-server binary");
+    let inventory = dir.path().join("cairn.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[cluster]\nname = \"t\"\nbinary = \"{}\"\ntoken = \"t-1\"\nclient_port = {port}\n\n\
+             [[hosts]]\nname = \"a\"\naddress = \"127.0.0.1\"\n\n\
+             [backup]\nstore = \"file://store\"\n",
+            binary.display()
+        ),
+    )
+    .expect("inventory");
+    member.etcdctl(&["put", "k", "v"]).expect("put");
+    let now = cairn_backup(&inventory, &["now", "--output", "json"]);
+    assert!(
+        now.status.success(),
+        "{}",
+        String::from_utf8_lossy(&now.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&now.stdout).expect("manifest");
+    let id = manifest["id"].as_str().expect("id").to_string();
+    let list = cairn_backup(&inventory, &["list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+    let verify = cairn_backup(&inventory, &["verify", &id]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let prune = cairn_backup(&inventory, &["prune", "--dry-run"]);
+    assert_eq!(String::from_utf8_lossy(&prune.stdout), "1 kept\n");
+    let out = dir.path().join("restored");
+    let restore = Command::new(BIN)
+        .args(["backup", "restore", &id, "--out-dir"])
+        .arg(&out)
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .expect("run cairn");
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    assert!(out.join("a").is_dir());
+    let missing = cairn_backup(&inventory, &["verify", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "cairn: no backup nope in the store; `cairn backup list` shows the IDs\n"
+    );
+}
