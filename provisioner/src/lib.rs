@@ -37,8 +37,10 @@ pub mod plan;
 pub mod probe;
 pub mod provision;
 pub mod render;
+pub mod scale;
 pub mod ssh;
 pub mod status;
+pub mod upgrade;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::Error;

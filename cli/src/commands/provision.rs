@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use cairn_inventory::InventoryArg;
 use cairn_provisioner::converge::Limits;
 use cairn_provisioner::pki::Outcome;
+use cairn_provisioner::plan::ServiceAction;
+use cairn_provisioner::upgrade::{BeforeFirstChange, HookError};
 use cairn_provisioner::{Options, Report, Session, SystemClock};
 use clap::Args;
 
@@ -31,6 +33,13 @@ pub struct ProvisionArgs {
     /// Trust hosts that known_hosts does not list yet and record their keys.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Remove members of the running cluster that the inventory no longer lists (MemberRemove,
+    /// then stop and disable their service; refused below a healthy majority).
+    #[arg(long)]
+    pub allow_remove: bool,
+    /// With --allow-remove: delete removed members' data directories too.
+    #[arg(long, requires = "allow_remove")]
+    pub purge: bool,
     /// Hosts handled at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub parallel: usize,
@@ -53,6 +62,8 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
             parallel: args.parallel.max(1),
             ..Limits::default()
         },
+        allow_remove: args.allow_remove,
+        purge: args.purge,
         ..Options::default()
     };
     let json = args.output == Output::Json;
@@ -67,12 +78,15 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
     let session = runtime.block_on(Session::plan(&inventory, &options, &SystemClock, &progress));
     progress.clear();
     let session = session?;
-    let pending = session.plans().iter().any(|p| !p.is_empty());
+    let pending = session.pending();
     if args.plan || (pending && !args.yes) {
         if !json {
             print_certificates(session.certificates());
             for plan in session.plans() {
                 print!("{plan}");
+            }
+            for removal in session.removals() {
+                print!("{removal}");
             }
         }
         if args.plan {
@@ -82,12 +96,13 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if !confirm(session.plans().iter().filter(|p| !p.is_empty()).count())? {
+        let hosts = session.plans().iter().filter(|p| !p.is_empty()).count();
+        if !confirm(hosts + session.removals().len())? {
             return Err(Error::NotConfirmed);
         }
     }
     let progress = HostProgress::new(&names, json);
-    let report = runtime.block_on(session.apply(&progress));
+    let report = runtime.block_on(session.apply(&BackupBeforeChange, &progress));
     progress.clear();
     let report = report?;
     if json {
@@ -96,6 +111,18 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
         print_report(&report, args.yes || !pending);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs before `cairn provision` first touches a running cluster (a rolling restart or
+/// upgrade, a join, a removal). This is where the pre-change backup goes: the integrator
+/// connects it to `cairn_backupd::backup_now` with the inventory's `[backup]` settings, so a
+/// failed backup stops the run before any member is touched. Until then it does nothing.
+struct BackupBeforeChange;
+
+impl BeforeFirstChange for BackupBeforeChange {
+    async fn before_first_change(&self) -> Result<(), HookError> {
+        Ok(())
+    }
 }
 
 /// Asks on the terminal; without one, refuses (scripts pass `--yes`).
@@ -130,18 +157,25 @@ fn print_report(report: &Report, show_plans: bool) {
         for plan in &report.hosts {
             print!("{plan}");
         }
+        for removal in &report.removals {
+            print!("{removal}");
+        }
     }
     if let Some(cluster) = &report.cluster {
         print!("{cluster}");
     }
-    let started = report
-        .services
-        .iter()
-        .filter(|e| e.action == cairn_provisioner::plan::ServiceAction::Start)
-        .count();
-    let restarted = report.services.len() - started;
+    let count = |action| {
+        report
+            .services
+            .iter()
+            .filter(|e| e.action == action)
+            .count()
+    };
+    let started = count(ServiceAction::Start);
+    let restarted = count(ServiceAction::Restart);
+    let removed = count(ServiceAction::Remove);
     println!(
-        "{} host(s) in {:.1} s: {} file(s) written, {started} started, {restarted} restarted",
+        "{} host(s) in {:.1} s: {} file(s) written, {started} started, {restarted} restarted, {removed} removed",
         report.hosts.len(),
         report.elapsed_ms as f64 / 1000.0,
         report.files_changed,

@@ -17,7 +17,10 @@ fn rendered_files_match_the_golden_copies() {
         let dir = root.join(&name);
         for host in &inv.hosts {
             let files = [
-                (format!("{}.env", host.name), render::env_file(&inv, host)),
+                (
+                    format!("{}.env", host.name),
+                    render::env_file(&inv, host, &render::Bootstrap::new_cluster(&inv)),
+                ),
                 (
                     format!("{}.service", host.name),
                     render::unit_file(&inv, host),

@@ -14,6 +14,7 @@ use cairn_provisioner::converge::{Limits, Quiet};
 use cairn_provisioner::pki::Client;
 use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::probe::{EtcdProbe, Probe};
+use cairn_provisioner::upgrade::NoHook;
 use cairn_provisioner::{Error, Options, Pki, Report, Session, SystemClock};
 
 use cairn_testkit::hosts::{Hosts, TestHost};
@@ -44,7 +45,7 @@ async fn provision(inventory: &Path, options: &Options) -> Result<Report, Error>
     if options.plan_only {
         Ok(session.finish_plan().await)
     } else {
-        session.apply(&Quiet).await
+        session.apply(&NoHook, &Quiet).await
     }
 }
 
