@@ -29,6 +29,12 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
+    /// Tear the cluster down on every host: services, units, env files, certificates and
+    /// the binary (data directories only with --purge), after typing the cluster's name.
+    Destroy(commands::destroy::DestroyArgs),
+    /// Write an inventory for a running cluster from its member list and Status (the token
+    /// and binary are left for the operator to set).
+    Import(commands::import::ImportArgs),
     /// Inspect every member: membership, consistency, database, large values, key counts,
     /// hot prefixes, latency and certificates, graded pass/warn/fail (exit 0/1/2).
     Inspect(commands::inspect::InspectArgs),
@@ -58,6 +64,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Bench(args) => commands::bench::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Destroy(args) => commands::destroy::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Provision(args) => commands::provision::run(args),
         Command::Rules(args) => commands::rules::run(args),

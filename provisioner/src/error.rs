@@ -272,6 +272,12 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// `cairn import` found a member that was added but never started.
+    #[error("the member list has a member that never started (peer URL {peer_url}); start it or remove it (etcdctl member remove) before importing")]
+    UnstartedMember {
+        /// Its peer URL.
+        peer_url: String,
+    },
     /// The hook run before the first change to a running cluster (a backup) failed.
     #[error("the step before changing the running cluster (backup) failed, nothing was changed: {source}")]
     BeforeFirstChange {

@@ -99,8 +99,8 @@ pub trait Host: Send + Sync {
     /// Removes the file if it exists (teardown).
     fn remove_file(&self, path: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Removes the directory and everything in it if it exists (`--purge`, a data directory
-    /// left by a lost membership).
+    /// Removes everything in the directory, and the directory itself unless it cannot go (a
+    /// mount point), if it exists (`--purge`, a member's data before it joins again).
     fn remove_dir_all(&self, path: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// The managed unit's state.

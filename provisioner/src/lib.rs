@@ -24,11 +24,13 @@
 mod clock;
 pub mod converge;
 pub mod desired;
+pub mod destroy;
 pub mod disk_check;
 mod error;
 #[cfg(test)]
 mod fake;
 pub mod host;
+pub mod import;
 pub mod known_hosts;
 pub mod layout;
 mod local_file;

@@ -359,9 +359,12 @@ impl Host for SshHost {
     }
 
     async fn remove_dir_all(&self, path: &str) -> Result<(), Error> {
-        self.run(&format!("rm -rf -- {}", quote(path)), &[], None)
-            .await
-            .map(drop)
+        // Everything in it, then the directory itself unless it cannot go (a mount point).
+        let p = quote(path);
+        let script = format!(
+            "if [ -d {p} ]; then find {p} -mindepth 1 -delete && {{ rmdir -- {p} 2>/dev/null || true; }}; else rm -f -- {p}; fi"
+        );
+        self.run(&script, &[], None).await.map(drop)
     }
 
     async fn service_state(&self, unit: &str) -> Result<ServiceState, Error> {

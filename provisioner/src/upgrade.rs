@@ -58,20 +58,23 @@ pub async fn roll<H: Host, P: Probe>(
         .collect();
     let mut events = Vec::new();
     while !restarting.is_empty() {
+        let (next, leader_id) = next_to_restart(probe, &restarting).await;
+        let (target, plan) = restarting.remove(next);
+        let name = target.host.name();
         // Never take a member down while another one is not back: that could cost quorum.
+        // (A member that is down already, e.g. after a failed upgrade, goes first: restarting
+        // it costs nothing.)
         let mut healthy = Ok(());
-        for member in all_members {
+        for member in all_members.iter().filter(|m| *m != name) {
             if let Err(e) = wait_healthy(probe, member, limits).await {
                 healthy = Err((member.clone(), e));
                 break;
             }
         }
         if let Err((member, e)) = healthy {
+            restarting.insert(next, (target, plan));
             return Err(stopped(member, e, &restarting, None));
         }
-        let (next, leader_id) = next_to_restart(probe, &restarting).await;
-        let (target, plan) = restarting.remove(next);
-        let name = target.host.name();
         let started = Instant::now();
         let restarted = async {
             write_host(target, plan, progress).await?;
@@ -118,18 +121,27 @@ fn stopped<H: Host>(
     }
 }
 
-/// Index of the member to restart next: the first that is not the leader (the leader goes
-/// last), and the leader's own ID when only the leader is left.
+/// Index of the member to restart next: one that is down (no answer or no leader) first,
+/// then the first follower (the leader goes last), and the leader's own ID when only the
+/// leader is left.
 async fn next_to_restart<H: Host, P: Probe>(
     probe: &P,
     restarting: &[(&Target<H>, &HostPlan)],
 ) -> (usize, Option<u64>) {
     let mut leader = None;
+    let mut follower = None;
     for (i, (t, _)) in restarting.iter().enumerate() {
         match probe.status(t.host.name()).await {
             Ok(s) if s.is_leader() => leader = Some((i, s.member_id)),
+            Ok(s) if s.has_leader() => {
+                follower.get_or_insert(i);
+            }
             _ => return (i, None),
         }
     }
-    leader.map_or((0, None), |(i, id)| (i, Some(id)))
+    match (follower, leader) {
+        (Some(i), _) => (i, None),
+        (None, Some((i, id))) => (i, Some(id)),
+        (None, None) => (0, None),
+    }
 }

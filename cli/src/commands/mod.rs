@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod check;
+pub mod destroy;
+pub mod import;
 pub mod inspect;
 pub mod provision;
 pub mod rules;

@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod disk_hosts;
+mod import;
 mod inspect;
 mod provision;
 mod rules;

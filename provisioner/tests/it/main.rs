@@ -4,8 +4,10 @@
 
 mod etcd_env;
 mod golden;
+mod lifecycle;
 mod provision;
 mod unit_verify;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 
