@@ -172,7 +172,7 @@ pub async fn apply<H: Host, P: Probe>(
         let Some(how) = p.membership else {
             continue;
         };
-        let event = scale::join(t, p, how, &t.peer_url, probe, &voters, limits, progress).await?;
+        let event = scale::join(t, p, how, probe, &voters, limits, progress).await?;
         events.push(event);
         voters.push(t.host.name().to_string());
     }

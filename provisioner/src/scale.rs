@@ -209,9 +209,10 @@ pub fn classify(
     Ok(Membership { hosts, removals })
 }
 
-/// The members whose peer URL is no inventory host's.
+/// The members whose peer URL is no inventory host's, by name (the member list's order is
+/// its IDs').
 pub fn leaving(inventory: &Inventory, members: &[ClusterMember]) -> Vec<ClusterMember> {
-    members
+    let mut out: Vec<ClusterMember> = members
         .iter()
         .filter(|m| {
             !inventory
@@ -220,7 +221,9 @@ pub fn leaving(inventory: &Inventory, members: &[ClusterMember]) -> Vec<ClusterM
                 .any(|h| m.has_peer_url(&inventory.peer_url(h)))
         })
         .cloned()
-        .collect()
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.peer_urls).cmp(&(&b.name, &b.peer_urls)));
+    out
 }
 
 /// The address of a member's host: its first peer URL's host.
@@ -242,7 +245,7 @@ async fn healthy_voter<'a, P: Probe>(probe: &P, voters: &'a [String]) -> Option<
     None
 }
 
-/// Joins `target` (planned as `plan`, joining as `join`) to the running cluster whose
+/// Joins `target` (planned as `plan`, joining as `join` with its peer URL) to the running cluster whose
 /// members are `voters`: only while every voter is healthy, then MemberAdd (unless resumed),
 /// the files, the first start, and a wait until it answers with a leader, has caught up with
 /// the leader's revision and is named in the member list.
@@ -250,13 +253,13 @@ pub async fn join<H: Host, P: Probe>(
     target: &Target<H>,
     plan: &HostPlan,
     join: Join,
-    peer_url: &str,
     probe: &P,
     voters: &[String],
     limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<ServiceEvent, Error> {
     let name = target.host.name();
+    let peer_url = target.peer_url.as_str();
     // One membership change at a time, each only while the cluster is whole: a second new
     // member added before the first runs would leave 2 of 5 unable to vote.
     for v in voters {

@@ -1,7 +1,8 @@
 //! The provisioner against real things: golden copies of the rendered files, systemd's own
-//! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`) real sshd hosts in
-//! mount namespaces on 127.0.0.11-13.
+//! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`, `lifecycle`,
+//! `upgrade`, `destroy`) real sshd hosts in mount namespaces on 127.0.0.11 onwards.
 
+mod destroy;
 mod etcd_env;
 mod golden;
 mod lifecycle;

@@ -49,7 +49,7 @@ pub(crate) async fn provision(inventory: &Path, options: &Options) -> Result<Rep
     }
 }
 
-fn etcdctl(inv: &Inventory, args: &[&str]) -> cairn_testkit::CmdOutput {
+pub(crate) fn etcdctl(inv: &Inventory, args: &[&str]) -> cairn_testkit::CmdOutput {
     let pki = Pki::existing(inv.tls.as_ref().expect("tls"));
     let mut c = Command::new("etcdctl");
     c.env("ETCDCTL_API", "3")
