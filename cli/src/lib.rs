@@ -39,7 +39,9 @@ pub enum Command {
     /// hot prefixes, latency and certificates, graded pass/warn/fail (exit 0/1/2).
     Inspect(commands::inspect::InspectArgs),
     /// Converge every host to the inventory over SSH: certificates, the server binary, env
-    /// file and systemd unit; new members start together, changed ones restart one at a time.
+    /// file and systemd unit; new members start together, changed ones restart one at a time
+    /// (a new binary rolls as an upgrade), hosts new to a running cluster join one at a time,
+    /// members no longer listed leave with --allow-remove.
     Provision(commands::provision::ProvisionArgs),
     /// Prometheus alert rules (etcd's mixin and cairn's own) with their promtool tests, a
     /// scrape configuration and a Grafana dashboard, from the inventory.

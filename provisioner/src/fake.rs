@@ -170,8 +170,11 @@ impl Host for FakeHost {
 
     async fn remove_dir_all(&self, path: &str) -> Result<(), Error> {
         self.machine(|m| {
-            m.data = false;
-            m.dirs.retain(|d| d != path);
+            if m.dirs.iter().any(|d| d == path) {
+                m.data = false;
+            }
+            let prefix = format!("{path}/");
+            m.files.retain(|f, _| !f.starts_with(&prefix));
         })?;
         let event = Event::Remove(self.name.clone(), path.to_string());
         self.fake.world().events.push(event);

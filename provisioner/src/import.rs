@@ -277,8 +277,8 @@ mod tests {
     fn different_ports_go_to_each_host() {
         let cluster = Imported {
             members: vec![
-                member("a", "127.0.0.1", 3001, 4001),
-                member("b", "127.0.0.1", 3002, 4002),
+                member("a", "127.0.0.21", 3001, 4001),
+                member("b", "127.0.0.22", 3002, 4002),
             ],
             version: "3.4.0".into(),
         };

@@ -225,8 +225,7 @@ impl Session {
         let mut targets: Vec<(Target<SshHost>, Option<Join>)> = if failures.is_empty() {
             // Under --limit only the selected hosts are classified (and nothing is removed).
             let hosts: Vec<&cairn_inventory::Host> = targets.iter().map(|(h, _)| *h).collect();
-            let membership =
-                scale::classify(inventory, &hosts, &host_facts, members.as_deref(), false)?;
+            let membership = scale::classify(inventory, &hosts, &host_facts, members.as_deref())?;
             let mut out = Vec::new();
             for ((h, host), (bootstrap, join)) in targets.into_iter().zip(membership.hosts) {
                 out.push((

@@ -109,15 +109,13 @@ impl fmt::Display for Removal {
     }
 }
 
-/// What the run does to membership: per inventory host (in order) its env file's bootstrap
-/// values and how it joins (`None`: it is a member already, or the cluster is new), and the
-/// members to remove.
+/// What the run does to the selected hosts' membership: per host (in order) its env file's
+/// bootstrap values and how it joins (`None`: it is a member already, or the cluster is new).
+/// Removals are [`leaving`]'s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     /// Per selected host.
     pub hosts: Vec<(Bootstrap, Option<Join>)>,
-    /// Members the inventory does not list.
-    pub removals: Vec<ClusterMember>,
 }
 
 /// The member list of the running cluster, from the first inventory member that answers;
@@ -136,13 +134,12 @@ pub async fn discover<P: Probe>(probe: &P, inventory: &Inventory) -> Option<Vec<
 
 /// Decides membership from the inventory, what each `selected` host says (`facts`, one per
 /// selected host) and the running cluster's member list (`None`: no cluster runs, every host
-/// bootstraps a new one). `removing` is false under `--limit` (a partial run removes nothing).
+/// bootstraps a new one).
 pub fn classify(
     inventory: &Inventory,
     selected: &[&cairn_inventory::Host],
     facts: &[HostFacts],
     members: Option<&[ClusterMember]>,
-    removing: bool,
 ) -> Result<Membership, Error> {
     let Some(members) = members else {
         return Ok(Membership {
@@ -156,7 +153,6 @@ pub fn classify(
                     (b, None)
                 })
                 .collect(),
-            removals: Vec::new(),
         });
     };
     // Who the cluster will have when each joiner starts: every current member (an unnamed one
@@ -201,12 +197,7 @@ pub fn classify(
         };
         hosts.push((bootstrap, join));
     }
-    let removals = if removing {
-        leaving(inventory, members)
-    } else {
-        Vec::new()
-    };
-    Ok(Membership { hosts, removals })
+    Ok(Membership { hosts })
 }
 
 /// The members whose peer URL is no inventory host's, by name (the member list's order is
@@ -415,7 +406,6 @@ mod tests {
             &all(&inv),
             &[HostFacts::default(), HostFacts::default()],
             None,
-            true,
         )
         .expect("classify");
         assert_eq!(
@@ -436,7 +426,7 @@ mod tests {
             HostFacts::default(),
             HostFacts::default(),
         ];
-        let m = classify(&inv, &all(&inv), &facts, Some(&members), true).expect("classify");
+        let m = classify(&inv, &all(&inv), &facts, Some(&members)).expect("classify");
         for (bootstrap, join) in &m.hosts[..3] {
             assert_eq!((bootstrap, *join), (&running(1).env.expect("env"), None));
         }
@@ -455,7 +445,6 @@ mod tests {
             m.hosts[4].0.initial_cluster,
             format!("{abc},d=http://10.0.0.4:2380,e=http://10.0.0.5:2380")
         );
-        assert!(m.removals.is_empty());
     }
 
     #[test]
@@ -469,7 +458,7 @@ mod tests {
             member(4, "", 4),
         ];
         let facts = [running(1), running(1), running(0), HostFacts::default()];
-        let m = classify(&inv, &all(&inv), &facts, Some(&members), true).expect("classify");
+        let m = classify(&inv, &all(&inv), &facts, Some(&members)).expect("classify");
         assert_eq!(m.hosts[2].1, Some(Join::Readd { old_id: 3 }));
         assert_eq!(m.hosts[3].1, Some(Join::Resume { id: 4 }));
         assert_eq!(
@@ -479,28 +468,17 @@ mod tests {
     }
 
     #[test]
-    fn members_missing_from_the_inventory_are_removals_unless_limited() {
+    fn members_missing_from_the_inventory_leave_in_name_order() {
         let inv = inventory(&["a", "b"]);
-        let members = [member(1, "a", 1), member(2, "b", 2), member(9, "z", 9)];
-        let m = classify(
-            &inv,
-            &all(&inv),
-            &[running(1), running(1)],
-            Some(&members),
-            true,
-        )
-        .expect("classify");
-        assert_eq!(m.removals, [member(9, "z", 9)]);
-        assert_eq!(member_address(&m.removals[0]).as_deref(), Some("10.0.0.9"));
-        let limited = classify(
-            &inv,
-            &all(&inv),
-            &[running(1), running(1)],
-            Some(&members),
-            false,
-        )
-        .expect("classify");
-        assert!(limited.removals.is_empty());
+        let members = [
+            member(1, "a", 1),
+            member(8, "z", 9),
+            member(2, "b", 2),
+            member(9, "y", 8),
+        ];
+        let gone = leaving(&inv, &members);
+        assert_eq!(gone, [member(9, "y", 8), member(8, "z", 9)]);
+        assert_eq!(member_address(&gone[1]).as_deref(), Some("10.0.0.9"));
     }
 
     /// A run as `Session` does it, over the fake: facts, classification, plans, apply.
@@ -516,7 +494,7 @@ mod tests {
                     .expect("facts"),
             );
         }
-        let m = classify(inv, &all(inv), &facts, members.as_deref(), true).expect("classify");
+        let m = classify(inv, &all(inv), &facts, members.as_deref()).expect("classify");
         let binary = Blob::new(b"bin".to_vec());
         let targets: Vec<Target<FakeHost>> = inv
             .hosts
@@ -707,7 +685,6 @@ mod tests {
             &all(&inv),
             &[running(1), running(1)],
             Some(&[member(1, "a", 1)]),
-            true,
         )
         .expect_err("b has data");
         assert!(

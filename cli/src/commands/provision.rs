@@ -1,5 +1,6 @@
-//! `cairn provision [-i INVENTORY] [--plan] [--limit HOST,...] [--yes]`: converges every host
-//! to the inventory over SSH and prints the cluster table.
+//! `cairn provision [-i INVENTORY] [--plan] [--limit HOST,...] [--yes] [--allow-remove
+//! [--purge]]`: converges every host and the membership to the inventory over SSH (scale out
+//! and in, rolling upgrades) and prints the cluster table.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;

@@ -65,9 +65,17 @@ async fn destroy_removes_what_provision_wrote_and_data_only_with_purge() {
             assert!(!h.path(file).exists(), "{}:{file} left", h.name);
         }
         assert!(!h.path("/etc/cairn/pki/x").parent().expect("dir").exists());
-        assert!(data_entries(h) > 0, "{}: data removed without --purge", h.name);
+        assert!(
+            data_entries(h) > 0,
+            "{}: data removed without --purge",
+            h.name
+        );
     }
-    assert!(out.stdout.contains("m1: 6 file(s) removed, data kept\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("m1: 6 file(s) removed, data kept\n"),
+        "{}",
+        out.stdout
+    );
 
     // The data stayed: provisioned again, the cluster has its key.
     provision(&path, &options(false, false))
@@ -86,7 +94,8 @@ async fn destroy_removes_what_provision_wrote_and_data_only_with_purge() {
         }
     }
     assert!(
-        out.stdout.contains("m2: 6 file(s) removed, /var/lib/cairn emptied\n"),
+        out.stdout
+            .contains("m2: 6 file(s) removed, /var/lib/cairn emptied\n"),
         "{}",
         out.stdout
     );
