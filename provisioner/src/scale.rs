@@ -326,9 +326,7 @@ pub async fn remove<H: Host, P: Probe>(
     }
     let mut healthy = 0;
     for m in list.iter().filter(|m| m.id != removal.id) {
-        if voters.iter().any(|v| *v == m.name)
-            && probe.status(&m.name).await.is_ok_and(|s| s.has_leader())
-        {
+        if voters.contains(&m.name) && probe.status(&m.name).await.is_ok_and(|s| s.has_leader()) {
             healthy += 1;
         }
     }
@@ -543,17 +541,21 @@ mod tests {
             text.contains("  member add, then join the running cluster\n"),
             "{text}"
         );
-        let world = fake.world();
-        let steps: Vec<String> = world.events[before..]
-            .iter()
-            .filter_map(|e| match e {
-                Event::MemberAdd(n) => Some(format!("add {n}")),
-                Event::Systemctl(n, a) if *a != Systemctl::DaemonReload => {
-                    Some(format!("{} {n}", a.verb()))
-                }
-                _ => None,
-            })
-            .collect();
+        let (steps, env) = {
+            let world = fake.world();
+            let steps: Vec<String> = world.events[before..]
+                .iter()
+                .filter_map(|e| match e {
+                    Event::MemberAdd(n) => Some(format!("add {n}")),
+                    Event::Systemctl(n, a) if *a != Systemctl::DaemonReload => {
+                        Some(format!("{} {n}", a.verb()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let env = world.machines["e"].files[layout::ENV_FILE].0.clone();
+            (steps, String::from_utf8_lossy(&env).into_owned())
+        };
         assert_eq!(
             steps,
             [
@@ -565,13 +567,10 @@ mod tests {
                 "restart e"
             ]
         );
-        let env =
-            String::from_utf8_lossy(&world.machines["e"].files[layout::ENV_FILE].0).into_owned();
         assert!(
             env.contains("ETCD_INITIAL_CLUSTER_STATE=existing\n"),
             "{env}"
         );
-        drop(world);
         // Done: a third run changes nothing.
         let plans = provision(&fake, &inventory(&["a", "b", "c", "d", "e"])).await;
         assert!(plans.iter().all(HostPlan::is_empty), "{plans:?}");
