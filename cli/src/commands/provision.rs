@@ -80,7 +80,10 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
     progress.clear();
     let session = session?;
     let pending = session.pending();
-    if args.plan || (pending && !args.yes) {
+    // Removals without --allow-remove are refused by apply before anything changes: no
+    // point asking first.
+    let refused = !session.removals().is_empty() && !args.allow_remove;
+    if args.plan || (pending && !args.yes && !refused) {
         if !json {
             print_certificates(session.certificates());
             for plan in session.plans() {
