@@ -466,6 +466,24 @@ mod tests {
     }
 
     #[test]
+    fn a_removal_plan_says_what_happens_and_what_it_needs() {
+        let mut r = Removal {
+            name: "m4".into(),
+            id: 0xab,
+            address: "10.0.0.4".into(),
+            purge: false,
+        };
+        assert_eq!(
+            r.to_string(),
+            "m4 (10.0.0.4): not in the inventory\n  member remove ab (needs --allow-remove), then stop and disable cairn.service\n  its data directory stays (--purge deletes it)\n"
+        );
+        r.purge = true;
+        assert!(r
+            .to_string()
+            .ends_with("  delete its data directory (--purge)\n"));
+    }
+
+    #[test]
     fn members_missing_from_the_inventory_leave_in_name_order() {
         let inv = inventory(&["a", "b"]);
         let members = [

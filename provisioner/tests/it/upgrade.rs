@@ -1,19 +1,37 @@
-//! Rolling upgrades against real sshd hosts: a broken binary stops at the first member and
-//! leaves the others on the old one with a quorum; a working one then rolls every member,
-//! the member left down first and the leader last.
+//! Rolling upgrades against real sshd hosts: a failing pre-change hook stops the run before
+//! anything changes; a broken binary stops at the first member and leaves the others on the
+//! old one with a quorum; a working one then rolls every member, the member left down first
+//! and the leader last.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cairn_inventory::Inventory;
+use cairn_provisioner::converge::Quiet;
 use cairn_provisioner::plan::{sha256_hex, ServiceAction};
 use cairn_provisioner::probe::{EtcdProbe, Probe};
-use cairn_provisioner::{Error, Pki};
+use cairn_provisioner::upgrade::{BeforeFirstChange, HookError};
+use cairn_provisioner::{Error, Pki, Session, SystemClock};
 use cairn_testkit::hosts::Hosts;
 
 use crate::provision::{edit_inventory, options, provision, QuorumWatch};
 
 const PUSHED: &str = "/usr/local/bin/cairn-server";
+
+/// A pre-change hook that counts its calls and fails, as a backup with no space would.
+struct FailingBackup(AtomicUsize);
+
+impl BeforeFirstChange for FailingBackup {
+    async fn before_first_change(&self) -> Result<(), HookError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Err("no space for the backup".into())
+    }
+}
+
+fn inv_now(path: &Path) -> Inventory {
+    Inventory::load(path).expect("inventory")
+}
 
 /// The SHA-256 of a file.
 fn sha(path: &Path) -> String {
@@ -59,6 +77,25 @@ async fn a_broken_upgrade_stops_at_the_first_member_and_a_good_one_rolls_the_lea
         &format!("binary = \"{}\"", binary.display()),
         &format!("binary = \"{}\"", broken.display()),
     );
+    // The pre-change hook (the backup) runs first; its failure stops the run untouched.
+    let before = hosts.snapshot();
+    let session = Session::plan(
+        &inv_now(&path),
+        &options(false, false),
+        &SystemClock,
+        &Quiet,
+    )
+    .await
+    .expect("plan");
+    let hook = FailingBackup(AtomicUsize::new(0));
+    let err = session
+        .apply(&hook, &Quiet)
+        .await
+        .expect_err("the hook fails");
+    assert!(matches!(err, Error::BeforeFirstChange { .. }), "{err}");
+    assert!(err.to_string().contains("no space for the backup"), "{err}");
+    assert_eq!(hook.0.load(Ordering::Relaxed), 1);
+    assert_eq!(hosts.snapshot(), before, "a host changed before the hook");
     let mut quick = options(false, false);
     quick.limits.health_timeout = Duration::from_secs(20);
     let watch = QuorumWatch::start(&inv);
