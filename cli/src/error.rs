@@ -39,6 +39,9 @@ pub enum Error {
     /// Changes are pending, stdin is not a terminal and `--yes` was not given.
     #[error("changes are pending and there is no terminal to confirm them: run with --yes to apply, or --plan to only show them")]
     NeedsYes,
+    /// `cairn destroy` without a terminal to type the cluster's name and without `--yes`.
+    #[error("cairn destroy needs the cluster's name typed on a terminal, or --yes in scripts; nothing was removed")]
+    DestroyNeedsYes,
     /// The operator answered no.
     #[error("nothing applied (not confirmed)")]
     NotConfirmed,
@@ -48,6 +51,27 @@ pub enum Error {
     /// The running binary could not be found, to copy it to the hosts.
     #[error("cannot find the running cairn binary to copy it to the hosts: {0}")]
     CurrentExe(#[source] std::io::Error),
+    /// `cairn import --out` names a file that exists.
+    #[error("{}: exists; cairn import writes a new inventory, give another --out", .0.display())]
+    OutExists(std::path::PathBuf),
+    /// A local file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A local file could not be written.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A result could not be printed as JSON.
     #[error("cannot print the result as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -38,11 +38,19 @@ pub enum Command {
     Certs(commands::certs::CertsArgs),
     /// Readiness checks to run before trusting a machine with etcd.
     Check(commands::check::CheckArgs),
+    /// Tear the cluster down on every host: services, units, env files, certificates and
+    /// the binary (data directories only with --purge), after typing the cluster's name.
+    Destroy(commands::destroy::DestroyArgs),
+    /// Write an inventory for a running cluster from its member list and Status (the token
+    /// and binary are left for the operator to set).
+    Import(commands::import::ImportArgs),
     /// Inspect every member: membership, consistency, database, large values, key counts,
     /// hot prefixes, latency and certificates, graded pass/warn/fail (exit 0/1/2).
     Inspect(commands::inspect::InspectArgs),
     /// Converge every host to the inventory over SSH: certificates, the server binary, env
-    /// file and systemd unit; new members start together, changed ones restart one at a time.
+    /// file and systemd unit; new members start together, changed ones restart one at a time
+    /// (a new binary rolls as an upgrade), hosts new to a running cluster join one at a time,
+    /// members no longer listed leave with --allow-remove.
     Provision(commands::provision::ProvisionArgs),
     /// Prometheus alert rules (etcd's mixin and cairn's own) with their promtool tests, a
     /// scrape configuration and a Grafana dashboard, from the inventory.
@@ -73,6 +81,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bench(args) => commands::bench::run(args),
         Command::Certs(args) => commands::certs::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Destroy(args) => commands::destroy::run(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Provision(args) => commands::provision::run(args),
         Command::Rules(args) => commands::rules::run(args),

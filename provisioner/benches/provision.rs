@@ -52,7 +52,7 @@ async fn provision(inventory: &Path, accept_new: bool, parallel: usize) -> (Repo
         .await
         .unwrap_or_else(|e| panic!("plan: {e}"));
     let report = session
-        .apply(&Quiet)
+        .apply(&cairn_provisioner::upgrade::NoHook, &Quiet)
         .await
         .unwrap_or_else(|e| panic!("apply: {e}"));
     (report, started.elapsed())

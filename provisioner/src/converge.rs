@@ -13,7 +13,7 @@ use crate::desired::{DesiredFile, OWNER};
 use crate::host::{Host, Systemctl, WriteFile};
 use crate::plan::{plan_host, HostPlan, ServiceAction};
 use crate::probe::Probe;
-use crate::{layout, Error};
+use crate::{layout, scale, upgrade, Error};
 
 /// One host to converge and what it should have.
 pub struct Target<H> {
@@ -23,6 +23,8 @@ pub struct Target<H> {
     pub files: Vec<DesiredFile>,
     /// Its data directory, created (0700) before a first start.
     pub data_dir: String,
+    /// Its peer URL (how the member list knows it).
+    pub peer_url: String,
 }
 
 /// Where a run reports what it is doing: a progress bar in a terminal, lines otherwise.
@@ -89,9 +91,11 @@ pub async fn plan_all<H: Host>(
     .await
 }
 
-/// Carries out `plans` (one per target, from [`plan_all`]). File writes fail per host and
-/// leave the other hosts' writes done; no service is started or restarted after any failure,
-/// so no member restarts with half its files.
+/// Carries out `plans` (one per target, from [`plan_all`]): files of hosts that neither join
+/// nor restart are written on every host at once (a write failure leaves the other hosts'
+/// writes done and starts nothing, so no member starts with half its files), new members of
+/// a new cluster start together, joiners join one at a time ([`scale::join`]), then changed
+/// running members roll ([`upgrade::roll`]), each pushed just before its restart.
 pub async fn apply<H: Host, P: Probe>(
     targets: &[Target<H>],
     plans: &[HostPlan],
@@ -100,20 +104,21 @@ pub async fn apply<H: Host, P: Probe>(
     limits: &Limits,
     progress: &dyn Progress,
 ) -> Result<Vec<ServiceEvent>, Error> {
-    let written: Vec<Result<(), Error>> = futures::stream::iter(
+    let written: Vec<(&str, Result<(), Error>)> = futures::stream::iter(
         targets
             .iter()
             .zip(plans)
-            .map(|(t, p)| write_host(t, p, progress)),
+            .filter(|(_, p)| p.service != ServiceAction::Restart && p.membership.is_none())
+            .map(|(t, p)| async move { (t.host.name(), write_host(t, p, progress).await) }),
     )
     .buffered(limits.parallel.max(1))
     .collect()
     .await;
     let mut failed = Vec::new();
     let mut first = None;
-    for (t, result) in targets.iter().zip(written) {
+    for (name, result) in written {
         if let Err(e) = result {
-            failed.push(t.host.name().to_string());
+            failed.push(name.to_string());
             first.get_or_insert(e);
         }
     }
@@ -130,7 +135,7 @@ pub async fn apply<H: Host, P: Probe>(
     let starting: Vec<&Target<H>> = targets
         .iter()
         .zip(plans)
-        .filter(|(_, p)| p.service == ServiceAction::Start)
+        .filter(|(_, p)| p.service == ServiceAction::Start && p.membership.is_none())
         .map(|(t, _)| t)
         .collect();
     if !starting.is_empty() {
@@ -156,61 +161,29 @@ pub async fn apply<H: Host, P: Probe>(
             wait_member_list(probe, all_members, limits).await?;
         }
     }
-    let mut restarting: Vec<&Target<H>> = targets
+    // Joiners, one at a time; each one that is in votes for the next.
+    let mut voters: Vec<String> = targets
         .iter()
         .zip(plans)
-        .filter(|(_, p)| p.service == ServiceAction::Restart)
-        .map(|(t, _)| t)
+        .filter(|(_, p)| p.membership.is_none())
+        .map(|(t, _)| t.host.name().to_string())
         .collect();
-    while !restarting.is_empty() {
-        // Never take a member down while another one is not back: that could cost quorum.
-        for member in all_members {
-            wait_healthy(probe, member, limits).await?;
-        }
-        let (next, leader_id) = next_to_restart(probe, &restarting).await;
-        let target = restarting.remove(next);
-        let name = target.host.name();
-        if let Some(own_id) = leader_id {
-            hand_over_leadership(probe, name, own_id, all_members, limits, progress).await;
-        }
-        progress.step(name, "restarting");
-        let started = Instant::now();
-        target
-            .host
-            .systemctl(Systemctl::Restart, layout::UNIT_NAME)
-            .await?;
-        progress.step(name, "waiting for health");
-        wait_healthy(probe, name, limits).await?;
-        wait_caught_up(probe, name, all_members, limits).await?;
-        events.push(ServiceEvent {
-            host: name.to_string(),
-            action: ServiceAction::Restart,
-            healthy_after_ms: started.elapsed().as_millis(),
-        });
+    for (t, p) in targets.iter().zip(plans) {
+        let Some(how) = p.membership else {
+            continue;
+        };
+        let event = scale::join(t, p, how, probe, &voters, limits, progress).await?;
+        events.push(event);
+        voters.push(t.host.name().to_string());
     }
+    events.extend(upgrade::roll(targets, plans, probe, all_members, limits, progress).await?);
     Ok(events)
-}
-
-/// Index of the member to restart next: the first that is not the leader (the leader goes
-/// last), and the leader's own ID when only the leader is left.
-async fn next_to_restart<H: Host, P: Probe>(
-    probe: &P,
-    restarting: &[&Target<H>],
-) -> (usize, Option<u64>) {
-    let mut leader = None;
-    for (i, t) in restarting.iter().enumerate() {
-        match probe.status(t.host.name()).await {
-            Ok(s) if s.is_leader() => leader = Some((i, s.member_id)),
-            _ => return (i, None),
-        }
-    }
-    leader.map_or((0, None), |(i, id)| (i, Some(id)))
 }
 
 /// Moves leadership from `leader` to another healthy member before `leader` restarts, so the
 /// cluster never waits out an election timeout; if that fails the restart goes ahead anyway
 /// (as a plain restart of a leader would).
-async fn hand_over_leadership<P: Probe>(
+pub(crate) async fn hand_over_leadership<P: Probe>(
     probe: &P,
     leader: &str,
     own_id: u64,
@@ -250,7 +223,9 @@ async fn hand_over_leadership<P: Probe>(
     }
 }
 
-async fn write_host<H: Host>(
+/// Writes the plan's files on the target's host, reloads and enables the unit as planned, and
+/// creates the data directory before a first start.
+pub(crate) async fn write_host<H: Host>(
     target: &Target<H>,
     plan: &HostPlan,
     progress: &dyn Progress,
@@ -284,7 +259,11 @@ async fn write_host<H: Host>(
 
 /// Polls `check` until it returns `Ok(true)` or `limits.health_timeout` passes; the last thing
 /// seen goes into the error.
-async fn poll_until<F, Fut>(member: &str, limits: &Limits, mut check: F) -> Result<(), Error>
+pub(crate) async fn poll_until<F, Fut>(
+    member: &str,
+    limits: &Limits,
+    mut check: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(bool, String), Error>>,
@@ -320,27 +299,31 @@ pub(crate) async fn wait_healthy<P: Probe>(
     .await
 }
 
-/// Waits until `member` has applied at least the revision the leader had once `member` was
-/// back, so the next restart never stacks on a member still replaying what it missed.
-async fn wait_caught_up<P: Probe>(
+/// Waits until `member` has applied what the leader had when asked: its revision reaches the
+/// leader's (a restarted or new member serves reads only once it has caught up).
+pub(crate) async fn wait_caught_up<P: Probe>(
     probe: &P,
     member: &str,
     all_members: &[String],
     limits: &Limits,
 ) -> Result<(), Error> {
-    let mut target = 0;
+    let mut target = None;
     for m in all_members {
         if let Ok(s) = probe.status(m).await {
             if s.is_leader() {
-                target = s.revision;
+                target = Some(s.revision);
+                break;
             }
         }
     }
+    let Some(target) = target else {
+        return Ok(());
+    };
     poll_until(member, limits, || async {
         let s = probe.status(member).await?;
         Ok((
             s.revision >= target,
-            format!("at revision {}, the leader at {target}", s.revision),
+            format!("at revision {} of the leader's {target}", s.revision),
         ))
     })
     .await
@@ -378,6 +361,7 @@ mod tests {
     use super::*;
     use crate::desired::{host_files, Blob, FileKind};
     use crate::fake::{Event, Fake, FakeHost, FakeProbe};
+    use crate::render::Bootstrap;
 
     const NAMES: [&str; 3] = ["a", "b", "c"];
 
@@ -397,8 +381,10 @@ mod tests {
             .iter()
             .map(|h| Target {
                 host: fake.host(&h.name),
-                files: host_files(inv, h, None, &binary).expect("files"),
+                files: host_files(inv, h, None, &binary, &Bootstrap::new_cluster(inv))
+                    .expect("files"),
                 data_dir: inv.data_dir(h).display().to_string(),
+                peer_url: inv.peer_url(h),
             })
             .collect()
     }
@@ -621,11 +607,33 @@ mod tests {
         )
         .await
         .expect_err("a never healthy");
+        let Error::RollStopped {
+            member,
+            remaining,
+            source,
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (member.as_str(), remaining.join(",")),
+            ("a", "b,c".to_string())
+        );
         assert!(
-            matches!(&err, Error::Unhealthy { member, .. } if member == "a"),
+            matches!(&**source, Error::Unhealthy { member, .. } if member == "a"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("; b, c still run the old binary and files"),
             "{err}"
         );
         assert_eq!(restarts(&fake), ["a"], "nothing after the first");
+        // The members not reached do not even have the new files.
+        let world = fake.world();
+        let env = |m: &str| world.machines[m].files[layout::ENV_FILE].0.clone();
+        assert!(String::from_utf8_lossy(&env("a")).contains("ETCD_SNAPSHOT_COUNT=10"));
+        assert!(!String::from_utf8_lossy(&env("b")).contains("ETCD_SNAPSHOT_COUNT"));
     }
 
     #[tokio::test]
@@ -689,8 +697,14 @@ mod tests {
         let pki = crate::Pki::ensure(&inv, inv.tls.as_ref().expect("tls"), &crate::SystemClock)
             .expect("pki");
         let fake = Fake::new(&["a"], 0);
-        let files = host_files(&inv, &inv.hosts[0], Some(&pki), &Blob::new(b"bin".to_vec()))
-            .expect("files");
+        let files = host_files(
+            &inv,
+            &inv.hosts[0],
+            Some(&pki),
+            &Blob::new(b"bin".to_vec()),
+            &Bootstrap::new_cluster(&inv),
+        )
+        .expect("files");
         let plan = plan_host(&fake.host("a"), &files).await.expect("plan");
         let key = plan
             .files

@@ -55,12 +55,13 @@ pub struct DesiredFile {
 pub const OWNER: &str = "root:root";
 
 /// The files for `host`: the server binary, with TLS the CA, the member's certificate and
-/// key, then the env file and the unit.
+/// key, then the env file (with `bootstrap`'s initial-cluster values) and the unit.
 pub fn host_files(
     inventory: &Inventory,
     host: &Host,
     pki: Option<&Pki>,
     binary: &Blob,
+    bootstrap: &render::Bootstrap,
 ) -> Result<Vec<DesiredFile>, Error> {
     let mut files = vec![DesiredFile {
         path: layout::binary(inventory.cluster.server).into(),
@@ -93,7 +94,10 @@ pub fn host_files(
         }
     }
     for (path, text) in [
-        (layout::ENV_FILE, render::env_file(inventory, host)),
+        (
+            layout::ENV_FILE,
+            render::env_file(inventory, host, bootstrap),
+        ),
         (layout::UNIT_FILE, render::unit_file(inventory, host)),
     ] {
         files.push(DesiredFile {

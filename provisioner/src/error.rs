@@ -17,6 +17,12 @@ pub enum Error {
         /// The inventory.
         path: PathBuf,
     },
+    /// An inventory of members on this machine given to the SSH tools.
+    #[error("{}: transport is \"local\": its members run on this machine with cairn up; cairn provision manages hosts over SSH (transport = \"ssh\")", path.display())]
+    LocalInventory {
+        /// The inventory.
+        path: PathBuf,
+    },
     /// A local member's process could not be started.
     #[error("cannot start {member} ({}): {source}; build it with cargo build --release -p cairn-server or fix [cluster] binary", binary.display())]
     Spawn {
@@ -296,4 +302,69 @@ pub enum Error {
         #[source]
         first: Box<Error>,
     },
+    /// A host that is not a member has a data directory with data.
+    #[error("{host}: {data_dir} has data but the host is not a member of the running cluster (left from an earlier membership?); move the data away (or cairn destroy --purge it) and run again")]
+    StaleData {
+        /// Member name.
+        host: String,
+        /// Its data directory.
+        data_dir: String,
+    },
+    /// Members the inventory no longer lists would be removed without `--allow-remove`.
+    #[error("the inventory no longer lists {}, member(s) of the running cluster: pass --allow-remove to remove them (nothing was changed)", members.join(", "))]
+    RemovalNotAllowed {
+        /// Their names.
+        members: Vec<String>,
+    },
+    /// A removal would remove the cluster's last member.
+    #[error("{member} is the cluster's last member and is not removed; use cairn destroy to tear the cluster down")]
+    LastMember {
+        /// Its name.
+        member: String,
+    },
+    /// A removal would leave fewer healthy members than a majority of the current cluster.
+    #[error("{member} is not removed: only {healthy} of the other members are healthy and a majority of the {total}-member cluster is {needed}; bring the other members back first")]
+    RemovalBelowQuorum {
+        /// The member to remove.
+        member: String,
+        /// Healthy members that would be left.
+        healthy: usize,
+        /// A majority of the current cluster.
+        needed: usize,
+        /// Current cluster size.
+        total: usize,
+    },
+    /// A rolling restart (upgrade or changed files) stopped at a member.
+    #[error("{source}; {}", left_over(remaining))]
+    RollStopped {
+        /// The member that failed.
+        member: String,
+        /// Members not restarted yet, that keep their old files and binary.
+        remaining: Vec<String>,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// `cairn import` found a member that was added but never started.
+    #[error("the member list has a member that never started (peer URL {peer_url}); start it or remove it (etcdctl member remove) before importing")]
+    UnstartedMember {
+        /// Its peer URL.
+        peer_url: String,
+    },
+    /// The hook run before the first change to a running cluster (a backup) failed.
+    #[error("the step before changing the running cluster (backup) failed, nothing was changed: {source}")]
+    BeforeFirstChange {
+        /// Its reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What a stopped roll left behind, for [`Error::RollStopped`].
+fn left_over(remaining: &[String]) -> String {
+    match remaining {
+        [] => "no other member was left to restart".into(),
+        [one] => format!("{one} still runs the old binary and files"),
+        many => format!("{} still run the old binary and files", many.join(", ")),
+    }
 }

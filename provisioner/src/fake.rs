@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::host::{Exec, Host, ServiceState, Systemctl, WriteFile};
-use crate::probe::{MemberStatus, Probe};
+use crate::probe::{ClusterMember, MemberStatus, Probe};
 use crate::Error;
 
 /// One machine.
@@ -22,6 +22,8 @@ pub(crate) struct Machine {
     pub unreachable: bool,
     /// What every program run on it (`test -d` aside, answered from `dirs`) returns.
     pub exec_reply: Exec,
+    /// Its data directory has data (a started member writes some).
+    pub data: bool,
 }
 
 /// Something a host was asked to do.
@@ -30,6 +32,9 @@ pub(crate) enum Event {
     Write(String, String),
     Systemctl(String, Systemctl),
     MoveLeader(String, String),
+    MemberAdd(String),
+    MemberRemove(u64),
+    Remove(String, String),
     Run(String, Vec<String>),
 }
 
@@ -42,6 +47,8 @@ pub(crate) struct World {
     pub violations: Vec<String>,
     /// Questions a member needs after a start before it answers.
     pub warmup: u32,
+    /// The member list once a membership change was made (before: the active machines).
+    pub members: Option<Vec<ClusterMember>>,
 }
 
 impl World {
@@ -150,6 +157,30 @@ impl Host for FakeHost {
         Ok(reply)
     }
 
+    async fn has_entries(&self, _path: &str) -> Result<bool, Error> {
+        self.machine(|m| m.data)
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), Error> {
+        self.machine(|m| m.files.remove(path))?;
+        let event = Event::Remove(self.name.clone(), path.to_string());
+        self.fake.world().events.push(event);
+        Ok(())
+    }
+
+    async fn remove_dir_all(&self, path: &str) -> Result<(), Error> {
+        self.machine(|m| {
+            if m.dirs.iter().any(|d| d == path) {
+                m.data = false;
+            }
+            let prefix = format!("{path}/");
+            m.files.retain(|f, _| !f.starts_with(&prefix));
+        })?;
+        let event = Event::Remove(self.name.clone(), path.to_string());
+        self.fake.world().events.push(event);
+        Ok(())
+    }
+
     async fn service_state(&self, _unit: &str) -> Result<ServiceState, Error> {
         self.machine(|m| ServiceState {
             active: m.active,
@@ -182,8 +213,10 @@ impl Host for FakeHost {
             Systemctl::Start | Systemctl::Restart => {
                 m.active = true;
                 m.warming = warmup;
+                m.data = true;
             }
             Systemctl::Stop => m.active = false,
+            Systemctl::Disable => m.enabled = false,
             Systemctl::DaemonReload => {}
         }
         // A restarted leader hands over to another running member.
@@ -211,6 +244,43 @@ impl FakeProbe {
             .iter()
             .position(|n| n == name)
             .map_or(0, |i| i as u64 + 1)
+    }
+
+    /// Member `name`'s peer URL: the inventories of the unit tests have `10.0.0.<id>` hosts.
+    pub fn peer_url(world: &World, name: &str) -> String {
+        format!("http://10.0.0.{}:2380", Self::id(world, name))
+    }
+
+    fn list(world: &World) -> Vec<ClusterMember> {
+        if let Some(members) = &world.members {
+            return members
+                .iter()
+                .map(|m| {
+                    let name = world
+                        .order
+                        .iter()
+                        .find(|n| {
+                            m.has_peer_url(&Self::peer_url(world, n))
+                                && world.machines.get(*n).is_some_and(|x| x.active)
+                        })
+                        .cloned()
+                        .unwrap_or_else(|| m.name.clone());
+                    ClusterMember { name, ..m.clone() }
+                })
+                .collect();
+        }
+        // Before any membership change: every machine that ever ran is a member.
+        world
+            .order
+            .iter()
+            .filter(|n| world.machines.get(*n).is_some_and(|m| m.active || m.data))
+            .map(|n| ClusterMember {
+                id: Self::id(world, n),
+                name: n.clone(),
+                peer_urls: vec![Self::peer_url(world, n)],
+                client_urls: Vec::new(),
+            })
+            .collect()
     }
 }
 
@@ -263,6 +333,48 @@ impl Probe for FakeProbe {
             .events
             .push(Event::MoveLeader(leader.to_string(), name.clone()));
         world.leader = Some(name);
+        Ok(())
+    }
+
+    async fn member_list(&self, member: &str) -> Result<Vec<ClusterMember>, Error> {
+        let world = self.0.world();
+        if !world.healthy(member) {
+            return Err(Error::Timeout {
+                host: member.to_string(),
+                what: "member list".into(),
+                after: std::time::Duration::ZERO,
+            });
+        }
+        Ok(Self::list(&world))
+    }
+
+    async fn member_add(&self, _via: &str, peer_url: &str) -> Result<ClusterMember, Error> {
+        let mut world = self.0.world();
+        let mut members = Self::list(&world);
+        let name = world
+            .order
+            .iter()
+            .find(|n| Self::peer_url(&world, n) == peer_url)
+            .cloned()
+            .unwrap_or_default();
+        let member = ClusterMember {
+            id: Self::id(&world, &name),
+            name: String::new(),
+            peer_urls: vec![peer_url.to_string()],
+            client_urls: Vec::new(),
+        };
+        members.push(member.clone());
+        world.members = Some(members);
+        world.events.push(Event::MemberAdd(name));
+        Ok(member)
+    }
+
+    async fn member_remove(&self, _via: &str, id: u64) -> Result<(), Error> {
+        let mut world = self.0.world();
+        let mut members = Self::list(&world);
+        members.retain(|m| m.id != id);
+        world.members = Some(members);
+        world.events.push(Event::MemberRemove(id));
         Ok(())
     }
 

@@ -22,6 +22,8 @@ pub enum Systemctl {
     Restart,
     /// `systemctl stop UNIT`.
     Stop,
+    /// `systemctl disable UNIT`, so a removed member stays down after a reboot.
+    Disable,
 }
 
 impl Systemctl {
@@ -33,6 +35,7 @@ impl Systemctl {
             Systemctl::Start => "start",
             Systemctl::Restart => "restart",
             Systemctl::Stop => "stop",
+            Systemctl::Disable => "disable",
         }
     }
 }
@@ -88,6 +91,17 @@ pub trait Host: Send + Sync {
 
     /// Creates a directory (and parents) if missing, with `mode` when created.
     fn create_dir(&self, path: &str, mode: u32) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether `path` is a directory with anything in it: a member's data directory that
+    /// has data (a missing or empty one does not).
+    fn has_entries(&self, path: &str) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Removes the file if it exists (teardown).
+    fn remove_file(&self, path: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes everything in the directory, and the directory itself unless it cannot go (a
+    /// mount point), if it exists (`--purge`, a member's data before it joins again).
+    fn remove_dir_all(&self, path: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// The managed unit's state.
     fn service_state(&self, unit: &str)

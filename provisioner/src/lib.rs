@@ -5,18 +5,24 @@
 //! A run ([`Session`]):
 //! 1. [`pki`]: the CA and every certificate are checked and, where needed, issued into a
 //!    scratch copy of `[tls] dir` (copied back only when the plans are applied);
-//! 2. [`ssh`]: one connection per selected host (`--limit`), host keys checked against
-//!    known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
+//! 2. [`ssh`]: the running cluster's member list read (if one runs), one connection per
+//!    selected host (`--limit`) and per member the inventory no longer lists, host keys
+//!    checked against known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
 //! 3. [`plan`]: each host's files ([`desired`], [`render`], [`layout`]) compared with what is
 //!    there (a unified diff for text, hashes for binaries and keys) and the unit's state read;
 //!    a host that cannot be reached or read stops the run before anything is written;
 //! 4. [`converge`]: files written on every host in parallel, new members started together,
-//!    running members whose files changed restarted one at a time while every member is
-//!    healthy, leadership handed over before the leader restarts;
+//!    hosts new to a running cluster joined one at a time ([`scale`]: MemberAdd, first start
+//!    with `initial-cluster-state=existing`, caught up before the next; half-done joins
+//!    resumed), running members whose files or binary changed rolled one at a time
+//!    ([`upgrade`]: pushed just before their restart, leader last after MoveLeader, stopped
+//!    at the first failure), then members the inventory dropped removed (`--allow-remove`,
+//!    never below a healthy majority);
 //! 5. [`status`]: the cluster table, from each member ([`probe`]).
 //!
-//! [`disk_check`] reuses the transport for `cairn check disk` on every host; [`local`] runs a
-//! `transport = "local"` inventory's members on this machine (`cairn up`).
+//! [`destroy`] tears the cluster down, [`import`] writes an inventory for a running cluster,
+//! [`disk_check`] reuses the transport for `cairn check disk` on every host, and [`local`]
+//! runs a `transport = "local"` inventory's members on this machine (`cairn up`).
 //!
 //! Hosts, the cluster and the clock are traits ([`host::Host`], [`probe::Probe`], [`Clock`]):
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests
@@ -27,11 +33,13 @@ pub mod cert_status;
 mod clock;
 pub mod converge;
 pub mod desired;
+pub mod destroy;
 pub mod disk_check;
 mod error;
 #[cfg(test)]
 mod fake;
 pub mod host;
+pub mod import;
 pub mod known_hosts;
 pub mod layout;
 pub mod local;
@@ -42,8 +50,10 @@ pub mod probe;
 pub mod provision;
 pub mod render;
 pub mod rotate;
+pub mod scale;
 pub mod ssh;
 pub mod status;
+pub mod upgrade;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::Error;

@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 use crate::converge::{wait_healthy, Limits};
 use crate::pki::{Client, Issued};
 use crate::probe::Probe;
-use crate::render::{env_vars, format_env_file, TlsPaths};
+use crate::render::{env_vars, format_env_file, Bootstrap, TlsPaths};
 use crate::{Clock, Error, Pki};
 
 /// Log lines kept per member, shown when it exits unexpectedly.
@@ -82,7 +82,7 @@ pub fn prepare(inventory: &Inventory, clock: &dyn Clock) -> Result<Prepared, Err
             },
             None => TlsPaths::on_host(),
         };
-        let vars = env_vars(inventory, host, &tls);
+        let vars = env_vars(inventory, host, &Bootstrap::new_cluster(inventory), &tls);
         let dir = inventory.local_dir(host);
         let data_dir = inventory.data_dir(host);
         create_private_dir(&dir)?;

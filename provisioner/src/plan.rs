@@ -9,6 +9,7 @@ use similar::TextDiff;
 
 use crate::desired::{DesiredFile, FileKind};
 use crate::host::Host;
+use crate::scale::Join;
 use crate::{layout, Error};
 
 /// One file that differs from what the inventory wants.
@@ -37,6 +38,8 @@ pub enum ServiceAction {
     Start,
     /// Running with files that changed: restarted, one member at a time.
     Restart,
+    /// Not in the inventory any more: removed from the cluster, stopped and disabled.
+    Remove,
 }
 
 /// Everything converging one host would do.
@@ -52,6 +55,9 @@ pub struct HostPlan {
     pub enable: bool,
     /// What happens to the service.
     pub service: ServiceAction,
+    /// How the host joins the running cluster (`None`: it is a member, or the cluster is new).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<Join>,
 }
 
 impl HostPlan {
@@ -61,6 +67,7 @@ impl HostPlan {
             && !self.daemon_reload
             && !self.enable
             && self.service == ServiceAction::None
+            && self.membership.is_none()
     }
 }
 
@@ -121,6 +128,7 @@ pub async fn plan_host<H: Host>(host: &H, files: &[DesiredFile]) -> Result<HostP
         enable: !state.enabled,
         files: changes,
         service,
+        membership: None,
     })
 }
 
@@ -162,8 +170,17 @@ impl fmt::Display for HostPlan {
         if self.enable {
             writeln!(f, "  systemctl enable {}", layout::UNIT_NAME)?;
         }
+        if let Some(join) = self.membership {
+            writeln!(f, "  {join}")?;
+            writeln!(
+                f,
+                "  start {} (initial-cluster-state=existing, one member at a time) and wait until it has caught up",
+                layout::UNIT_NAME
+            )?;
+            return Ok(());
+        }
         match self.service {
-            ServiceAction::None => {}
+            ServiceAction::None | ServiceAction::Remove => {}
             ServiceAction::Start => writeln!(f, "  start {}", layout::UNIT_NAME)?,
             ServiceAction::Restart => writeln!(
                 f,

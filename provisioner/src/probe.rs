@@ -41,7 +41,36 @@ impl MemberStatus {
     }
 }
 
-/// Questions the provisioner asks the cluster.
+/// One entry of the cluster's member list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClusterMember {
+    /// The member's ID.
+    pub id: u64,
+    /// Its name; empty until the member has started and published itself (an added member
+    /// whose start never happened or failed).
+    pub name: String,
+    /// Its peer URLs, as MemberAdd was given them.
+    pub peer_urls: Vec<String>,
+    /// Its client URLs; empty until it has started.
+    pub client_urls: Vec<String>,
+}
+
+impl ClusterMember {
+    /// Whether the member has started at least once (it published its name).
+    pub fn started(&self) -> bool {
+        !self.name.is_empty()
+    }
+
+    /// Whether `peer_url` is one of the member's peer URLs (trailing slashes aside).
+    pub fn has_peer_url(&self, peer_url: &str) -> bool {
+        let want = peer_url.trim_end_matches('/');
+        self.peer_urls
+            .iter()
+            .any(|u| u.trim_end_matches('/') == want)
+    }
+}
+
+/// Questions the provisioner asks the cluster, and the membership changes it makes.
 pub trait Probe: Send + Sync {
     /// The status of the member named `member` (its own answer, from its own endpoint).
     fn status(&self, member: &str) -> impl Future<Output = Result<MemberStatus, Error>> + Send;
@@ -50,6 +79,23 @@ pub trait Probe: Send + Sync {
     /// that have not started yet have an empty name).
     fn member_names(&self, member: &str)
         -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// The cluster's member list as `member` reports it.
+    fn member_list(
+        &self,
+        member: &str,
+    ) -> impl Future<Output = Result<Vec<ClusterMember>, Error>> + Send;
+
+    /// Adds a (voting) member with `peer_url` through `via` (etcd's MemberAdd); the new
+    /// member's entry, unnamed until it starts.
+    fn member_add(
+        &self,
+        via: &str,
+        peer_url: &str,
+    ) -> impl Future<Output = Result<ClusterMember, Error>> + Send;
+
+    /// Removes the member with ID `id` through `via` (etcd's MemberRemove).
+    fn member_remove(&self, via: &str, id: u64) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Asks `leader` to hand leadership to the member with ID `to` (etcd's MoveLeader), so
     /// restarting it costs no election.
@@ -171,6 +217,53 @@ impl Probe for EtcdProbe {
         }
     }
 
+    async fn member_list(&self, member: &str) -> Result<Vec<ClusterMember>, Error> {
+        let mut client = self.client(member).await?;
+        match tokio::time::timeout(self.timeout, client.member_list()).await {
+            Ok(Ok(list)) => Ok(list.members().iter().map(cluster_member).collect()),
+            Ok(Err(source)) => Err(Error::Etcd {
+                endpoint: self.endpoint(member).to_string(),
+                source,
+            }),
+            Err(_) => Err(self.timed_out(member, "a member list request")),
+        }
+    }
+
+    async fn member_add(&self, via: &str, peer_url: &str) -> Result<ClusterMember, Error> {
+        let mut client = self.client(via).await?;
+        let add = client.member_add([peer_url], None);
+        let answer = match tokio::time::timeout(self.timeout, add).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(source)) => {
+                return Err(Error::Etcd {
+                    endpoint: self.endpoint(via).to_string(),
+                    source,
+                })
+            }
+            Err(_) => return Err(self.timed_out(via, "a member add request")),
+        };
+        answer
+            .member()
+            .map(cluster_member)
+            .ok_or_else(|| Error::UnexpectedOutput {
+                host: via.to_string(),
+                command: "MemberAdd".into(),
+                output: "an answer without the new member".into(),
+            })
+    }
+
+    async fn member_remove(&self, via: &str, id: u64) -> Result<(), Error> {
+        let mut client = self.client(via).await?;
+        match tokio::time::timeout(self.timeout, client.member_remove(id)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(Error::Etcd {
+                endpoint: self.endpoint(via).to_string(),
+                source,
+            }),
+            Err(_) => Err(self.timed_out(via, "a member remove request")),
+        }
+    }
+
     async fn move_leader(&self, leader: &str, to: u64) -> Result<(), Error> {
         let mut client = self.client(leader).await?;
         match tokio::time::timeout(self.timeout, client.move_leader(to)).await {
@@ -181,5 +274,14 @@ impl Probe for EtcdProbe {
             }),
             Err(_) => Err(self.timed_out(leader, "a move-leader request")),
         }
+    }
+}
+
+fn cluster_member(m: &etcd_client::Member) -> ClusterMember {
+    ClusterMember {
+        id: m.id(),
+        name: m.name().to_string(),
+        peer_urls: m.peer_urls().to_vec(),
+        client_urls: m.client_urls().to_vec(),
     }
 }

@@ -14,10 +14,16 @@ use crate::host::Host;
 use crate::known_hosts::HostKeyPolicy;
 use crate::pki::{Issued, Renewal};
 use crate::plan::{HostPlan, ServiceAction};
-use crate::probe::EtcdProbe;
+use crate::probe::{ClusterMember, EtcdProbe};
+use crate::scale::{self, HostFacts, Join, Removal};
 use crate::ssh::{load_key, Login, SshHost, Timeouts};
 use crate::status::ClusterStatus;
+use crate::upgrade::BeforeFirstChange;
 use crate::{local_file, Clock, Error, Pki};
+
+/// How long each member may take to answer the member-list question that finds a running
+/// cluster.
+const DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How to run.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +45,10 @@ pub struct Options {
     pub limits: Limits,
     /// SSH time limits.
     pub timeouts: Timeouts,
+    /// Remove members of the running cluster that the inventory no longer lists.
+    pub allow_remove: bool,
+    /// Removed members' data directories are deleted too.
+    pub purge: bool,
 }
 
 /// What a run did (or, with `--plan`, would do), for people and for `--output json`.
@@ -50,6 +60,8 @@ pub struct Report {
     pub certificates: Vec<Issued>,
     /// One plan per selected host, in inventory order.
     pub hosts: Vec<HostPlan>,
+    /// Members of the running cluster the inventory no longer lists.
+    pub removals: Vec<Removal>,
     /// Starts and restarts, in the order they happened.
     pub services: Vec<ServiceEvent>,
     /// Files written on hosts, over all hosts.
@@ -66,6 +78,7 @@ impl Report {
     pub fn changed(&self) -> bool {
         self.files_changed > 0
             || self.hosts.iter().any(|h| !h.is_empty())
+            || !self.removals.is_empty()
             || self
                 .certificates
                 .iter()
@@ -83,6 +96,10 @@ pub struct Session {
     certificates: Vec<Issued>,
     targets: Vec<Target<SshHost>>,
     plans: Vec<HostPlan>,
+    /// Members to remove, each with the connection to its host.
+    removals: Vec<(SshHost, Removal)>,
+    /// A cluster was running when the run began.
+    running: bool,
     options: Options,
     started: Instant,
 }
@@ -97,6 +114,11 @@ impl Session {
         progress: &dyn Progress,
     ) -> Result<Self, Error> {
         let started = Instant::now();
+        if inventory.cluster.transport == cairn_inventory::Transport::Local {
+            return Err(Error::LocalInventory {
+                path: inventory.path.clone(),
+            });
+        }
         inventory.check_local_files()?;
         let selected = select(inventory, &options.limit)?;
         // Certificates are issued into a copy: the real directory changes only when the plans
@@ -128,11 +150,41 @@ impl Session {
             known_hosts: inventory.ssh.known_hosts.clone(),
             accept_new: options.accept_new_host_keys,
         };
+        // The running cluster's member list decides who joins and who leaves.
+        let discovery = EtcdProbe::new(inventory, pki.as_ref(), DISCOVERY_TIMEOUT)?;
+        let members = scale::discover(&discovery, inventory).await;
+        let removing = options.limit.is_empty();
+        let leaving: Vec<(Login, ClusterMember)> = match (&members, removing) {
+            (Some(list), true) => scale::leaving(inventory, list)
+                .into_iter()
+                .map(|m| {
+                    let address = scale::member_address(&m).unwrap_or_default();
+                    let name = if m.name.is_empty() {
+                        address.clone()
+                    } else {
+                        m.name.clone()
+                    };
+                    let login = Login {
+                        name,
+                        address,
+                        port: inventory.ssh.port,
+                        user: inventory.ssh.user.clone(),
+                    };
+                    (login, m)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let logins: Vec<Login> = selected
+            .iter()
+            .map(|h| Login::of(inventory, h))
+            .chain(leaving.iter().map(|(l, _)| l.clone()))
+            .collect();
         let connections: Vec<Result<SshHost, Error>> =
-            futures::stream::iter(selected.iter().map(|h| {
-                progress.step(&h.name, "connecting");
+            futures::stream::iter(logins.into_iter().map(|login| {
+                progress.step(&login.name, "connecting");
                 SshHost::connect(
-                    Login::of(inventory, h),
+                    login,
                     key.clone(),
                     &inventory.ssh.identity_file,
                     policy.clone(),
@@ -142,27 +194,81 @@ impl Session {
             .buffered(options.limits.parallel.max(1))
             .collect()
             .await;
-        let mut targets = Vec::new();
+        let mut connected = Vec::new();
+        let mut removal_hosts = Vec::new();
         let mut failures: Vec<(String, Error)> = Vec::new();
-        for (h, conn) in selected.iter().zip(connections) {
+        let names = selected
+            .iter()
+            .map(|h| h.name.clone())
+            .chain(leaving.iter().map(|(l, _)| l.name.clone()));
+        for (i, (name, conn)) in names.zip(connections).enumerate() {
             match conn {
-                Ok(host) => targets.push(Target {
-                    host,
-                    files: host_files(inventory, h, pki.as_ref(), &binary)?,
-                    data_dir: inventory.data_dir(h).display().to_string(),
-                }),
+                Ok(host) if i < selected.len() => connected.push((selected[i], host)),
+                Ok(host) => removal_hosts.push((host, leaving[i - selected.len()].1.clone())),
+                Err(e) => {
+                    progress.done(&name, false, &e.to_string());
+                    failures.push((name, e));
+                }
+            }
+        }
+        let facts: Vec<Result<HostFacts, Error>> =
+            futures::stream::iter(connected.iter().map(|(h, host)| {
+                let data_dir = inventory.data_dir(h).display().to_string();
+                async move { HostFacts::read(host, &data_dir).await }
+            }))
+            .buffered(options.limits.parallel.max(1))
+            .collect()
+            .await;
+        let mut targets = Vec::new();
+        let mut host_facts = Vec::new();
+        for ((h, host), fact) in connected.into_iter().zip(facts) {
+            match fact {
+                Ok(f) => {
+                    host_facts.push(f);
+                    targets.push((h, host));
+                }
                 Err(e) => {
                     progress.done(&h.name, false, &e.to_string());
                     failures.push((h.name.clone(), e));
                 }
             }
         }
+        let mut targets: Vec<(Target<SshHost>, Option<Join>)> = if failures.is_empty() {
+            // Under --limit only the selected hosts are classified (and nothing is removed).
+            let hosts: Vec<&cairn_inventory::Host> = targets.iter().map(|(h, _)| *h).collect();
+            let membership = scale::classify(inventory, &hosts, &host_facts, members.as_deref())?;
+            let mut out = Vec::new();
+            for ((h, host), (bootstrap, join)) in targets.into_iter().zip(membership.hosts) {
+                out.push((
+                    Target {
+                        host,
+                        files: host_files(inventory, h, pki.as_ref(), &binary, &bootstrap)?,
+                        data_dir: inventory.data_dir(h).display().to_string(),
+                        peer_url: inventory.peer_url(h),
+                    },
+                    join,
+                ));
+            }
+            out
+        } else {
+            let mut hosts: Vec<SshHost> = targets.into_iter().map(|(_, host)| host).collect();
+            hosts.extend(removal_hosts.drain(..).map(|(host, _)| host));
+            for host in hosts {
+                host.close().await;
+            }
+            Vec::new()
+        };
+        let joins: Vec<Option<Join>> = targets.iter().map(|(_, j)| *j).collect();
+        let targets: Vec<Target<SshHost>> = targets.drain(..).map(|(t, _)| t).collect();
         let plans = plan_all(&targets, &options.limits, progress).await;
         let mut ok_plans = Vec::new();
-        for (t, plan) in targets.iter().zip(plans) {
+        for ((t, plan), join) in targets.iter().zip(plans).zip(joins) {
             match plan {
                 Ok(mut p) => {
-                    if options.restart_all && p.service == ServiceAction::None {
+                    if join.is_some() {
+                        p.membership = join;
+                        p.service = ServiceAction::Start;
+                    } else if options.restart_all && p.service == ServiceAction::None {
                         p.service = ServiceAction::Restart;
                     }
                     ok_plans.push(p);
@@ -182,6 +288,9 @@ impl Session {
             for t in targets {
                 t.host.close().await;
             }
+            for (host, _) in removal_hosts {
+                host.close().await;
+            }
             return Err(Error::HostsFailed {
                 failed,
                 total,
@@ -190,12 +299,26 @@ impl Session {
                 first: Box::new(first),
             });
         }
+        let removals = removal_hosts
+            .into_iter()
+            .map(|(host, m)| {
+                let removal = Removal {
+                    name: host.name().to_string(),
+                    id: m.id,
+                    address: scale::member_address(&m).unwrap_or_default(),
+                    purge: options.purge,
+                };
+                (host, removal)
+            })
+            .collect();
         Ok(Self {
             inventory: inventory.clone(),
             scratch,
             certificates,
             targets,
             plans: ok_plans,
+            removals,
+            running: members.is_some(),
             options: options.clone(),
             started,
         })
@@ -211,18 +334,74 @@ impl Session {
         &self.certificates
     }
 
-    /// Closes the connections and reports the plans without applying them.
-    pub async fn finish_plan(self) -> Report {
-        let report = self.report(Vec::new(), None, true);
+    /// Members of the running cluster the inventory no longer lists.
+    pub fn removals(&self) -> Vec<&Removal> {
+        self.removals.iter().map(|(_, r)| r).collect()
+    }
+
+    /// Whether applying would change anything on a host or in the membership.
+    pub fn pending(&self) -> bool {
+        self.plans.iter().any(|p| !p.is_empty()) || !self.removals.is_empty()
+    }
+
+    async fn close(self) {
         for t in self.targets {
             t.host.close().await;
         }
+        for (host, _) in self.removals {
+            host.close().await;
+        }
+    }
+
+    /// Closes the connections and reports the plans without applying them.
+    pub async fn finish_plan(self) -> Report {
+        let report = self.report(Vec::new(), None, true);
+        self.close().await;
         report
     }
 
-    /// Applies the plans: writes, starts new members, rolls running ones; then reads the
-    /// cluster table.
-    pub async fn apply(self, progress: &dyn Progress) -> Result<Report, Error> {
+    /// Applies the plans: removals are refused up front without `--allow-remove`; `hook` runs
+    /// before the first change to a running cluster; then writes, starts, joins, rolls and
+    /// removals; then the cluster table.
+    pub async fn apply<B: BeforeFirstChange>(
+        self,
+        hook: &B,
+        progress: &dyn Progress,
+    ) -> Result<Report, Error> {
+        let result = self.apply_inner(hook, progress).await;
+        match result {
+            Ok((report, session)) => {
+                session.close().await;
+                Ok(report)
+            }
+            Err((e, session)) => {
+                session.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_inner<B: BeforeFirstChange>(
+        self,
+        hook: &B,
+        progress: &dyn Progress,
+    ) -> Result<(Report, Self), (Error, Self)> {
+        if !self.removals.is_empty() && !self.options.allow_remove {
+            let members = self.removals.iter().map(|(_, r)| r.name.clone()).collect();
+            return Err((Error::RemovalNotAllowed { members }, self));
+        }
+        if self.running && self.pending() {
+            if let Err(source) = hook.before_first_change().await {
+                return Err((Error::BeforeFirstChange { source }, self));
+            }
+        }
+        match self.carry_out(progress).await {
+            Ok(report) => Ok((report, self)),
+            Err(e) => Err((e, self)),
+        }
+    }
+
+    async fn carry_out(&self, progress: &dyn Progress) -> Result<Report, Error> {
         let probe_timeout = std::time::Duration::from_secs(5);
         let pki = match (&self.inventory.tls, &self.scratch) {
             (Some(tls), Some(scratch)) => {
@@ -238,7 +417,7 @@ impl Session {
             .iter()
             .map(|h| h.name.clone())
             .collect();
-        let result = apply(
+        let mut events = apply(
             &self.targets,
             &self.plans,
             &probe,
@@ -246,31 +425,29 @@ impl Session {
             &self.options.limits,
             progress,
         )
-        .await;
-        let events = match result {
-            Ok(events) => events,
-            Err(e) => {
-                for t in self.targets {
-                    t.host.close().await;
-                }
-                return Err(e);
-            }
-        };
+        .await?;
         for plan in &self.plans {
-            let summary = match (plan.files.len(), plan.service) {
-                (0, ServiceAction::None) => "no changes".to_string(),
-                (n, ServiceAction::None) => format!("{n} files written"),
-                (n, ServiceAction::Start) => format!("{n} files written, started"),
-                (n, ServiceAction::Restart) => format!("{n} files written, restarted"),
+            let summary = match (plan.files.len(), plan.service, plan.membership) {
+                (n, _, Some(_)) => format!("{n} files written, joined"),
+                (0, ServiceAction::None, _) => "no changes".to_string(),
+                (n, ServiceAction::None | ServiceAction::Remove, _) => format!("{n} files written"),
+                (n, ServiceAction::Start, _) => format!("{n} files written, started"),
+                (n, ServiceAction::Restart, _) => format!("{n} files written, restarted"),
             };
             progress.done(&plan.host, true, &summary);
         }
-        let cluster = ClusterStatus::query(&self.inventory, &probe).await;
-        let report = self.report(events, Some(cluster), false);
-        for t in self.targets {
-            t.host.close().await;
+        for (host, removal) in &self.removals {
+            let data_dir = self.inventory.cluster.data_dir.display().to_string();
+            scale::remove(host, removal, &data_dir, &probe, &members, progress).await?;
+            progress.done(&removal.name, true, "removed");
+            events.push(ServiceEvent {
+                host: removal.name.clone(),
+                action: ServiceAction::Remove,
+                healthy_after_ms: 0,
+            });
         }
-        Ok(report)
+        let cluster = ClusterStatus::query(&self.inventory, &probe).await;
+        Ok(self.report(events, Some(cluster), false))
     }
 
     fn report(
@@ -283,6 +460,7 @@ impl Session {
             plan_only,
             certificates: self.certificates.clone(),
             hosts: self.plans.clone(),
+            removals: self.removals.iter().map(|(_, r)| r.clone()).collect(),
             services,
             files_changed: self.plans.iter().map(|p| p.files.len()).sum(),
             elapsed_ms: self.started.elapsed().as_millis(),

@@ -30,15 +30,88 @@ impl TlsPaths {
     }
 }
 
-/// The member's env file on a provisioned host: [`env_vars`] with the fixed TLS paths.
-pub fn env_file(inventory: &Inventory, host: &Host) -> String {
-    format_env_file(inventory, &env_vars(inventory, host, &TlsPaths::on_host()))
+/// `ETCD_INITIAL_CLUSTER_STATE`: found a cluster or join one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    /// Every member of `ETCD_INITIAL_CLUSTER` starts together and forms the cluster.
+    New,
+    /// The member was added with MemberAdd and joins the running cluster.
+    Existing,
 }
 
-/// The member's etcd variables: identity, URLs, bootstrap, raft timings, storage and TLS
-/// settings (with `tls` as its files). `ETCD_INITIAL_CLUSTER_STATE` is always `new`: members
-/// with data ignore it, so the file stays the same once the cluster runs.
-pub fn env_vars(inventory: &Inventory, host: &Host, tls: &TlsPaths) -> Vec<(&'static str, String)> {
+/// The `ETCD_INITIAL_CLUSTER*` values a member's env file carries. They are read only on the
+/// member's first start (a member with data ignores them), so the provisioner keeps what a
+/// running member's file already says: adding or removing other members never rewrites it
+/// and never restarts it. Only a member that is about to start without data gets new values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// `ETCD_INITIAL_CLUSTER`: `name=peer-url,...`.
+    pub initial_cluster: String,
+    /// `ETCD_INITIAL_CLUSTER_STATE`.
+    pub state: ClusterState,
+}
+
+impl Bootstrap {
+    /// A new cluster of every inventory member.
+    pub fn new_cluster(inventory: &Inventory) -> Self {
+        Self {
+            initial_cluster: inventory.initial_cluster(),
+            state: ClusterState::New,
+        }
+    }
+
+    /// Joining a running cluster whose members (with the joining one) are `members`, as
+    /// `(name, peer URL)`: etcd checks that they are exactly the cluster's.
+    pub fn join<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let initial_cluster = members
+            .into_iter()
+            .map(|(name, url)| format!("{name}={url}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Self {
+            initial_cluster,
+            state: ClusterState::Existing,
+        }
+    }
+
+    /// What an env file this module wrote says, or `None` when it does not say both.
+    pub fn from_env_file(text: &str) -> Option<Self> {
+        let var = |name: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.strip_prefix('='))
+                    .map(unquote)
+            })
+        };
+        let state = match var("ETCD_INITIAL_CLUSTER_STATE")?.as_str() {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            _ => return None,
+        };
+        Some(Self {
+            initial_cluster: var("ETCD_INITIAL_CLUSTER")?,
+            state,
+        })
+    }
+}
+
+/// The member's env file on a provisioned host: [`env_vars`] with the fixed TLS paths.
+pub fn env_file(inventory: &Inventory, host: &Host, bootstrap: &Bootstrap) -> String {
+    format_env_file(
+        inventory,
+        &env_vars(inventory, host, bootstrap, &TlsPaths::on_host()),
+    )
+}
+
+/// The member's etcd variables: identity, URLs, bootstrap ([`Bootstrap`]), raft timings,
+/// storage and TLS settings (with `tls` as its files).
+pub fn env_vars(
+    inventory: &Inventory,
+    host: &Host,
+    bootstrap: &Bootstrap,
+    tls: &TlsPaths,
+) -> Vec<(&'static str, String)> {
     let cluster = &inventory.cluster;
     let client_url = inventory.client_url(host);
     let peer_url = inventory.peer_url(host);
@@ -52,9 +125,16 @@ pub fn env_vars(inventory: &Inventory, host: &Host, tls: &TlsPaths) -> Vec<(&'st
         ("ETCD_ADVERTISE_CLIENT_URLS", client_url),
         ("ETCD_LISTEN_PEER_URLS", peer_url.clone()),
         ("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer_url),
-        ("ETCD_INITIAL_CLUSTER", inventory.initial_cluster()),
+        ("ETCD_INITIAL_CLUSTER", bootstrap.initial_cluster.clone()),
         ("ETCD_INITIAL_CLUSTER_TOKEN", cluster.token.clone()),
-        ("ETCD_INITIAL_CLUSTER_STATE", "new".into()),
+        (
+            "ETCD_INITIAL_CLUSTER_STATE",
+            match bootstrap.state {
+                ClusterState::New => "new",
+                ClusterState::Existing => "existing",
+            }
+            .into(),
+        ),
         (
             "ETCD_HEARTBEAT_INTERVAL",
             cluster.heartbeat_interval_ms.to_string(),
@@ -119,6 +199,25 @@ fn env_value(value: &str) -> String {
         value.to_string()
     } else {
         format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The value [`env_value`] wrote.
+fn unquote(value: &str) -> String {
+    match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    out.extend(chars.next());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        None => value.to_string(),
     }
 }
 
@@ -196,7 +295,7 @@ mod tests {
     #[test]
     fn plain_clusters_have_no_tls_variables() {
         let inv = inventory("");
-        let env = env_file(&inv, &inv.hosts[0]);
+        let env = env_file(&inv, &inv.hosts[0], &Bootstrap::new_cluster(&inv));
         assert_eq!(
             var(&env, "ETCD_LISTEN_CLIENT_URLS"),
             Some("http://10.0.0.1:2379")
@@ -212,8 +311,27 @@ mod tests {
     #[test]
     fn values_with_spaces_are_quoted() {
         let inv = inventory("");
-        let env = env_file(&inv, &inv.hosts[1]);
+        let env = env_file(&inv, &inv.hosts[1], &Bootstrap::new_cluster(&inv));
         assert_eq!(var(&env, "ETCD_DATA_DIR"), Some("\"/data/my cairn\""));
+    }
+
+    #[test]
+    fn the_bootstrap_values_are_read_back_from_a_written_file() {
+        let inv = inventory("");
+        for bootstrap in [
+            Bootstrap::new_cluster(&inv),
+            Bootstrap::join([("a", "http://10.0.0.1:2380"), ("n\"ew", "http://x y:1")]),
+        ] {
+            let env = env_file(&inv, &inv.hosts[1], &bootstrap);
+            assert_eq!(Bootstrap::from_env_file(&env), Some(bootstrap), "{env}");
+        }
+        let joined = env_file(
+            &inv,
+            &inv.hosts[1],
+            &Bootstrap::join([("a", "http://10.0.0.1:2380"), ("b", "http://10.0.0.2:2380")]),
+        );
+        assert_eq!(var(&joined, "ETCD_INITIAL_CLUSTER_STATE"), Some("existing"));
+        assert_eq!(Bootstrap::from_env_file("ETCD_NAME=a\n"), None);
     }
 
     #[test]

@@ -161,7 +161,7 @@ async fn run(
     if options.plan_only {
         Ok(session.finish_plan().await)
     } else {
-        session.apply(progress).await
+        session.apply(&crate::upgrade::NoHook, progress).await
     }
 }
 

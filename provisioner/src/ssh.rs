@@ -344,6 +344,29 @@ impl Host for SshHost {
         self.run(&script, &[], None).await.map(drop)
     }
 
+    async fn has_entries(&self, path: &str) -> Result<bool, Error> {
+        let p = quote(path);
+        let script =
+            format!("if [ -d {p} ] && [ -n \"$(ls -A -- {p})\" ]; then echo yes; else echo no; fi");
+        let out = self.run(&script, &[], None).await?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim() == "yes")
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), Error> {
+        self.run(&format!("rm -f -- {}", quote(path)), &[], None)
+            .await
+            .map(drop)
+    }
+
+    async fn remove_dir_all(&self, path: &str) -> Result<(), Error> {
+        // Everything in it, then the directory itself unless it cannot go (a mount point).
+        let p = quote(path);
+        let script = format!(
+            "if [ -d {p} ]; then find {p} -mindepth 1 -delete && {{ rmdir -- {p} 2>/dev/null || true; }}; else rm -f -- {p}; fi"
+        );
+        self.run(&script, &[], None).await.map(drop)
+    }
+
     async fn service_state(&self, unit: &str) -> Result<ServiceState, Error> {
         let u = quote(unit);
         let script = format!(

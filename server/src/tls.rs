@@ -102,13 +102,17 @@ fn acceptor(
     ca: Option<&Path>,
     client_auth: bool,
 ) -> Result<TlsAcceptor, Error> {
-    let builder = ServerConfig::builder();
+    // ring, named: with other crates of the build enabling rustls' aws-lc-rs backend too,
+    // rustls cannot pick a process-wide default and would panic.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let builder = match ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             roots.add_parsable_certificates(certificates(ca)?);
-            let verifier = WebPkiClientVerifier::builder(roots.into());
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
             let verifier = if client_auth {
                 verifier
             } else {

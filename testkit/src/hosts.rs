@@ -91,6 +91,21 @@ impl TestHost {
             .collect()
     }
 
+    /// Kills the host's processes running `program` (a member crashing, or killed half-way
+    /// through a join) and waits until they are gone.
+    pub fn kill(&self, program: &str, timeout: Duration) -> Result<(), Error> {
+        for pid in self.pids_of(program) {
+            if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, Signal::KILL);
+            }
+        }
+        wait_until(
+            &format!("{program} on {} to die", self.name),
+            timeout,
+            || self.pids_of(program).is_empty(),
+        )
+    }
+
     /// Kills every process of the host, sshd last.
     fn kill_all(&mut self) {
         let sshd = self.sshd_pid();
@@ -149,9 +164,13 @@ impl Hosts {
         for (mount, _) in MOUNTS {
             mount_point(Path::new(mount))?;
         }
+        // One sshd port for every host, so an inventory's `[ssh] port` reaches them all (as it
+        // does a host that left the inventory and is reached from the member list).
+        let addresses: Vec<Ipv4Addr> = (0..n).map(|i| Ipv4Addr::new(127, 0, 0, 11 + i)).collect();
+        let ssh_port = common_free_port(&addresses)?;
         let mut hosts = Vec::new();
         for i in 0..n {
-            let address = Ipv4Addr::new(127, 0, 0, 11 + i);
+            let address = addresses[usize::from(i)];
             let name = format!("m{}", i + 1);
             let root = dir.path().join(&name);
             for (_, sub) in MOUNTS {
@@ -161,7 +180,6 @@ impl Hosts {
             copy(&systemctl, &root.join("usr-local-bin/systemctl"))?;
             let host_key = root.join("ssh_host_ed25519_key");
             keygen(&host_key)?;
-            let ssh_port = free_port(address)?;
             let config = root.join("sshd_config");
             write(
                 &config,
@@ -231,25 +249,13 @@ impl Hosts {
 
     /// A port free on every host's address, for the members' client, peer and metrics ports.
     pub fn common_free_port(&self) -> Result<u16, Error> {
-        let first = self
-            .hosts
-            .first()
-            .map_or(Ipv4Addr::LOCALHOST, |h| h.address);
-        loop {
-            let port = free_port(first)?;
-            if self
-                .hosts
-                .iter()
-                .all(|h| TcpListener::bind((h.address, port)).is_ok())
-            {
-                return Ok(port);
-            }
-        }
+        let addresses: Vec<Ipv4Addr> = self.hosts.iter().map(|h| h.address).collect();
+        common_free_port(&addresses)
     }
 
     /// Writes `cairn.toml` for these hosts into [`Hosts::dir`] and returns its path: a TLS
     /// cluster named `it` of `server` (`cairn` or `etcd`) pushing `binary`, ports free on
-    /// every host, the hosts' key and known_hosts, fast raft timings (50 ms heartbeats, 500 ms
+    /// every host, the hosts' key, known_hosts and their one sshd port, fast raft timings (50 ms heartbeats, 500 ms
     /// elections) so members elect quickly on loopback; `extra` is appended to `[cluster]`.
     pub fn write_inventory(
         &self,
@@ -267,10 +273,11 @@ impl Hosts {
             "[cluster]\nname = \"it\"\nserver = \"{server}\"\nbinary = \"{}\"\ntoken = \"it-1\"\n\
              client_port = {client}\npeer_port = {peer}\nmetrics_port = {metrics}\n\
              heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n{extra}\n\
-             [ssh]\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\n\n[tls]\ndir = \"pki\"\n",
+             [ssh]\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nport = {}\n\n[tls]\ndir = \"pki\"\n",
             binary.display(),
             self.identity.display(),
             self.known_hosts.display(),
+            self.hosts.first().map_or(22, |h| h.ssh_port),
         );
         for h in &self.hosts {
             text.push_str(&format!(
@@ -294,6 +301,20 @@ impl Hosts {
         }
         files.sort();
         files
+    }
+}
+
+/// A port free on every address of `addresses` right now.
+fn common_free_port(addresses: &[Ipv4Addr]) -> Result<u16, Error> {
+    let first = addresses.first().copied().unwrap_or(Ipv4Addr::LOCALHOST);
+    loop {
+        let port = free_port(first)?;
+        if addresses
+            .iter()
+            .all(|a| TcpListener::bind((*a, port)).is_ok())
+        {
+            return Ok(port);
+        }
     }
 }
 

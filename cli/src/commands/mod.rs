@@ -5,6 +5,8 @@ pub mod backupd;
 pub mod bench;
 pub mod certs;
 pub mod check;
+pub mod destroy;
+pub mod import;
 pub mod inspect;
 pub mod provision;
 pub mod rules;

@@ -1,5 +1,6 @@
-//! `cairn provision [-i INVENTORY] [--plan] [--limit HOST,...] [--yes]`: converges every host
-//! to the inventory over SSH and prints the cluster table.
+//! `cairn provision [-i INVENTORY] [--plan] [--limit HOST,...] [--yes] [--allow-remove
+//! [--purge]]`: converges every host and the membership to the inventory over SSH (scale out
+//! and in, rolling upgrades) and prints the cluster table.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -7,6 +8,8 @@ use std::process::ExitCode;
 use cairn_inventory::InventoryArg;
 use cairn_provisioner::converge::Limits;
 use cairn_provisioner::pki::Outcome;
+use cairn_provisioner::plan::ServiceAction;
+use cairn_provisioner::upgrade::{BeforeFirstChange, HookError};
 use cairn_provisioner::{Options, Report, Session, SystemClock};
 use clap::Args;
 
@@ -31,6 +34,13 @@ pub struct ProvisionArgs {
     /// Trust hosts that known_hosts does not list yet and record their keys.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Remove members of the running cluster that the inventory no longer lists (MemberRemove,
+    /// then stop and disable their service; refused below a healthy majority).
+    #[arg(long)]
+    pub allow_remove: bool,
+    /// With --allow-remove: delete removed members' data directories too.
+    #[arg(long, requires = "allow_remove")]
+    pub purge: bool,
     /// Hosts handled at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub parallel: usize,
@@ -53,6 +63,8 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
             parallel: args.parallel.max(1),
             ..Limits::default()
         },
+        allow_remove: args.allow_remove,
+        purge: args.purge,
         ..Options::default()
     };
     let json = args.output == Output::Json;
@@ -67,12 +79,18 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
     let session = runtime.block_on(Session::plan(&inventory, &options, &SystemClock, &progress));
     progress.clear();
     let session = session?;
-    let pending = session.plans().iter().any(|p| !p.is_empty());
-    if args.plan || (pending && !args.yes) {
+    let pending = session.pending();
+    // Removals without --allow-remove are refused by apply before anything changes: no
+    // point asking first.
+    let refused = !session.removals().is_empty() && !args.allow_remove;
+    if args.plan || (pending && !args.yes && !refused) {
         if !json {
             print_certificates(session.certificates());
             for plan in session.plans() {
                 print!("{plan}");
+            }
+            for removal in session.removals() {
+                print!("{removal}");
             }
         }
         if args.plan {
@@ -83,12 +101,13 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
             return Ok(ExitCode::SUCCESS);
         }
         let hosts = session.plans().iter().filter(|p| !p.is_empty()).count();
-        if !confirm(&format!("Apply these changes to {hosts} host(s)?"))? {
+        let changes = hosts + session.removals().len();
+        if !confirm(&format!("Apply these changes to {changes} host(s)?"))? {
             return Err(Error::NotConfirmed);
         }
     }
     let progress = HostProgress::new(&names, json);
-    let report = runtime.block_on(session.apply(&progress));
+    let report = runtime.block_on(session.apply(&BackupBeforeChange(&inventory), &progress));
     progress.clear();
     let report = report?;
     if json {
@@ -97,6 +116,25 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
         print_report(&report, args.yes || !pending);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Takes a full backup before `cairn provision` first touches a running cluster (a rolling
+/// restart or upgrade, a join, a removal) when the inventory has a `[backup]` table: a backup
+/// that fails stops the run before any member is touched.
+struct BackupBeforeChange<'a>(&'a cairn_inventory::Inventory);
+
+impl BeforeFirstChange for BackupBeforeChange<'_> {
+    async fn before_first_change(&self) -> Result<(), HookError> {
+        if self.0.backup.is_none() {
+            return Ok(());
+        }
+        let manifest = cairn_backupd::backup_now(self.0).await?;
+        eprintln!(
+            "cairn: backup {} taken at revision {} before the first change",
+            manifest.id, manifest.revision
+        );
+        Ok(())
+    }
 }
 
 /// Asks `question` on the terminal; without one, refuses (scripts pass `--yes`).
@@ -131,18 +169,25 @@ fn print_report(report: &Report, show_plans: bool) {
         for plan in &report.hosts {
             print!("{plan}");
         }
+        for removal in &report.removals {
+            print!("{removal}");
+        }
     }
     if let Some(cluster) = &report.cluster {
         print!("{cluster}");
     }
-    let started = report
-        .services
-        .iter()
-        .filter(|e| e.action == cairn_provisioner::plan::ServiceAction::Start)
-        .count();
-    let restarted = report.services.len() - started;
+    let count = |action| {
+        report
+            .services
+            .iter()
+            .filter(|e| e.action == action)
+            .count()
+    };
+    let started = count(ServiceAction::Start);
+    let restarted = count(ServiceAction::Restart);
+    let removed = count(ServiceAction::Remove);
     println!(
-        "{} host(s) in {:.1} s: {} file(s) written, {started} started, {restarted} restarted",
+        "{} host(s) in {:.1} s: {} file(s) written, {started} started, {restarted} restarted, {removed} removed",
         report.hosts.len(),
         report.elapsed_ms as f64 / 1000.0,
         report.files_changed,

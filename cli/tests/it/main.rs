@@ -5,6 +5,7 @@ mod bench;
 mod certs;
 mod check;
 mod disk_hosts;
+mod import;
 mod inspect;
 mod provision;
 mod rules;

@@ -267,3 +267,35 @@ fn members_do_not_outlive_a_killed_cairn_up() {
     wait_until("the members to stop", STOP_TIMEOUT, || gone(&pids))
         .unwrap_or_else(|e| panic!("{e}: {pids:?}"));
 }
+
+#[test]
+fn provision_refuses_a_local_inventory_and_up_refuses_an_ssh_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let out = Command::new(BIN)
+        .args(["provision", "--plan", "-i"])
+        .arg(&inventory)
+        .output()
+        .expect("run cairn provision");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("transport is \"local\""), "{err}");
+
+    let ssh = dir.path().join("ssh.toml");
+    std::fs::write(
+        &ssh,
+        "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n\n[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .arg("up")
+        .arg(&ssh)
+        .output()
+        .expect("run cairn up");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("transport is \"ssh\": cairn up runs members on this machine"),
+        "{err}"
+    );
+}

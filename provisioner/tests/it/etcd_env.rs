@@ -54,7 +54,7 @@ fn etcd_3_4_runs_from_the_rendered_env_file() {
     std::fs::copy(pki.ca_cert(), etc.join("pki/ca.pem")).expect("ca");
     std::fs::copy(pki.member_cert("e1"), etc.join("pki/member.pem")).expect("cert");
     std::fs::copy(pki.member_key("e1"), etc.join("pki/member-key.pem")).expect("key");
-    let env = render::env_file(&inv, &inv.hosts[0]);
+    let env = render::env_file(&inv, &inv.hosts[0], &render::Bootstrap::new_cluster(&inv));
     let vars = variables(&env);
     assert!(vars.len() >= 20, "{env}");
     mount_point(Path::new("/etc/cairn")).expect("mount point");

@@ -1,5 +1,6 @@
-//! The env files and units compared with the copies under `tests/golden/<inventory>/`; run
-//! with `UPDATE_GOLDEN=1` to rewrite the copies after an intended change, then review the diff.
+//! The env files (and one joining member's) and units compared with the copies under
+//! `tests/golden/<inventory>/`; run with `UPDATE_GOLDEN=1` to rewrite the copies after an
+//! intended change, then review the diff.
 
 use std::path::PathBuf;
 
@@ -15,14 +16,31 @@ fn rendered_files_match_the_golden_copies() {
     let mut compared = 0;
     for (name, inv) in inventories() {
         let dir = root.join(&name);
-        for host in &inv.hosts {
-            let files = [
-                (format!("{}.env", host.name), render::env_file(&inv, host)),
+        // The last host also as it joins the running cluster of the others (MemberAdd, then
+        // `existing` with every member listed).
+        let peers: Vec<(String, String)> = inv
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), inv.peer_url(h)))
+            .collect();
+        let join = render::Bootstrap::join(peers.iter().map(|(n, u)| (n.as_str(), u.as_str())));
+        for (i, host) in inv.hosts.iter().enumerate() {
+            let mut files = vec![
+                (
+                    format!("{}.env", host.name),
+                    render::env_file(&inv, host, &render::Bootstrap::new_cluster(&inv)),
+                ),
                 (
                     format!("{}.service", host.name),
                     render::unit_file(&inv, host),
                 ),
             ];
+            if i + 1 == inv.hosts.len() {
+                files.push((
+                    format!("{}.join.env", host.name),
+                    render::env_file(&inv, host, &join),
+                ));
+            }
             for (file, text) in files {
                 let path = dir.join(file);
                 compared += 1;

@@ -1,15 +1,18 @@
 //! The provisioner against real things: golden copies of the rendered files, systemd's own
-//! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`) real sshd hosts in
-//! mount namespaces on 127.0.0.11-13, also for certificate rotation (`rotate`) and `certs
-//! status` (`cert_status`).
+//! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`, `lifecycle`,
+//! `upgrade`, `destroy`, certificate rotation in `rotate`, `certs status` in `cert_status`)
+//! real sshd hosts in mount namespaces on 127.0.0.11 onwards.
 
 mod cert_status;
+mod destroy;
 mod etcd_env;
 mod golden;
+mod lifecycle;
 mod live_client;
 mod provision;
 mod rotate;
 mod unit_verify;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 

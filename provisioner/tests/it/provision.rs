@@ -14,12 +14,13 @@ use cairn_provisioner::converge::{Limits, Quiet};
 use cairn_provisioner::pki::Client;
 use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::probe::{EtcdProbe, Probe};
+use cairn_provisioner::upgrade::NoHook;
 use cairn_provisioner::{Error, Options, Pki, Report, Session, SystemClock};
 
 use cairn_testkit::hosts::{Hosts, TestHost};
 
 /// The inventory at `path` with `from` replaced by `to` (same ports).
-fn edit_inventory(path: &Path, from: &str, to: &str) {
+pub(crate) fn edit_inventory(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).expect("inventory");
     assert!(text.contains(from), "{from} not in the inventory");
     std::fs::write(path, text.replace(from, to)).expect("write inventory");
@@ -44,11 +45,11 @@ pub(crate) async fn provision(inventory: &Path, options: &Options) -> Result<Rep
     if options.plan_only {
         Ok(session.finish_plan().await)
     } else {
-        session.apply(&Quiet).await
+        session.apply(&NoHook, &Quiet).await
     }
 }
 
-fn etcdctl(inv: &Inventory, args: &[&str]) -> cairn_testkit::CmdOutput {
+pub(crate) fn etcdctl(inv: &Inventory, args: &[&str]) -> cairn_testkit::CmdOutput {
     let pki = Pki::existing(inv.tls.as_ref().expect("tls"));
     let mut c = Command::new("etcdctl");
     c.env("ETCDCTL_API", "3")
@@ -67,20 +68,20 @@ fn etcdctl(inv: &Inventory, args: &[&str]) -> cairn_testkit::CmdOutput {
 
 /// One sample: the members that answered, and those of them that knew a leader.
 #[derive(Debug)]
-struct Sample {
-    up: BTreeSet<String>,
-    led: BTreeSet<String>,
+pub(crate) struct Sample {
+    pub(crate) up: BTreeSet<String>,
+    pub(crate) led: BTreeSet<String>,
 }
 
 /// Samples every member's status until stopped.
-struct QuorumWatch {
+pub(crate) struct QuorumWatch {
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl QuorumWatch {
-    fn start(inv: &Inventory) -> Self {
+    pub(crate) fn start(inv: &Inventory) -> Self {
         let pki = Pki::existing(inv.tls.as_ref().expect("tls"));
         let probe = EtcdProbe::new(inv, Some(&pki), Duration::from_millis(500)).expect("probe");
         let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
@@ -119,7 +120,7 @@ impl QuorumWatch {
         }
     }
 
-    async fn finish(self) -> Vec<Sample> {
+    pub(crate) async fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.expect("watch task");
         Arc::try_unwrap(self.samples)
@@ -383,8 +384,8 @@ async fn changed_unknown_and_unreachable_hosts_are_refused_by_name_before_any_ch
     let closed = cairn_testkit::free_port(m3.address).expect("free port");
     edit_inventory(
         &path,
-        &format!("ssh_port = {}\n", m3.ssh_port),
-        &format!("ssh_port = {closed}\n"),
+        &format!("address = \"{}\"\nssh_port = {}\n", m3.address, m3.ssh_port),
+        &format!("address = \"{}\"\nssh_port = {closed}\n", m3.address),
     );
     let err = provision(&path, &options(true, false))
         .await
