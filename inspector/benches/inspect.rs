@@ -96,6 +96,7 @@ fn child(endpoint: String) {
         expected: Vec::new(),
         limits,
         local_pki: None,
+        backups: None,
     };
     let report = runtime
         .block_on(inspect(&source, &SystemClock, &NoStore, &options))

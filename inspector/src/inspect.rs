@@ -29,6 +29,8 @@ pub struct Options {
     pub limits: Limits,
     /// The local PKI directory whose certificates are checked too.
     pub local_pki: Option<PathBuf>,
+    /// What the backup store says, with a `[backup]` table (no backups check without).
+    pub backups: Option<checks::backups::BackupCheck>,
 }
 
 /// Inspects the cluster behind `source`. Fails only when no member answers at all or the
@@ -223,6 +225,9 @@ pub async fn inspect<S: Source>(
     }
     // Measured at the inspection's start, so the exported expiry (start + days left) is exact.
     results.push(checks::certificates::evaluate(&found, tls, started, limits));
+    if let Some(backups) = &options.backups {
+        results.push(backups.run(started).await);
+    }
 
     if let Some(state) = next_state {
         store.save(&state)?;
@@ -314,6 +319,7 @@ mod tests {
                 .collect(),
             limits: Limits::default(),
             local_pki: None,
+            backups: None,
         }
     }
 
@@ -338,7 +344,7 @@ mod tests {
         assert_eq!(r.status, Status::Pass, "{r:#?}");
         assert_eq!(
             r.checks.iter().map(|c| c.check).collect::<Vec<_>>(),
-            CheckId::ALL
+            CheckId::ALL[..8]
         );
         let state = store.load().expect("load").expect("saved");
         assert_eq!(state.total_keys, 3);

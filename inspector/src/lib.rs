@@ -28,6 +28,7 @@ pub mod state;
 mod status;
 pub mod tls;
 
+pub use checks::backups::{BackupCheck, Catalog, Newest};
 pub use checks::membership::Expected;
 pub use clock::{unix_seconds, Clock, FixedClock, SystemClock};
 pub use error::Error;

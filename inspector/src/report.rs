@@ -30,11 +30,13 @@ pub enum CheckId {
     Latency,
     /// Days until the served and local certificates expire.
     Certificates,
+    /// Age of the newest backup against the schedule (with a `[backup]` table).
+    Backups,
 }
 
 impl CheckId {
     /// Every check, in report order.
-    pub const ALL: [CheckId; 8] = [
+    pub const ALL: [CheckId; 9] = [
         CheckId::Membership,
         CheckId::Consistency,
         CheckId::Database,
@@ -43,6 +45,7 @@ impl CheckId {
         CheckId::HotPrefixes,
         CheckId::Latency,
         CheckId::Certificates,
+        CheckId::Backups,
     ];
 
     /// The snake_case name used in JSON and in metric labels.
@@ -56,6 +59,7 @@ impl CheckId {
             CheckId::HotPrefixes => "hot_prefixes",
             CheckId::Latency => "latency",
             CheckId::Certificates => "certificates",
+            CheckId::Backups => "backups",
         }
     }
 }
@@ -82,6 +86,8 @@ pub enum Unit {
     Milliseconds,
     /// Days.
     Days,
+    /// Hours.
+    Hours,
     /// Events per second.
     PerSecond,
     /// A hash, shown in hex.
@@ -204,7 +210,7 @@ pub struct Report {
     pub duration_seconds: f64,
     /// The worst check's status.
     pub status: Status,
-    /// Every check, in [`CheckId::ALL`] order.
+    /// Every check made, in [`CheckId::ALL`] order (backups only with a `[backup]` table).
     pub checks: Vec<CheckResult>,
 }
 

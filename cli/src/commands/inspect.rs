@@ -4,15 +4,18 @@
 //! on a warning, 2 on a failure. With `--serve ADDR` it keeps inspecting (every `--every`)
 //! and serves the results as Prometheus metrics until interrupted.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_inspector::render::{self, table::Style};
 use cairn_inspector::{
-    EtcdSource, Expected, FileStore, Limits, NoStore, Options, StateStore, SystemClock, Target,
-    TlsFiles,
+    BackupCheck, Catalog, EtcdSource, Expected, FileStore, Limits, Newest, NoStore, Options,
+    StateStore, SystemClock, Target, TlsFiles,
 };
 use cairn_inventory::{Inventory, DEFAULT_FILE};
 use cairn_provisioner::pki::Client;
@@ -136,9 +139,40 @@ fn from_inventory(inventory: &Inventory) -> Plan {
                 .collect(),
             limits: Limits::from_inventory(inventory),
             local_pki: inventory.tls.as_ref().map(|t| t.dir.clone()),
+            backups: inventory.backup.as_ref().map(|_| BackupCheck {
+                catalog: Arc::new(StoreCatalog(inventory.clone())),
+                every: inventory.schedule.backup_interval,
+                stale_after: inventory.schedule.backup_stale_after,
+            }),
         },
         state: Some(inventory.inspection.state_file.clone()),
         every: inventory.schedule.inspection_interval,
+    }
+}
+
+/// The inventory's backup store, listed afresh for every inspection.
+#[derive(Debug)]
+struct StoreCatalog(Inventory);
+
+impl Catalog for StoreCatalog {
+    fn newest(&self) -> Pin<Box<dyn Future<Output = Result<Option<Newest>, String>> + Send + '_>> {
+        Box::pin(async move {
+            let backups = cairn_backupd::Backups::from_inventory(
+                &self.0,
+                Arc::new(cairn_backupd::SystemClock),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let listed = backups.list().await.map_err(|e| e.to_string())?;
+            Ok(listed
+                .into_iter()
+                .max_by_key(|m| m.finished_at)
+                .map(|m| Newest {
+                    id: m.id,
+                    finished_at: m.finished_at.into(),
+                    revision: m.revision,
+                }))
+        })
     }
 }
 
@@ -187,6 +221,7 @@ fn from_endpoints(args: &InspectArgs) -> Plan {
                 .collect(),
             limits: Limits::default(),
             local_pki: None,
+            backups: None,
         },
         state: None,
         every: DEFAULT_EVERY,

@@ -38,6 +38,34 @@ fn backup_now_list_verify_prune_and_restore() {
     )
     .expect("inventory");
     member.etcdctl(&["put", "k", "v"]).expect("put");
+    // Inspection's backups check: none in the store yet, then a fresh one.
+    let backups_check = || {
+        let out = Command::new(BIN)
+            .args(["inspect", "--format", "json", "--window", "100ms", "-i"])
+            .arg(&inventory)
+            .output()
+            .expect("run cairn inspect");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+        let check = report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["check"] == "backups")
+            .cloned()
+            .unwrap_or_else(|| panic!("no backups check in {report}"));
+        (
+            check["status"].as_str().unwrap_or_default().to_string(),
+            check,
+        )
+    };
+    let (status, check) = backups_check();
+    assert_eq!(status, "fail", "{check}");
+    assert!(
+        check["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("has no backup")),
+        "{check}"
+    );
     let now = cairn_backup(&inventory, &["now", "--output", "json"]);
     assert!(
         now.status.success(),
@@ -46,6 +74,9 @@ fn backup_now_list_verify_prune_and_restore() {
     );
     let manifest: serde_json::Value = serde_json::from_slice(&now.stdout).expect("manifest");
     let id = manifest["id"].as_str().expect("id").to_string();
+    let (status, check) = backups_check();
+    assert_eq!(status, "pass", "{check}");
+    assert_eq!(check["figures"][0]["subject"], id.as_str(), "{check}");
     let list = cairn_backup(&inventory, &["list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
     let verify = cairn_backup(&inventory, &["verify", &id]);

@@ -1,6 +1,7 @@
 //! One file per check. Each is a pure function from what was gathered to a
 //! [`crate::CheckResult`], so every grade is unit-tested without a cluster.
 
+pub mod backups;
 pub mod certificates;
 pub mod consistency;
 pub mod database;

@@ -12,6 +12,7 @@ pub fn format_value(value: f64, unit: Unit) -> String {
         Unit::Ratio => format!("{value:.2}"),
         Unit::Milliseconds => format!("{value:.1} ms"),
         Unit::Days => format!("{value:.1} d"),
+        Unit::Hours => format!("{value:.1} h"),
         Unit::PerSecond => format!("{value:.1}/s"),
         Unit::Hash => format!("{:08x}", value as u64),
     }

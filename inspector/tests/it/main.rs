@@ -66,6 +66,7 @@ pub fn options(c: &Cluster, limits: Limits) -> Options {
             .collect(),
         limits,
         local_pki: None,
+        backups: None,
     }
 }
 

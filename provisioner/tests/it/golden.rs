@@ -15,6 +15,10 @@ fn rendered_files_match_the_golden_copies() {
     let mut mismatches = Vec::new();
     let mut compared = 0;
     for (name, inv) in inventories() {
+        // `cairn up` runs those members here; `cairn provision` refuses them.
+        if inv.cluster.transport == cairn_inventory::Transport::Local {
+            continue;
+        }
         let dir = root.join(&name);
         // The last host also as it joins the running cluster of the others (MemberAdd, then
         // `existing` with every member listed).
