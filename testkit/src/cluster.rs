@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::{free_port, wait_until, CmdOutput, Error, Kind, Member, Pki};
+use crate::{free_port, reserve_port, wait_until, CmdOutput, Error, Kind, Member, Pki};
 
 /// Addresses handed out per cluster (members plus room for ones added later).
 const IPS_PER_CLUSTER: u32 = 8;
@@ -72,8 +72,14 @@ impl ClusterBuilder {
         let mut planned = Vec::new();
         for i in 0..self.size {
             let ip = Ipv4Addr::new(127, 0, 0, (base + i as u32) as u8);
-            let (client, peer) = (free_port(ip)?, free_port(ip)?);
-            planned.push((format!("m{}", i + 1), ip, client, peer));
+            // Both held while picking, so the two differ (a released port can come back).
+            let (client, peer) = (reserve_port(ip)?, reserve_port(ip)?);
+            let port = |l: &std::net::TcpListener| {
+                l.local_addr()
+                    .map(|a| a.port())
+                    .map_err(|e| Error::io("reading a reserved port", e))
+            };
+            planned.push((format!("m{}", i + 1), ip, port(&client)?, port(&peer)?));
         }
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let initial_cluster = planned
