@@ -311,6 +311,61 @@ impl Cluster {
         Ok(i)
     }
 
+    /// etcd's disaster recovery: stops every member, wipes its data dir, restores
+    /// `snapshots[i]` into member `i` with the server's own restore command (`etcdctl snapshot
+    /// restore`, or `cairn-server snapshot restore` with the same flags) and this cluster's
+    /// names, peers and token, then starts them all again and waits until each is ready.
+    pub fn restore_snapshots(&mut self, snapshots: &[&std::path::Path]) -> Result<(), Error> {
+        let initial_cluster = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name(), m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut self.members {
+            m.stop()?;
+        }
+        for (m, snapshot) in self.members.iter().zip(snapshots) {
+            let data_dir = m.data_dir().to_path_buf();
+            std::fs::remove_dir_all(&data_dir)
+                .map_err(|e| Error::io(format!("wiping {}", data_dir.display()), e))?;
+            let mut restore = match self.kind {
+                Kind::Etcd => {
+                    let mut etcdctl = std::process::Command::new("etcdctl");
+                    etcdctl.env("ETCDCTL_API", "3");
+                    etcdctl
+                }
+                Kind::Cairn => std::process::Command::new(
+                    self.cairn_binary.clone().ok_or(Error::NoCairnBinary)?,
+                ),
+            };
+            restore
+                .args(["snapshot", "restore"])
+                .arg(snapshot)
+                .args(["--name", m.name(), "--initial-cluster", &initial_cluster])
+                .args(["--initial-cluster-token", &self.token])
+                .args(["--initial-advertise-peer-urls", &m.peer_url()])
+                .arg("--data-dir")
+                .arg(&data_dir);
+            let command = format!("{restore:?}");
+            let out = crate::run_command(restore, Duration::from_secs(120))?;
+            if !out.success() {
+                return Err(Error::Setup {
+                    command,
+                    code: out.code,
+                    stderr: out.stderr,
+                });
+            }
+        }
+        for m in &mut self.members {
+            m.spawn()?;
+        }
+        for m in &mut self.members {
+            m.wait_ready()?;
+        }
+        Ok(())
+    }
+
     /// The member ID of member `i` (it must be running).
     pub fn member_id(&self, i: usize) -> Result<u64, Error> {
         self.status_ids(i)

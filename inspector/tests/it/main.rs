@@ -179,46 +179,8 @@ pub async fn restored_from_a_different_snapshot(kind: Kind) {
     let theirs = save(&other, "/foreign/", 7, "theirs.db");
     drop(other);
 
-    let initial_cluster = c
-        .members()
-        .iter()
-        .map(|m| format!("{}={}", m.name(), m.peer_url()))
-        .collect::<Vec<_>>()
-        .join(",");
-    for i in 0..3 {
-        c.member_mut(i).stop().expect("stop");
-    }
-    for i in 0..3 {
-        let m = c.member(i);
-        let data_dir = m.data_dir().to_path_buf();
-        std::fs::remove_dir_all(&data_dir).expect("remove the data dir");
-        let mut restore = match kind {
-            Kind::Etcd => {
-                let mut etcdctl = std::process::Command::new("etcdctl");
-                etcdctl.env("ETCDCTL_API", "3");
-                etcdctl
-            }
-            Kind::Cairn => std::process::Command::new(
-                cairn_testkit::cairn_server_binary().expect("cairn-server"),
-            ),
-        };
-        restore
-            .args(["snapshot", "restore"])
-            .arg(if i == 2 { &theirs } else { &ours })
-            .args(["--name", m.name(), "--initial-cluster", &initial_cluster])
-            .args(["--initial-cluster-token", "testkit-cluster"])
-            .args(["--initial-advertise-peer-urls", &m.peer_url()])
-            .arg("--data-dir")
-            .arg(&data_dir);
-        let out = cairn_testkit::run_command(restore, Duration::from_secs(60)).expect("restore");
-        assert!(out.success(), "{out:?}");
-    }
-    for i in 0..3 {
-        c.member_mut(i).spawn().expect("spawn");
-    }
-    for i in 0..3 {
-        c.member_mut(i).wait_ready().expect("ready");
-    }
+    c.restore_snapshots(&[&ours, &ours, &theirs])
+        .expect("restore the snapshots");
     c.wait_leader(LEADER_TIMEOUT).expect("leader");
 
     let report = inspect_cluster(&c, &options(&c, test_limits()), &clock(), &NoStore).await;

@@ -333,36 +333,8 @@ fn a_snapshot_restored_into_every_member_forms_a_cluster_with_the_same_keyspace(
     };
     let before = hashkv(c.member(0));
 
-    let initial_cluster = c
-        .members()
-        .iter()
-        .map(|m| format!("{}={}", m.name(), m.peer_url()))
-        .collect::<Vec<_>>()
-        .join(",");
-    for i in 0..3 {
-        c.member_mut(i).stop().expect("stop");
-    }
-    for i in 0..3 {
-        let m = c.member(i);
-        let data_dir = m.data_dir().to_path_buf();
-        std::fs::remove_dir_all(&data_dir).expect("wipe");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-server"))
-            .args(["snapshot", "restore", snap.to_str().expect("utf-8")])
-            .args(["--name", m.name(), "--initial-cluster", &initial_cluster])
-            .args(["--initial-cluster-token", "testkit-cluster"])
-            .args(["--initial-advertise-peer-urls", &m.peer_url()])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .output()
-            .expect("restore");
-        assert!(out.status.success(), "{out:?}");
-    }
-    for i in 0..3 {
-        c.member_mut(i).spawn().expect("spawn");
-    }
-    for i in 0..3 {
-        c.member_mut(i).wait_ready().expect("ready");
-    }
+    c.restore_snapshots(&[&snap, &snap, &snap])
+        .expect("restore into every member");
     c.wait_leader(LEADER_TIMEOUT).expect("leader");
     for m in c.members() {
         assert_eq!(hashkv(m), before, "{}", m.name());
