@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::converge::{wait_healthy, Limits};
+use crate::local_file::{create_private_dir, write_atomic};
 use crate::pki::{Client, Issued};
 use crate::probe::Probe;
 use crate::render::{env_vars, format_env_file, Bootstrap, TlsPaths};
@@ -88,12 +89,11 @@ pub fn prepare(inventory: &Inventory, clock: &dyn Clock) -> Result<Prepared, Err
         create_private_dir(&dir)?;
         create_private_dir(&data_dir)?;
         let env_file = dir.join("cairn.env");
-        std::fs::write(&env_file, format_env_file(inventory, &vars)).map_err(|source| {
-            Error::LocalWrite {
-                path: env_file.clone(),
-                source,
-            }
-        })?;
+        write_atomic(
+            &env_file,
+            format_env_file(inventory, &vars).as_bytes(),
+            0o644,
+        )?;
         members.push(LocalMember {
             name: host.name.clone(),
             env_file,
@@ -112,18 +112,6 @@ pub fn prepare(inventory: &Inventory, clock: &dyn Clock) -> Result<Prepared, Err
 
 fn path_text(path: &Path) -> String {
     path.display().to_string()
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| Error::LocalWrite {
-            path: dir.to_path_buf(),
-            source,
-        })
 }
 
 impl Prepared {
