@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 
 use crate::commands::provision::{confirm, print_certificates};
 use crate::progress::HostProgress;
+use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 
 /// `cairn certs`.
@@ -53,12 +54,9 @@ pub struct RotateArgs {
     /// Rotate without asking; needed when stdin is not a terminal.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Trust hosts that known_hosts does not list yet and record their keys.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// Hosts handled at once (writes and plans; restarts are always one at a time).
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub parallel: usize,
+    /// How hosts are reached.
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -110,10 +108,10 @@ fn rotate(args: RotateArgs) -> Result<ExitCode, Error> {
         }
     }
     let options = Options {
-        accept_new_host_keys: args.accept_new_host_keys,
+        accept_new_host_keys: args.ssh.accept_new_host_keys,
         plan_only: args.plan,
         limits: Limits {
-            parallel: args.parallel.max(1),
+            parallel: args.ssh.parallel(),
             ..Limits::default()
         },
         ..Options::default()

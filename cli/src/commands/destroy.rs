@@ -10,6 +10,7 @@ use cairn_provisioner::ssh::Timeouts;
 use clap::Args;
 
 use crate::progress::HostProgress;
+use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 
 /// `cairn destroy`.
@@ -24,12 +25,9 @@ pub struct DestroyArgs {
     /// Do not ask for the cluster's name (scripts).
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Trust hosts that known_hosts does not list yet and record their keys.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// Hosts handled at once.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub parallel: usize,
+    /// How hosts are reached.
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -65,8 +63,8 @@ pub fn run(args: DestroyArgs) -> Result<ExitCode, Error> {
     }
     let options = Options {
         purge: args.purge,
-        accept_new_host_keys: args.accept_new_host_keys,
-        parallel: args.parallel,
+        accept_new_host_keys: args.ssh.accept_new_host_keys,
+        parallel: args.ssh.parallel(),
         timeouts: Timeouts::default(),
     };
     let json = args.output == Output::Json;

@@ -14,6 +14,7 @@ use cairn_provisioner::{Options, Report, Session, SystemClock};
 use clap::Args;
 
 use crate::progress::HostProgress;
+use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 
 /// `cairn provision`.
@@ -31,9 +32,9 @@ pub struct ProvisionArgs {
     /// Apply without asking; needed when stdin is not a terminal.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Trust hosts that known_hosts does not list yet and record their keys.
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
+    /// How hosts are reached.
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// Remove members of the running cluster that the inventory no longer lists (MemberRemove,
     /// then stop and disable their service; refused below a healthy majority).
     #[arg(long)]
@@ -41,9 +42,6 @@ pub struct ProvisionArgs {
     /// With --allow-remove: delete removed members' data directories too.
     #[arg(long, requires = "allow_remove")]
     pub purge: bool,
-    /// Hosts handled at once.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub parallel: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -57,10 +55,10 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
     }
     let options = Options {
         limit: args.limit.clone(),
-        accept_new_host_keys: args.accept_new_host_keys,
+        accept_new_host_keys: args.ssh.accept_new_host_keys,
         plan_only: args.plan,
         limits: Limits {
-            parallel: args.parallel.max(1),
+            parallel: args.ssh.parallel(),
             ..Limits::default()
         },
         allow_remove: args.allow_remove,
