@@ -41,19 +41,8 @@ pub struct ClusterSpec {
 impl ClusterSpec {
     /// The cluster an inventory describes, with the backup client certificate of `[tls] dir`.
     pub fn from_inventory(inv: &Inventory) -> Self {
-        let scheme = if inv.tls.is_some() { "https" } else { "http" };
-        let endpoints = inv
-            .hosts
-            .iter()
-            .map(|h| {
-                let host = if h.address.contains(':') {
-                    format!("[{}]", h.address)
-                } else {
-                    h.address.clone()
-                };
-                format!("{scheme}://{host}:{}", inv.cluster.client_port)
-            })
-            .collect();
+        // Each member's own client URL: a local cluster gives every member its own port.
+        let endpoints = inv.endpoints();
         Self {
             name: inv.cluster.name.clone(),
             server: inv.cluster.server,

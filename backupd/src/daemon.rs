@@ -1,6 +1,7 @@
 //! `cairn backupd`: full backups on the schedule (each slot at most once, also across
 //! restarts and between two daemons, through the slot in the manifest and the store's lock),
-//! retention after each success, and `/metrics` and `/healthz`.
+//! retention after each success, and `/metrics` and `/healthz`. A stop request lets a
+//! running backup finish: cut off, it would leave its lock in the store for hours.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use futures::FutureExt;
 use tokio::net::TcpListener;
 
 use crate::manifest::Kind;
@@ -29,8 +31,9 @@ pub struct DaemonOptions {
     pub incremental: Option<std::time::Duration>,
 }
 
-/// Runs the schedule until `shutdown` completes; `on_run` sees each run's outcome (for the
-/// binary's one log line per run).
+/// Runs the schedule until `shutdown` completes, then returns once the backup running at that
+/// moment (if any) has finished; `on_run` sees each run's outcome (for the binary's one log
+/// line per run).
 pub async fn run(
     backups: &Backups,
     options: DaemonOptions,
@@ -93,6 +96,7 @@ pub async fn run(
         }
         outcome
     };
+    let stop = shutdown.shared();
     let runs = async {
         let mut last_slot = backups.list().await.ok().and_then(|l| {
             l.iter()
@@ -107,20 +111,26 @@ pub async fn run(
                 return;
             };
             let wait = (slot - backups.clock.now()).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.clone() => return,
+            }
             record(&full(Some(slot)).await);
             last_slot = Some(slot);
         }
     };
     let increments = async {
         let Some(period) = options.incremental else {
-            return std::future::pending().await;
+            return;
         };
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = stop.clone() => return,
+            }
             match backups.incremental().await {
                 Ok(None) | Err(Error::NoFullBackup) | Err(Error::Locked { .. }) => {}
                 Ok(Some(m)) => record(&Ok(m)),
@@ -134,11 +144,9 @@ pub async fn run(
             }
         }
     };
-    tokio::select! {
-        () = runs => {}
-        () = increments => {}
-        () = shutdown => {}
-    }
+    // Each loop ends at the stop request, after the run it is in; the two share the store's
+    // lock, so neither is cut off while the other finishes.
+    futures::join!(runs, increments);
     let _ = stop_tx.send(());
     match server.await {
         Ok(result) => result.map_err(|source| Error::Serve { address, source }),

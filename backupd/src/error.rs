@@ -100,6 +100,12 @@ pub enum Error {
         /// The lock object.
         key: String,
     },
+    /// `[backup] timezone` is not a zone of the IANA database.
+    #[error("time zone \"{name}\" is unknown: use an IANA name such as \"Europe/Berlin\"")]
+    TimeZone {
+        /// What was given.
+        name: String,
+    },
     /// The schedule is not a cron expression.
     #[error("schedule \"{expression}\" is not a crontab line: {source}")]
     Schedule {

@@ -104,7 +104,7 @@ impl Inventory {
         })?;
         let warnings = checker.file(&file)?;
         let backup_interval = match &file.backup {
-            Some(b) => checker.backup_interval(&b.schedule)?,
+            Some(b) => checker.backup_interval(&b.schedule, b.timezone.as_deref())?,
             None => Duration::from_secs(3600),
         };
         let inspection_interval = checker.duration(
@@ -172,6 +172,10 @@ impl Inventory {
                 .encryption_key_file
                 .as_deref()
                 .map(|p| paths::resolve(dir, p));
+            backup.environment_file = backup
+                .environment_file
+                .as_deref()
+                .map(|p| paths::resolve(dir, p));
         }
         inspection.state_file = paths::resolve(dir, &inspection.state_file);
         Ok(Self {
@@ -195,6 +199,16 @@ impl Inventory {
         })
     }
 
+    /// The member whose host runs the backup daemon: `[backup] host`, else the first host;
+    /// `None` without `[backup]`.
+    pub fn backup_host(&self) -> Option<&Host> {
+        let backup = self.backup.as_ref()?;
+        match &backup.host {
+            Some(name) => self.hosts.iter().find(|h| &h.name == name),
+            None => self.hosts.first(),
+        }
+    }
+
     /// Legal but risky findings (a single member, an even member count), for the binary to
     /// print.
     pub fn warnings(&self) -> &[Warning] {
@@ -202,7 +216,8 @@ impl Inventory {
     }
 
     /// The local files that provisioning needs: the server binary, the SSH key (not for
-    /// `transport = "local"`) and, when set, the operator's CA. Separate from [`Inventory::load`] because tools that only read the
+    /// `transport = "local"`) and, when set, the operator's CA and the backup key and
+    /// environment files. Separate from [`Inventory::load`] because tools that only read the
     /// cluster's shape (alert rules, dashboards) run where these files are not.
     pub fn check_local_files(&self) -> Result<(), Error> {
         let mut files = vec![(
@@ -216,6 +231,20 @@ impl Inventory {
                 "identity_file",
                 self.ssh.identity_file.as_path(),
             ));
+        }
+        if let Some(backup) = &self.backup {
+            files.extend(
+                backup
+                    .encryption_key_file
+                    .as_deref()
+                    .map(|p| (["backup", "encryption_key_file"], "encryption_key_file", p)),
+            );
+            files.extend(
+                backup
+                    .environment_file
+                    .as_deref()
+                    .map(|p| (["backup", "environment_file"], "environment_file", p)),
+            );
         }
         if let Some(tls) = &self.tls {
             files.extend(
@@ -327,6 +356,26 @@ mod tests {
                 inspection_stale_after: Duration::from_secs(2700),
                 hot_prefix_window: Duration::from_secs(10),
             }
+        );
+    }
+
+    #[test]
+    fn a_daily_schedule_across_daylight_saving_allows_the_long_day() {
+        let inv = Inventory::parse(
+            Path::new("/etc/cairn/cairn.toml"),
+            format!(
+                "{MINIMAL}[backup]\nstore = \"s3://b\"\nschedule = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\nenvironment_file = \"aws.env\"\n"
+            ),
+        )
+        .expect("valid");
+        // 02:30 does not exist on the last Sunday of March: that day has no run, and the
+        // clocks went forward, so the gap is 47 hours.
+        assert_eq!(inv.schedule.backup_interval, Duration::from_secs(47 * 3600));
+        assert_eq!(inv.backup_host().map(|h| h.name.as_str()), Some("a"));
+        let b = inv.backup.expect("backup");
+        assert_eq!(
+            b.environment_file.as_deref(),
+            Some(Path::new("/etc/cairn/aws.env"))
         );
     }
 

@@ -297,10 +297,23 @@ pub struct Backup {
     /// `s3://bucket/prefix` or `file:///path` (a relative `file://` path is against the
     /// inventory's directory).
     pub store: String,
-    /// When full backups run, in UTC: a 5-field crontab line (`"0 * * * *"`), a 6-field one
-    /// with seconds first, or `@hourly`, `@daily`, `@weekly`, `@monthly`.
+    /// When full backups run: a 5-field crontab line (`"0 * * * *"`), a 6-field one with
+    /// seconds first, or `@hourly`, `@daily`, `@weekly`, `@monthly`; in `timezone`.
     #[serde(default = "default_backup_schedule")]
     pub schedule: String,
+    /// The IANA time zone `schedule` is read in (`"Europe/Berlin"`), so `0 3 * * *` stays
+    /// 03:00 local across daylight saving; UTC when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The member whose host runs the provisioned daemon (`cairn-backupd.service`); the first
+    /// host when absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// A local file of `AWS_*` variables (keys, profile, session token) pushed to the daemon's
+    /// host as its systemd `EnvironmentFile`, mode 0600, never shown in plans; absent: the
+    /// host's own chain (instance profile, `/root/.aws`).
+    #[serde(default)]
+    pub environment_file: Option<PathBuf>,
     /// Period of watch-based incremental backups between full ones (`"30s"`); none when
     /// absent.
     #[serde(default)]

@@ -386,27 +386,56 @@ impl Checker<'_> {
         if let Some(period) = &b.incremental {
             self.duration(&["backup", "incremental"], "incremental", period)?;
         }
-        self.backup_interval(&b.schedule).map(|_| ())
+        if let Some(host) = &b.host {
+            self.require(
+                f.hosts.iter().any(|h| &h.name == host),
+                &["backup", "host"],
+                "host",
+                format!("\"{host}\""),
+                "the name of one of the [[hosts]]",
+            )?;
+        }
+        if let Some(tz) = &b.timezone {
+            self.require(
+                tz.parse::<chrono_tz::Tz>().is_ok(),
+                &["backup", "timezone"],
+                "timezone",
+                format!("\"{tz}\""),
+                "an IANA time zone name such as \"Europe/Berlin\" or \"America/New_York\"",
+            )?;
+        }
+        self.backup_interval(&b.schedule, b.timezone.as_deref())
+            .map(|_| ())
     }
 
     /// The longest time between two runs of the backup schedule (what staleness alerts
     /// wait for), over a year of runs from a fixed date so that generated rules are stable.
-    pub(crate) fn backup_interval(&self, schedule: &str) -> Result<Duration, Error> {
+    pub(crate) fn backup_interval(
+        &self,
+        schedule: &str,
+        timezone: Option<&str>,
+    ) -> Result<Duration, Error> {
         let invalid = || {
             Error::InvalidValue {
             at: self.at(&["backup", "schedule"]),
             key: "schedule",
             value: format!("\"{schedule}\""),
-            expected: "a crontab line such as \"0 * * * *\" (minute hour day month weekday, UTC) or @hourly/@daily/@weekly/@monthly",
+            expected: "a crontab line such as \"0 * * * *\" (minute hour day month weekday) or @hourly/@daily/@weekly/@monthly",
         }
         };
         let parsed = cron::Schedule::from_str(&crate::model::cron_expression(schedule))
             .map_err(|_| invalid())?;
+        // Gaps in the schedule's own zone: a daylight-saving change makes one day's gap
+        // longer or shorter, and staleness alerts must allow the longest.
+        let tz: chrono_tz::Tz = timezone
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(chrono_tz::UTC);
         let start = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
-            .expect("2026-01-01 is a valid time");
+            .expect("2026-01-01 is a valid time")
+            .with_timezone(&tz);
         let end = start + chrono::Duration::days(366);
         let mut longest = Duration::ZERO;
-        let mut previous: Option<chrono::DateTime<chrono::Utc>> = None;
+        let mut previous: Option<chrono::DateTime<chrono_tz::Tz>> = None;
         for t in parsed.after(&start).take(10_000) {
             if let Some(p) = previous {
                 longest = longest.max((t - p).to_std().unwrap_or_default());
@@ -911,6 +940,25 @@ mod tests {
             msg.contains("schedule = \"every hour\" is not allowed: it must be a crontab line"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_backup_host_and_timezone_must_exist() {
+        let (line, col, msg) = error(&format!(
+            "{CLUSTER}{THREE}[backup]\nstore = \"s3://b\"\nhost = \"d\"\n"
+        ));
+        assert_eq!((line, col), (16, 8));
+        assert!(
+            msg.ends_with(
+                "host = \"d\" is not allowed: it must be the name of one of the [[hosts]]"
+            ),
+            "{msg}"
+        );
+        let (line, _, msg) = error(&format!(
+            "{CLUSTER}{THREE}[backup]\nstore = \"s3://b\"\ntimezone = \"Mars/Olympus\"\n"
+        ));
+        assert_eq!(line, 16);
+        assert!(msg.contains("an IANA time zone name"), "{msg}");
     }
 
     #[test]

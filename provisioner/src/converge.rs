@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::desired::{DesiredFile, OWNER};
 use crate::host::{Host, Systemctl, WriteFile};
-use crate::plan::{plan_host, HostPlan, ServiceAction};
+use crate::plan::{plan_host, DaemonAction, HostPlan, ServiceAction};
 use crate::probe::Probe;
 use crate::{layout, scale, upgrade, Error};
 
@@ -177,7 +177,63 @@ pub async fn apply<H: Host, P: Probe>(
         voters.push(t.host.name().to_string());
     }
     events.extend(upgrade::roll(targets, plans, probe, all_members, limits, progress).await?);
+    for (t, p) in targets.iter().zip(plans) {
+        converge_daemon(t, p, progress).await?;
+    }
     Ok(events)
+}
+
+/// The backup daemon, once the members are done (it backs the cluster up through them):
+/// checked on its host with its own inventory and environment, then started or restarted;
+/// or stopped and removed where it is no longer wanted.
+pub(crate) async fn converge_daemon<H: Host>(
+    target: &Target<H>,
+    plan: &HostPlan,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    let host = &target.host;
+    let name = host.name();
+    let unit = layout::BACKUPD_UNIT_NAME;
+    let action = match plan.backupd {
+        DaemonAction::None => return Ok(()),
+        DaemonAction::Remove => {
+            progress.step(name, "removing the backup daemon");
+            host.systemctl(Systemctl::Stop, unit).await?;
+            host.systemctl(Systemctl::Disable, unit).await?;
+            host.remove_file(layout::BACKUPD_UNIT_FILE).await?;
+            host.remove_file(layout::CAIRN_BINARY).await?;
+            host.remove_dir_all(layout::BACKUPD_DIR).await?;
+            return host.systemctl(Systemctl::DaemonReload, unit).await;
+        }
+        DaemonAction::Start => Systemctl::Start,
+        DaemonAction::Restart => Systemctl::Restart,
+    };
+    // What the daemon will do, once, in the foreground: a daemon that cannot reach the
+    // store or the cluster would otherwise only show up as a missing backup hours later.
+    progress.step(
+        name,
+        "checking the backup daemon's store and cluster access",
+    );
+    let script = format!(
+        "set -a; [ ! -f {env} ] || . {env}; set +a; exec {cairn} backupd --check --inventory {inventory}",
+        env = layout::BACKUPD_ENV_FILE,
+        cairn = layout::CAIRN_BINARY,
+        inventory = layout::BACKUPD_INVENTORY,
+    );
+    let check = host.run(&["sh", "-c", &script]).await?;
+    if check.code != Some(0) {
+        let output = String::from_utf8_lossy(&check.stderr);
+        return Err(Error::DaemonCheck {
+            host: name.to_string(),
+            output: output
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .to_string(),
+        });
+    }
+    progress.step(name, &format!("{} {unit}", action.verb()));
+    host.systemctl(action, unit).await
 }
 
 /// Moves leadership from `leader` to another healthy member before `leader` restarts, so the
@@ -250,6 +306,10 @@ pub(crate) async fn write_host<H: Host>(
     }
     if plan.enable {
         host.systemctl(Systemctl::Enable, layout::UNIT_NAME).await?;
+    }
+    if plan.backupd_enable {
+        host.systemctl(Systemctl::Enable, layout::BACKUPD_UNIT_NAME)
+            .await?;
     }
     if plan.service == ServiceAction::Start {
         host.create_dir(&target.data_dir, 0o700).await?;
@@ -484,6 +544,151 @@ mod tests {
         assert!(world.events[first_start..]
             .iter()
             .all(|e| !matches!(e, Event::Write(..))));
+    }
+
+    /// Plans and applies with the backup daemon's files (the `cairn` binary `cairn`).
+    async fn run_with_daemon(
+        fake: &Fake,
+        inv: &Inventory,
+        cairn: &[u8],
+    ) -> Result<Vec<HostPlan>, Error> {
+        let cairn = Blob::new(cairn.to_vec());
+        let mut targets = targets(fake, inv, b"bin-1");
+        for (t, h) in targets.iter_mut().zip(&inv.hosts) {
+            let daemon = crate::desired::backupd_files(inv, h, None, Some(&cairn))?;
+            t.files.extend(daemon);
+        }
+        let plans: Vec<HostPlan> = plan_all(&targets, &limits(), &Quiet)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let probe = FakeProbe(fake.clone());
+        apply(&targets, &plans, &probe, &members(), &limits(), &Quiet).await?;
+        Ok(plans)
+    }
+
+    fn daemon_events(fake: &Fake) -> Vec<(String, Systemctl)> {
+        fake.world()
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Daemon(h, a) => Some((h.clone(), *a)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_backup_daemon_runs_on_one_host_and_restarts_alone() {
+        let fake = Fake::new(&NAMES, 1);
+        for m in fake.world().machines.values_mut() {
+            m.exec_reply.code = Some(0);
+        }
+        let backup = "[backup]\nstore = \"s3://b/p\"\n";
+        let inv = inventory(backup);
+        let plans = run_with_daemon(&fake, &inv, b"cairn-1").await.expect("run");
+        let actions: Vec<_> = plans
+            .iter()
+            .map(|p| (p.backupd, p.backupd_enable))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                (DaemonAction::Start, true),
+                (DaemonAction::None, false),
+                (DaemonAction::None, false)
+            ]
+        );
+        assert!(plans[0]
+            .to_string()
+            .contains("  start cairn-backupd.service (after the members)\n"));
+        {
+            let world = fake.world();
+            let a = &world.machines["a"];
+            assert!(a.daemon_active && a.daemon_enabled);
+            let inventory = String::from_utf8_lossy(&a.files[layout::BACKUPD_INVENTORY].0);
+            assert!(
+                inventory.contains("binary = \"/usr/local/bin/cairn-server\""),
+                "{inventory}"
+            );
+            assert!(!world.machines["b"]
+                .files
+                .contains_key(layout::BACKUPD_UNIT_FILE));
+            // Checked on the host, after every member started.
+            let last_member_start = world
+                .events
+                .iter()
+                .rposition(|e| matches!(e, Event::Systemctl(_, Systemctl::Start)))
+                .expect("member starts");
+            let check = world
+                .events
+                .iter()
+                .position(|e| matches!(e, Event::Run(h, argv) if h == "a" && argv.join(" ").contains("backupd --check")))
+                .expect("the check ran");
+            assert!(check > last_member_start);
+        }
+        assert_eq!(
+            daemon_events(&fake),
+            [
+                ("a".into(), Systemctl::Enable),
+                ("a".into(), Systemctl::Start)
+            ]
+        );
+
+        // A retention change restarts the daemon, no member.
+        let inv = inventory(&format!("{backup}[backup.retention]\nkeep_last = 5\n"));
+        let plans = run_with_daemon(&fake, &inv, b"cairn-1").await.expect("run");
+        assert_eq!(plans[0].service, ServiceAction::None);
+        assert_eq!(plans[0].backupd, DaemonAction::Restart);
+        let paths: Vec<_> = plans[0].files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, [layout::BACKUPD_INVENTORY]);
+        assert!(restarts(&fake).is_empty());
+        assert_eq!(
+            daemon_events(&fake).last(),
+            Some(&("a".into(), Systemctl::Restart))
+        );
+
+        // Moving it: stopped and removed on a, started on b.
+        let inv = inventory(&format!("{backup}host = \"b\"\n"));
+        let plans = run_with_daemon(&fake, &inv, b"cairn-1").await.expect("run");
+        assert_eq!(plans[0].backupd, DaemonAction::Remove);
+        assert_eq!(plans[1].backupd, DaemonAction::Start);
+        {
+            let world = fake.world();
+            let a = &world.machines["a"];
+            assert!(!a.daemon_active && !a.daemon_enabled);
+            assert!(
+                a.files.keys().all(|f| !f.starts_with(layout::BACKUPD_DIR)
+                    && f != layout::BACKUPD_UNIT_FILE
+                    && f != layout::CAIRN_BINARY),
+                "{:?}",
+                a.files.keys()
+            );
+            assert!(world.machines["b"].daemon_active);
+        }
+        let again = run_with_daemon(&fake, &inv, b"cairn-1").await.expect("run");
+        assert!(again.iter().all(HostPlan::is_empty), "{again:?}");
+        assert!(restarts(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_fails_its_check_is_not_started() {
+        let fake = Fake::new(&NAMES, 1);
+        for m in fake.world().machines.values_mut() {
+            m.exec_reply.code = Some(2);
+            m.exec_reply.stderr = b"error: s3://b/p: access denied\n".to_vec();
+        }
+        let inv = inventory("[backup]\nstore = \"s3://b/p\"\n");
+        let err = run_with_daemon(&fake, &inv, b"cairn-1")
+            .await
+            .expect_err("the check fails");
+        assert_eq!(
+            err.to_string(),
+            "a: the backup daemon's check failed, so it was not started: error: s3://b/p: access denied"
+        );
+        assert!(!fake.world().machines["a"].daemon_active);
+        // The members are up all the same.
+        assert!(fake.world().machines.values().all(|m| m.active));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cairn_inventory::{Host, Inventory};
 use serde::Serialize;
 
+use crate::pki::Client;
 use crate::{layout, local_file, render, Error, Pki};
 
 /// How a change to a file is shown.
@@ -49,6 +50,19 @@ pub struct DesiredFile {
     pub mode: u32,
     /// How a change is shown.
     pub kind: FileKind,
+    /// The service a change to it restarts.
+    pub service: Service,
+}
+
+/// Which service reads a file, so a change restarts only that one: a new retention setting
+/// must not restart a cluster member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// The member (`cairn.service`).
+    Member,
+    /// The backup daemon (`cairn-backupd.service`).
+    Backupd,
 }
 
 /// Owner of every file the provisioner writes; the unit runs the server as root.
@@ -68,6 +82,7 @@ pub fn host_files(
         contents: binary.clone(),
         mode: 0o755,
         kind: FileKind::Binary,
+        service: Service::Member,
     }];
     if let Some(pki) = pki {
         for (path, local, mode, kind) in [
@@ -90,6 +105,7 @@ pub fn host_files(
                 contents: Blob::new(local_file::read(&local)?),
                 mode,
                 kind,
+                service: Service::Member,
             });
         }
     }
@@ -105,7 +121,82 @@ pub fn host_files(
             contents: Blob::new(text.into_bytes()),
             mode: 0o644,
             kind: FileKind::Text,
+            service: Service::Member,
         });
     }
+    Ok(files)
+}
+
+/// The backup daemon's files for the `[backup] host` (none for other hosts, or without
+/// `[backup]`): the `cairn` binary, its inventory, with TLS the CA and the `cairn-backup`
+/// client certificate, the encryption key and `AWS_*` file when set, and the unit.
+pub fn backupd_files(
+    inventory: &Inventory,
+    host: &Host,
+    pki: Option<&Pki>,
+    cairn: Option<&Blob>,
+) -> Result<Vec<DesiredFile>, Error> {
+    let Some(backup) = &inventory.backup else {
+        return Ok(Vec::new());
+    };
+    if inventory.backup_host().map(|h| &h.name) != Some(&host.name) {
+        return Ok(Vec::new());
+    }
+    let cairn = cairn.ok_or(Error::NoDaemonBinary)?;
+    let file = |path: &str, contents: Blob, mode: u32, kind: FileKind| DesiredFile {
+        path: path.into(),
+        contents,
+        mode,
+        kind,
+        service: Service::Backupd,
+    };
+    let mut files = vec![file(
+        layout::CAIRN_BINARY,
+        cairn.clone(),
+        0o755,
+        FileKind::Binary,
+    )];
+    if let Some(pki) = pki {
+        let dir = layout::BACKUPD_PKI_DIR;
+        for (name, local, mode, kind) in [
+            ("ca.pem", pki.ca_cert(), 0o644, FileKind::Text),
+            (
+                "backup.pem",
+                pki.client_cert(Client::Backup),
+                0o644,
+                FileKind::Text,
+            ),
+            (
+                "backup-key.pem",
+                pki.client_key(Client::Backup),
+                0o600,
+                FileKind::Secret,
+            ),
+        ] {
+            let contents = Blob::new(local_file::read(&local)?);
+            files.push(file(&format!("{dir}/{name}"), contents, mode, kind));
+        }
+    }
+    for (path, local) in [
+        (layout::BACKUPD_KEY, &backup.encryption_key_file),
+        (layout::BACKUPD_ENV_FILE, &backup.environment_file),
+    ] {
+        if let Some(local) = local {
+            let contents = Blob::new(local_file::read(local)?);
+            files.push(file(path, contents, 0o600, FileKind::Secret));
+        }
+    }
+    files.push(file(
+        layout::BACKUPD_INVENTORY,
+        Blob::new(render::backupd_inventory(inventory)?.into_bytes()),
+        0o644,
+        FileKind::Text,
+    ));
+    files.push(file(
+        layout::BACKUPD_UNIT_FILE,
+        Blob::new(render::backupd_unit(inventory).into_bytes()),
+        0o644,
+        FileKind::Text,
+    ));
     Ok(files)
 }

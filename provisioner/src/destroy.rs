@@ -61,6 +61,15 @@ pub async fn tear_down<H: Host>(
     progress: &dyn Progress,
 ) -> Result<Teardown, Error> {
     let name = host.name();
+    // The backup daemon first: it talks to the member.
+    let daemon = host.file_sha256(layout::BACKUPD_UNIT_FILE).await?.is_some();
+    if daemon {
+        progress.step(name, "stopping the backup daemon");
+        host.systemctl(Systemctl::Stop, layout::BACKUPD_UNIT_NAME)
+            .await?;
+        host.systemctl(Systemctl::Disable, layout::BACKUPD_UNIT_NAME)
+            .await?;
+    }
     let stopped = host.file_sha256(layout::UNIT_FILE).await?.is_some();
     if stopped {
         progress.step(name, "stopping");
@@ -69,7 +78,10 @@ pub async fn tear_down<H: Host>(
             .await?;
     }
     let mut removed = Vec::new();
-    for path in managed_files(inventory) {
+    for path in managed_files(inventory)
+        .into_iter()
+        .chain([layout::BACKUPD_UNIT_FILE, layout::CAIRN_BINARY])
+    {
         if host.file_sha256(path).await?.is_some() {
             progress.step(name, &format!("removing {path}"));
             host.remove_file(path).await?;
@@ -78,7 +90,8 @@ pub async fn tear_down<H: Host>(
     }
     let pki_dir = layout::MEMBER_CERT.rsplit_once('/').map_or("", |(d, _)| d);
     host.remove_dir_all(pki_dir).await?;
-    if stopped {
+    host.remove_dir_all(layout::BACKUPD_DIR).await?;
+    if stopped || daemon {
         host.systemctl(Systemctl::DaemonReload, layout::UNIT_NAME)
             .await?;
     }
@@ -200,22 +213,32 @@ mod tests {
         let inv = Inventory::parse(
             Path::new("/x/cairn.toml"),
             "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n\
-             [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n"
+             [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\
+             [backup]\nstore = \"s3://b\"\n"
                 .into(),
         )
         .expect("inventory");
         let fake = Fake::new(&["a"], 0);
+        fake.world()
+            .machines
+            .get_mut("a")
+            .expect("a")
+            .exec_reply
+            .code = Some(0);
         let h = &inv.hosts[0];
+        let mut files = host_files(
+            &inv,
+            h,
+            None,
+            &Blob::new(b"bin".to_vec()),
+            &Bootstrap::new_cluster(&inv),
+        )
+        .expect("files");
+        let cairn = Blob::new(b"cairn".to_vec());
+        files.extend(crate::desired::backupd_files(&inv, h, None, Some(&cairn)).expect("daemon"));
         let targets = vec![Target {
             host: fake.host("a"),
-            files: host_files(
-                &inv,
-                h,
-                None,
-                &Blob::new(b"bin".to_vec()),
-                &Bootstrap::new_cluster(&inv),
-            )
-            .expect("files"),
+            files,
             data_dir: "/var/lib/cairn".into(),
             peer_url: inv.peer_url(h),
         }];
@@ -243,11 +266,14 @@ mod tests {
             .await
             .expect("teardown");
         assert!(kept.stopped && kept.purged.is_none());
-        assert_eq!(kept.removed.len(), 3, "{kept:?}");
+        // The member's binary, env file and unit, the daemon's unit and binary (its
+        // directory goes as a whole).
+        assert_eq!(kept.removed.len(), 5, "{kept:?}");
         {
             let world = fake.world();
             let m = &world.machines["a"];
             assert!(m.files.is_empty() && !m.active && !m.enabled && m.data);
+            assert!(!m.daemon_active && !m.daemon_enabled);
         }
         let purged = tear_down(&fake.host("a"), &inv, "/var/lib/cairn", true, &Quiet)
             .await

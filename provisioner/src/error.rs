@@ -53,6 +53,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The daemon's inventory could not be written as TOML (a value TOML cannot hold).
+    #[error("cannot write the backup daemon's inventory: {0}")]
+    BackupdInventory(#[from] toml::ser::Error),
+    /// `cairn backupd --check` failed on the daemon's host: it could not read its inventory,
+    /// reach the store or reach the cluster.
+    #[error("{host}: the backup daemon's check failed, so it was not started: {output}")]
+    DaemonCheck {
+        /// The `[backup] host`.
+        host: String,
+        /// The check's last line.
+        output: String,
+    },
+    /// `[backup]` asks for a daemon, but the run was not given a `cairn` binary to push.
+    #[error("[backup] is set, so the backup daemon needs a cairn binary to push; run cairn provision from the cairn binary you want on the hosts")]
+    NoDaemonBinary,
     /// A local file could not be read.
     #[error("{}: {source}", path.display())]
     LocalRead {

@@ -17,6 +17,9 @@ pub(crate) struct Machine {
     pub dirs: Vec<String>,
     pub active: bool,
     pub enabled: bool,
+    /// The backup daemon's unit.
+    pub daemon_active: bool,
+    pub daemon_enabled: bool,
     /// Status questions left before a (re)started member answers.
     pub warming: u32,
     pub unreachable: bool,
@@ -31,6 +34,8 @@ pub(crate) struct Machine {
 pub(crate) enum Event {
     Write(String, String),
     Systemctl(String, Systemctl),
+    /// systemctl on the backup daemon's unit.
+    Daemon(String, Systemctl),
     MoveLeader(String, String),
     MemberAdd(String),
     MemberRemove(u64),
@@ -181,15 +186,34 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    async fn service_state(&self, _unit: &str) -> Result<ServiceState, Error> {
-        self.machine(|m| ServiceState {
-            active: m.active,
-            enabled: m.enabled,
+    async fn service_state(&self, unit: &str) -> Result<ServiceState, Error> {
+        let daemon = unit == crate::layout::BACKUPD_UNIT_NAME;
+        self.machine(|m| match daemon {
+            true => ServiceState {
+                active: m.daemon_active,
+                enabled: m.daemon_enabled,
+            },
+            false => ServiceState {
+                active: m.active,
+                enabled: m.enabled,
+            },
         })
     }
 
-    async fn systemctl(&self, action: Systemctl, _unit: &str) -> Result<(), Error> {
+    async fn systemctl(&self, action: Systemctl, unit: &str) -> Result<(), Error> {
         self.machine(|_| ())?;
+        if unit == crate::layout::BACKUPD_UNIT_NAME && action != Systemctl::DaemonReload {
+            self.machine(|m| match action {
+                Systemctl::Enable => m.daemon_enabled = true,
+                Systemctl::Disable => m.daemon_enabled = false,
+                Systemctl::Start | Systemctl::Restart => m.daemon_active = true,
+                Systemctl::Stop => m.daemon_active = false,
+                Systemctl::DaemonReload => {}
+            })?;
+            let event = Event::Daemon(self.name.clone(), action);
+            self.fake.world().events.push(event);
+            return Ok(());
+        }
         let mut world = self.fake.world();
         world
             .events

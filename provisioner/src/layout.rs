@@ -23,3 +23,21 @@ pub fn binary(kind: ServerKind) -> &'static str {
         ServerKind::Etcd => "/usr/local/bin/etcd",
     }
 }
+
+/// The backup daemon's systemd unit name (on the `[backup] host` only).
+pub const BACKUPD_UNIT_NAME: &str = "cairn-backupd.service";
+/// The backup daemon's unit file.
+pub const BACKUPD_UNIT_FILE: &str = "/etc/systemd/system/cairn-backupd.service";
+/// The pushed `cairn` binary the daemon runs (the operator's own, so versions match).
+pub const CAIRN_BINARY: &str = "/usr/local/bin/cairn";
+/// Everything else the daemon reads lives here, apart from the member's files.
+pub const BACKUPD_DIR: &str = "/etc/cairn/backupd";
+/// The daemon's inventory: the operator's, with this host's paths.
+pub const BACKUPD_INVENTORY: &str = "/etc/cairn/backupd/cairn.toml";
+/// The daemon's TLS directory: the CA and the `cairn-backup` client certificate, under the
+/// names `[tls] dir` uses.
+pub const BACKUPD_PKI_DIR: &str = "/etc/cairn/backupd/pki";
+/// The backup encryption key, when `[backup] encryption_key_file` is set.
+pub const BACKUPD_KEY: &str = "/etc/cairn/backupd/backup.key";
+/// The daemon's `AWS_*` variables, when `[backup] environment_file` is set.
+pub const BACKUPD_ENV_FILE: &str = "/etc/cairn/backupd/aws.env";

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use similar::TextDiff;
 
-use crate::desired::{DesiredFile, FileKind};
+use crate::desired::{DesiredFile, FileKind, Service};
 use crate::host::Host;
 use crate::scale::Join;
 use crate::{layout, Error};
@@ -23,6 +23,8 @@ pub struct FileChange {
     pub old_sha256: Option<String>,
     /// SHA-256 of the wanted contents.
     pub new_sha256: String,
+    /// The service the change restarts.
+    pub service: Service,
     /// Unified diff, for text files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
@@ -42,6 +44,28 @@ pub enum ServiceAction {
     Remove,
 }
 
+/// What happens to the backup daemon's service on a host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonAction {
+    /// Not wanted and not there, or running with the wanted files.
+    #[default]
+    None,
+    /// Not running: started once the members are done.
+    Start,
+    /// Running with files that changed: restarted once the members are done.
+    Restart,
+    /// There, but no longer wanted on this host (`[backup] host` moved, or `[backup]` is
+    /// gone): stopped, disabled and its files removed.
+    Remove,
+}
+
+impl DaemonAction {
+    fn is_none(&self) -> bool {
+        *self == DaemonAction::None
+    }
+}
+
 /// Everything converging one host would do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HostPlan {
@@ -58,6 +82,12 @@ pub struct HostPlan {
     /// How the host joins the running cluster (`None`: it is a member, or the cluster is new).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub membership: Option<Join>,
+    /// What happens to the backup daemon here.
+    #[serde(skip_serializing_if = "DaemonAction::is_none")]
+    pub backupd: DaemonAction,
+    /// `systemctl enable cairn-backupd.service` (wanted here and not enabled).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backupd_enable: bool,
 }
 
 impl HostPlan {
@@ -68,6 +98,8 @@ impl HostPlan {
             && !self.enable
             && self.service == ServiceAction::None
             && self.membership.is_none()
+            && self.backupd == DaemonAction::None
+            && !self.backupd_enable
     }
 }
 
@@ -79,7 +111,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Compares `host` with `files` and reads the unit's state.
+/// Compares `host` with `files` and reads the units' states: the member's, and the backup
+/// daemon's where `files` has its files or its unit is still there.
 pub async fn plan_host<H: Host>(host: &H, files: &[DesiredFile]) -> Result<HostPlan, Error> {
     let mut changes = Vec::new();
     for file in files {
@@ -110,25 +143,46 @@ pub async fn plan_host<H: Host>(host: &H, files: &[DesiredFile]) -> Result<HostP
                 kind: file.kind,
                 old_sha256,
                 new_sha256,
+                service: file.service,
                 diff,
             });
         }
     }
+    let changed = |service| changes.iter().any(|c| c.service == service);
     let state = host.service_state(layout::UNIT_NAME).await?;
     let service = if !state.active {
         ServiceAction::Start
-    } else if !changes.is_empty() {
+    } else if changed(Service::Member) {
         ServiceAction::Restart
     } else {
         ServiceAction::None
     };
+    let (backupd, backupd_enable) = if files.iter().any(|f| f.service == Service::Backupd) {
+        let daemon = host.service_state(layout::BACKUPD_UNIT_NAME).await?;
+        let action = if !daemon.active {
+            DaemonAction::Start
+        } else if changed(Service::Backupd) {
+            DaemonAction::Restart
+        } else {
+            DaemonAction::None
+        };
+        (action, !daemon.enabled)
+    } else if host.file_sha256(layout::BACKUPD_UNIT_FILE).await?.is_some() {
+        (DaemonAction::Remove, false)
+    } else {
+        (DaemonAction::None, false)
+    };
     Ok(HostPlan {
         host: host.name().to_string(),
-        daemon_reload: changes.iter().any(|c| c.path == layout::UNIT_FILE),
+        daemon_reload: changes
+            .iter()
+            .any(|c| c.path == layout::UNIT_FILE || c.path == layout::BACKUPD_UNIT_FILE),
         enable: !state.enabled,
         files: changes,
         service,
         membership: None,
+        backupd,
+        backupd_enable,
     })
 }
 
@@ -177,15 +231,29 @@ impl fmt::Display for HostPlan {
                 "  start {} (initial-cluster-state=existing, one member at a time) and wait until it has caught up",
                 layout::UNIT_NAME
             )?;
-            return Ok(());
+        } else {
+            match self.service {
+                ServiceAction::None | ServiceAction::Remove => {}
+                ServiceAction::Start => writeln!(f, "  start {}", layout::UNIT_NAME)?,
+                ServiceAction::Restart => writeln!(
+                    f,
+                    "  restart {} (one member at a time, the leader last)",
+                    layout::UNIT_NAME
+                )?,
+            }
         }
-        match self.service {
-            ServiceAction::None | ServiceAction::Remove => {}
-            ServiceAction::Start => writeln!(f, "  start {}", layout::UNIT_NAME)?,
-            ServiceAction::Restart => writeln!(
+        let daemon = layout::BACKUPD_UNIT_NAME;
+        if self.backupd_enable {
+            writeln!(f, "  systemctl enable {daemon}")?;
+        }
+        match self.backupd {
+            DaemonAction::None => {}
+            DaemonAction::Start => writeln!(f, "  start {daemon} (after the members)")?,
+            DaemonAction::Restart => writeln!(f, "  restart {daemon} (after the members)")?,
+            DaemonAction::Remove => writeln!(
                 f,
-                "  restart {} (one member at a time, the leader last)",
-                layout::UNIT_NAME
+                "  stop, disable and remove {daemon} and {} (no backup daemon on this host any more)",
+                layout::BACKUPD_DIR
             )?,
         }
         Ok(())

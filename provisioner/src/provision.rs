@@ -9,11 +9,11 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Target};
-use crate::desired::{host_files, Blob};
+use crate::desired::{backupd_files, host_files, Blob};
 use crate::host::Host;
 use crate::known_hosts::HostKeyPolicy;
 use crate::pki::{Issued, Renewal};
-use crate::plan::{HostPlan, ServiceAction};
+use crate::plan::{DaemonAction, HostPlan, ServiceAction};
 use crate::probe::{ClusterMember, EtcdProbe};
 use crate::scale::{self, HostFacts, Join, Removal};
 use crate::ssh::{load_key, Login, SshHost, Timeouts};
@@ -49,6 +49,9 @@ pub struct Options {
     pub allow_remove: bool,
     /// Removed members' data directories are deleted too.
     pub purge: bool,
+    /// The `cairn` binary pushed to the `[backup] host` to run the backup daemon (the CLI
+    /// passes itself); needed only with `[backup]`.
+    pub daemon_binary: Option<std::path::PathBuf>,
 }
 
 /// What a run did (or, with `--plan`, would do), for people and for `--output json`.
@@ -145,6 +148,10 @@ impl Session {
             .map(|p| p.report().to_vec())
             .unwrap_or_default();
         let binary = Blob::new(local_file::read(&inventory.cluster.binary)?);
+        let daemon_binary = match (&inventory.backup, &options.daemon_binary) {
+            (Some(_), Some(path)) => Some(Blob::new(local_file::read(path)?)),
+            _ => None,
+        };
         let key = load_key(inventory)?;
         let policy = HostKeyPolicy {
             known_hosts: inventory.ssh.known_hosts.clone(),
@@ -242,7 +249,15 @@ impl Session {
                 out.push((
                     Target {
                         host,
-                        files: host_files(inventory, h, pki.as_ref(), &binary, &bootstrap)?,
+                        files: host_files(inventory, h, pki.as_ref(), &binary, &bootstrap)?
+                            .into_iter()
+                            .chain(backupd_files(
+                                inventory,
+                                h,
+                                pki.as_ref(),
+                                daemon_binary.as_ref(),
+                            )?)
+                            .collect(),
                         data_dir: inventory.data_dir(h).display().to_string(),
                         peer_url: inventory.peer_url(h),
                     },
@@ -433,6 +448,12 @@ impl Session {
                 (n, ServiceAction::None | ServiceAction::Remove, _) => format!("{n} files written"),
                 (n, ServiceAction::Start, _) => format!("{n} files written, started"),
                 (n, ServiceAction::Restart, _) => format!("{n} files written, restarted"),
+            };
+            let summary = match plan.backupd {
+                DaemonAction::None => summary,
+                DaemonAction::Start => format!("{summary}; backup daemon started"),
+                DaemonAction::Restart => format!("{summary}; backup daemon restarted"),
+                DaemonAction::Remove => format!("{summary}; backup daemon removed"),
             };
             progress.done(&plan.host, true, &summary);
         }

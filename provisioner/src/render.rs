@@ -258,6 +258,88 @@ pub fn unit_file(inventory: &Inventory, host: &Host) -> String {
     )
 }
 
+/// The backup daemon's unit on the `[backup] host`: `cairn backupd` with its own inventory,
+/// after the member (it backs the cluster up through it), with the `AWS_*` environment file
+/// when there is one. A stop lets the backup in flight finish, so the stop timeout is long.
+pub fn backupd_unit(inventory: &Inventory) -> String {
+    let cluster = &inventory.cluster;
+    let environment = match inventory
+        .backup
+        .as_ref()
+        .and_then(|b| b.environment_file.as_ref())
+    {
+        Some(_) => format!("EnvironmentFile={}\n", layout::BACKUPD_ENV_FILE),
+        None => String::new(),
+    };
+    format!(
+        "# Written by cairn provision from the inventory of cluster {name}; edit the inventory, not this file.\n\
+         [Unit]\n\
+         Description=cairn backup daemon of cluster {name}\n\
+         Documentation=https://github.com/cairn-ops/cairn\n\
+         After=network-online.target {member_unit}\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         {environment}\
+         ExecStart={cairn} backupd --inventory {inventory}\n\
+         Restart=on-failure\n\
+         RestartSec=30s\n\
+         TimeoutStopSec=30min\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        name = cluster.name,
+        member_unit = layout::UNIT_NAME,
+        cairn = layout::CAIRN_BINARY,
+        inventory = layout::BACKUPD_INVENTORY,
+    )
+}
+
+/// The inventory `cairn backupd` reads on its host: the operator's, with the paths of that
+/// host (the pushed server binary, the daemon's TLS directory and key file; the environment
+/// file is the unit's) and none of the operator's own. Everything else, the store and
+/// schedule included, is as written.
+pub fn backupd_inventory(inventory: &Inventory) -> Result<String, crate::Error> {
+    let mut backup = inventory.backup.clone();
+    if let Some(b) = &mut backup {
+        if b.encryption_key_file.is_some() {
+            b.encryption_key_file = Some(layout::BACKUPD_KEY.into());
+        }
+        b.environment_file = None;
+    }
+    let file = cairn_inventory::model::File {
+        cluster: cairn_inventory::Cluster {
+            binary: layout::binary(inventory.cluster.server).into(),
+            ..inventory.cluster.clone()
+        },
+        ssh: cairn_inventory::Ssh::default(),
+        tls: inventory.tls.as_ref().map(|t| cairn_inventory::Tls {
+            dir: layout::BACKUPD_PKI_DIR.into(),
+            ca_cert: None,
+            ca_key: None,
+            ..t.clone()
+        }),
+        hosts: inventory.hosts.clone(),
+        // Local paths of the operator's machine mean nothing on the host; the daemon reads
+        // neither.
+        alerts: cairn_inventory::Alerts {
+            prometheus_tls_dir: None,
+            ..inventory.alerts.clone()
+        },
+        backup,
+        inspection: cairn_inventory::Inspection {
+            state_file: format!("{}/inspection-state.json", layout::BACKUPD_DIR).into(),
+            ..inventory.inspection.clone()
+        },
+    };
+    let text = toml::to_string(&file)?;
+    Ok(format!(
+        "# Written by cairn provision from the inventory of cluster {}, for cairn backupd on this host; edit the operator's inventory, not this file.\n{text}",
+        inventory.cluster.name
+    ))
+}
+
 /// One ExecStart argument, quoted and escaped as systemd parses command lines (`$` and `%`
 /// doubled so they are not expanded).
 fn exec_arg(arg: &str) -> String {

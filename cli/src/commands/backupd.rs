@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cairn_backupd::{Backups, DaemonOptions, Schedule, SystemClock};
 use cairn_inventory::InventoryArg;
 use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::Error;
 
@@ -18,6 +19,10 @@ pub struct BackupdArgs {
     /// Serve metrics here instead of `[backup] listen`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Check once that the store can be listed and written and a member reached, then exit
+    /// (the provisioner runs this before it starts the daemon).
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Runs the daemon.
@@ -27,7 +32,7 @@ pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
         .backup
         .clone()
         .ok_or(cairn_backupd::Error::NotConfigured)?;
-    let schedule = Schedule::parse(&config.schedule)?;
+    let schedule = Schedule::parse_in(&config.schedule, config.timezone.as_deref())?;
     let addr = match args.listen {
         Some(a) => a,
         None => config
@@ -46,6 +51,14 @@ pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     runtime.block_on(async {
         let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock)).await?;
+        if args.check {
+            let found = backups.preflight().await?;
+            println!(
+                "ok: {} is readable and writable ({} backups listed); backups would come from {} at revision {}",
+                config.store, found.backups, found.member, found.revision
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Listen { addr, source })?;
@@ -59,8 +72,15 @@ pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
             prune: true,
             incremental,
         };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        // systemd stops the unit with SIGTERM; a backup in flight finishes first.
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            eprintln!("cairn backupd: stopping after the run in progress, if any");
         };
         cairn_backupd::run_daemon(
             &backups,

@@ -114,6 +114,8 @@ fn rotate(args: RotateArgs) -> Result<ExitCode, Error> {
             parallel: args.ssh.parallel(),
             ..Limits::default()
         },
+        // This cairn runs the backup daemon on the [backup] host.
+        daemon_binary: std::env::current_exe().ok(),
         ..Options::default()
     };
     let names = inventory.member_names();

@@ -63,6 +63,8 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
         },
         allow_remove: args.allow_remove,
         purge: args.purge,
+        // This cairn runs the backup daemon on the [backup] host.
+        daemon_binary: std::env::current_exe().ok(),
         ..Options::default()
     };
     let json = args.output == Output::Json;

@@ -1,4 +1,5 @@
-//! The env files (and one joining member's) and units compared with the copies under
+//! The env files (and one joining member's), units and the backup daemon's unit and inventory
+//! compared with the copies under
 //! `tests/golden/<inventory>/`; run with `UPDATE_GOLDEN=1` to rewrite the copies after an
 //! intended change, then review the diff.
 
@@ -43,6 +44,14 @@ fn rendered_files_match_the_golden_copies() {
                 files.push((
                     format!("{}.join.env", host.name),
                     render::env_file(&inv, host, &join),
+                ));
+            }
+            // The backup daemon's unit and inventory, on the [backup] host.
+            if inv.backup_host().map(|h| &h.name) == Some(&host.name) {
+                files.push(("cairn-backupd.service".into(), render::backupd_unit(&inv)));
+                files.push((
+                    "backupd.toml".into(),
+                    render::backupd_inventory(&inv).expect("daemon inventory"),
                 ));
             }
             for (file, text) in files {

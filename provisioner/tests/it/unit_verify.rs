@@ -22,7 +22,7 @@ fn systemd_analyze_verify_accepts_every_unit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).expect("bin dir");
-    for name in ["cairn-server", "etcd"] {
+    for name in ["cairn-server", "etcd", "cairn"] {
         std::fs::copy("/bin/true", bin.join(name)).expect("stand-in binary");
     }
     let mut verified = 0;
@@ -34,22 +34,33 @@ fn systemd_analyze_verify_accepts_every_unit() {
                 .join("cairn.service");
             std::fs::create_dir_all(unit.parent().expect("parent")).expect("unit dir");
             std::fs::write(&unit, render::unit_file(&inv, host)).expect("write unit");
-            let mut cmd = Command::new("unshare");
-            cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-                .arg(r#"mount --bind "$1" /usr/local/bin && exec systemd-analyze verify "$2""#)
-                .arg("sh")
-                .arg(&bin)
-                .arg(&unit);
-            let out = cairn_testkit::run_command(cmd, Duration::from_secs(60)).expect("verify");
-            assert!(
-                out.success() && out.stderr.is_empty() && out.stdout.is_empty(),
-                "{}: exit {}\n{}{}",
-                unit.display(),
-                out.code,
-                out.stdout,
-                out.stderr
-            );
-            verified += 1;
+            let mut units = vec![unit];
+            if inv.backup_host().map(|h| &h.name) == Some(&host.name) {
+                let daemon = dir
+                    .path()
+                    .join(format!("{name}-{}", host.name))
+                    .join("cairn-backupd.service");
+                std::fs::write(&daemon, render::backupd_unit(&inv)).expect("write unit");
+                units.push(daemon);
+            }
+            for unit in units {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount --bind "$1" /usr/local/bin && exec systemd-analyze verify "$2""#)
+                    .arg("sh")
+                    .arg(&bin)
+                    .arg(&unit);
+                let out = cairn_testkit::run_command(cmd, Duration::from_secs(60)).expect("verify");
+                assert!(
+                    out.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+                    "{}: exit {}\n{}{}",
+                    unit.display(),
+                    out.code,
+                    out.stdout,
+                    out.stderr
+                );
+                verified += 1;
+            }
         }
     }
     assert!(verified >= 10, "only {verified} units verified");
