@@ -27,6 +27,7 @@ mod member;
 mod partition;
 mod pki;
 mod process;
+pub mod s3;
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};

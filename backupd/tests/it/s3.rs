@@ -1,39 +1,19 @@
 //! Against a real S3-compatible server on loopback (moto): a round trip, and the store going
 //! away in the middle of an upload.
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_backupd::store::S3Store;
 use cairn_backupd::{ObjectStore, Retry, S3Options, Target};
-use cairn_testkit::{Daemon, Kind};
+use cairn_testkit::Kind;
 
 use crate::*;
 
-/// `moto_server` from PATH (scripts/test installs it) or pyenv's shims.
-fn moto_program() -> std::path::PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([std::path::PathBuf::from("/root/.pyenv/shims")]);
-    for dir in candidates {
-        let p = dir.join("moto_server");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "moto_server not found: install it with `pip install 'moto[server]'` (scripts/test does)"
-    );
-}
-
-/// A moto S3 server on a free loopback port with bucket `cairn-test`; dies with the handle.
+/// moto (testkit's S3 server) with bucket `cairn-test`, the SDK's variables set for it.
 pub struct Moto {
-    _daemon: Daemon,
-    _dir: tempfile::TempDir,
+    _server: cairn_testkit::s3::S3Server,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     port: u16,
@@ -41,42 +21,15 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = cairn_testkit::free_port(Ipv4Addr::LOCALHOST).expect("port");
-        let mut cmd = std::process::Command::new(moto_program());
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let daemon = Daemon::spawn(cmd, &dir.path().join("moto.log")).expect("moto starts");
-        cairn_testkit::wait_until("moto to listen", Duration::from_secs(60), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-        .expect("moto listens");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let moto = Self {
-            _daemon: daemon,
-            _dir: dir,
-            endpoint,
-            port,
-        };
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .load()
-            .await;
-        let client = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(true)
-                .build(),
-        );
-        client
-            .create_bucket()
-            .bucket("cairn-test")
-            .send()
-            .await
-            .expect("create bucket");
-        moto
+        let server = cairn_testkit::s3::S3Server::start("cairn-test").expect("moto starts");
+        for (name, value) in server.env() {
+            std::env::set_var(name, value);
+        }
+        Self {
+            endpoint: server.endpoint.clone(),
+            port: server.port,
+            _server: server,
+        }
     }
 
     pub async fn store_at(endpoint: &str) -> Arc<dyn ObjectStore> {

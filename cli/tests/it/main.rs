@@ -1,6 +1,7 @@
 //! The `cairn` binary run as operators run it.
 
 mod backup;
+mod backupd_hosts;
 mod bench;
 mod certs;
 mod check;
