@@ -35,14 +35,13 @@ pub struct RestorePlan {
 impl RestorePlan {
     /// The inventory's members, written below `out_dir`.
     pub fn from_inventory(inv: &Inventory, out_dir: PathBuf) -> Self {
-        let scheme = if inv.tls.is_some() { "https" } else { "http" };
         Self {
             members: inv
                 .hosts
                 .iter()
                 .map(|h| RestoreMember {
                     name: h.name.clone(),
-                    peer_url: format!("{scheme}://{}:{}", h.address, inv.cluster.peer_port),
+                    peer_url: inv.peer_url(h),
                 })
                 .collect(),
             token: inv.cluster.token.clone(),

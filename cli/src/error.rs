@@ -42,6 +42,16 @@ pub enum Error {
     /// `cairn destroy` without a terminal to type the cluster's name and without `--yes`.
     #[error("cairn destroy needs the cluster's name typed on a terminal, or --yes in scripts; nothing was removed")]
     DestroyNeedsYes,
+    /// A member of a restored cluster is not at the backup's revision.
+    #[error("the restored cluster's member {member} is at revision {} after the restore, not at {want}; check it with cairn status before using the cluster", revision.map_or("unknown (it did not answer)".to_string(), |r| r.to_string()))]
+    RestoredBehind {
+        /// The member.
+        member: String,
+        /// Its revision, when it answered.
+        revision: Option<i64>,
+        /// The backup's.
+        want: i64,
+    },
     /// The operator answered no.
     #[error("nothing applied (not confirmed)")]
     NotConfirmed,

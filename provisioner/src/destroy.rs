@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use crate::converge::Progress;
 use crate::host::{Host, Systemctl};
-use crate::known_hosts::HostKeyPolicy;
-use crate::ssh::{load_key, Login, SshHost, Timeouts};
+use crate::ssh::{connect_all, Timeouts};
 use crate::{layout, Error};
 
 /// How to tear down.
@@ -117,50 +116,19 @@ pub async fn destroy(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<Teardown>, Error> {
-    let key = load_key(inventory)?;
-    let policy = HostKeyPolicy {
-        known_hosts: inventory.ssh.known_hosts.clone(),
-        accept_new: options.accept_new_host_keys,
-    };
     let parallel = options.parallel.max(1);
-    let connections: Vec<Result<SshHost, Error>> =
-        futures::stream::iter(inventory.hosts.iter().map(|h| {
-            progress.step(&h.name, "connecting");
-            SshHost::connect(
-                Login::of(inventory, h),
-                key.clone(),
-                &inventory.ssh.identity_file,
-                policy.clone(),
-                options.timeouts,
-            )
-        }))
-        .buffered(parallel)
-        .collect()
-        .await;
-    let mut hosts = Vec::new();
+    let connected = connect_all(
+        inventory,
+        options.accept_new_host_keys,
+        options.timeouts,
+        parallel,
+        progress,
+        "nothing was removed from any host",
+    )
+    .await?;
+    let hosts: Vec<_> = inventory.hosts.iter().zip(connected).collect();
     let mut failed = Vec::new();
     let mut first = None;
-    for (h, conn) in inventory.hosts.iter().zip(connections) {
-        match conn {
-            Ok(host) => hosts.push((h, host)),
-            Err(e) => {
-                progress.done(&h.name, false, &e.to_string());
-                failed.push(h.name.clone());
-                first.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(first) = first {
-        for (_, host) in hosts {
-            host.close().await;
-        }
-        return Err(Error::HostsFailed {
-            failed,
-            total: inventory.hosts.len(),
-            consequence: "nothing was removed from any host",
-            first: Box::new(first),
-        });
-    }
     let results: Vec<Result<Teardown, Error>> =
         futures::stream::iter(hosts.iter().map(|(h, host)| async move {
             let data_dir = inventory.data_dir(h).display().to_string();

@@ -65,6 +65,24 @@ pub enum Error {
         /// The check's last line.
         output: String,
     },
+    /// A restore built a different number of data directories than the inventory has hosts.
+    #[error("the restore built {dirs} data directories but the inventory has {hosts} hosts; restore with the inventory you provision")]
+    RestoreMismatch {
+        /// Data directories built.
+        dirs: usize,
+        /// Hosts in the inventory.
+        hosts: usize,
+    },
+    /// The old data could not be moved aside before a restore.
+    #[error("{host}: cannot set the data in {data_dir} aside ({output}); nothing was written there, fix it and run the restore again")]
+    SetAside {
+        /// The host.
+        host: String,
+        /// Its data directory.
+        data_dir: String,
+        /// What the command said.
+        output: String,
+    },
     /// `[backup]` asks for a daemon, but the run was not given a `cairn` binary to push.
     #[error("[backup] is set, so the backup daemon needs a cairn binary to push; run cairn provision from the cairn binary you want on the hosts")]
     NoDaemonBinary,

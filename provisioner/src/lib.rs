@@ -20,6 +20,7 @@
 //!    never below a healthy majority);
 //! 5. [`status`]: the cluster table, from each member ([`probe`]).
 //!
+//! [`restore`] puts restored data directories on the hosts and starts a new cluster on them,
 //! [`destroy`] tears the cluster down, [`import`] writes an inventory for a running cluster,
 //! [`disk_check`] reuses the transport for `cairn check disk` on every host, and [`local`]
 //! runs a `transport = "local"` inventory's members on this machine (`cairn up`).
@@ -49,6 +50,7 @@ pub mod plan;
 pub mod probe;
 pub mod provision;
 pub mod render;
+pub mod restore;
 pub mod rotate;
 pub mod scale;
 pub mod ssh;

@@ -27,6 +27,38 @@ pub(crate) fn read_string(path: &Path) -> Result<String, Error> {
     })
 }
 
+/// Every regular file under `dir`, as (path relative to `dir` with `/` separators, path),
+/// sorted, so a directory tree can be pushed file by file.
+pub(crate) fn walk(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Error> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let err = |source| Error::LocalRead {
+            path: d.clone(),
+            source,
+        };
+        for entry in std::fs::read_dir(&d).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(err)?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push((relative, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The whole file.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::LocalRead {

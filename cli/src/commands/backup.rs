@@ -10,6 +10,11 @@ use cairn_backupd::{logical, Backups, ClusterSpec, RestorePlan, SystemClock, Tar
 use cairn_inventory::InventoryArg;
 use clap::{Args, Subcommand};
 
+use cairn_provisioner::restore::restore_onto_hosts;
+
+use crate::commands::provision::confirm;
+use crate::progress::HostProgress;
+use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 
 /// `cairn backup`.
@@ -36,7 +41,8 @@ pub enum BackupCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Write fresh data directories for every member of the inventory from a backup.
+    /// Write fresh data directories for every member of the inventory from a backup; with
+    /// `--provision`, put them on the hosts and start the cluster on them.
     Restore {
         /// Inventory and output.
         #[command(flatten)]
@@ -52,6 +58,17 @@ pub enum BackupCommand {
         /// Where `<member>/` data directories are written.
         #[arg(long, default_value = "restored")]
         out_dir: PathBuf,
+        /// Then stop every member (and the backup daemon), set their data aside as
+        /// `<data_dir>.pre-restore-<time>`, push the restored data directories and start a
+        /// new cluster on them.
+        #[arg(long)]
+        provision: bool,
+        /// Do not ask before replacing the cluster's data (scripts).
+        #[arg(long, requires = "provision")]
+        yes: bool,
+        /// How hosts are reached (with `--provision`).
+        #[command(flatten)]
+        ssh: SshArgs,
     },
     /// Write every key, value and lease at one revision to a portable file (JSON lines), to
     /// move data between etcd and cairn-server.
@@ -191,6 +208,9 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 to_revision,
                 to_time,
                 out_dir,
+                provision,
+                yes,
+                ssh,
                 ..
             } => {
                 let target = match (id, to_revision, to_time) {
@@ -206,13 +226,93 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                     .iter()
                     .map(|d| d.display().to_string())
                     .collect();
-                print(output, &dirs, || {
-                    format!(
-                        "restored {} (revision {}) into {}\n",
+                if !*provision {
+                    print(output, &dirs, || {
+                        format!(
+                            "restored {} (revision {}) into {}\n",
+                            r.id,
+                            r.revision,
+                            dirs.join(", ")
+                        )
+                    })?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                eprintln!(
+                    "restored {} (revision {}) into {}",
+                    r.id,
+                    r.revision,
+                    dirs.join(", ")
+                );
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+                let question = format!(
+                    "Replace the data of cluster {} on its {} hosts with backup {} (revision {})? Every member is stopped; the data there now is kept as <data_dir>.pre-restore-{stamp}.",
+                    inventory.cluster.name,
+                    inventory.hosts.len(),
+                    r.id,
+                    r.revision
+                );
+                if !*yes && !confirm(&question)? {
+                    return Err(Error::NotConfirmed);
+                }
+                let options = cairn_provisioner::Options {
+                    accept_new_host_keys: ssh.accept_new_host_keys,
+                    limits: cairn_provisioner::converge::Limits {
+                        parallel: ssh.parallel(),
+                        ..Default::default()
+                    },
+                    daemon_binary: std::env::current_exe().ok(),
+                    ..Default::default()
+                };
+                let names = inventory.member_names();
+                let progress = HostProgress::new(&names, output == Output::Json);
+                let report = restore_onto_hosts(
+                    &inventory,
+                    &r.data_dirs,
+                    &stamp,
+                    &options,
+                    &cairn_provisioner::SystemClock,
+                    &progress,
+                )
+                .await;
+                progress.clear();
+                let report = report?;
+                // The new cluster must hold the backup: every member at its revision or past.
+                let cluster = report.provision.cluster.as_ref();
+                for h in &inventory.hosts {
+                    let row = cluster.and_then(|c| c.members.iter().find(|m| m.name == h.name));
+                    let revision = row.and_then(|m| m.status.as_ref()).map(|s| s.revision);
+                    if revision.is_none_or(|rev| rev < r.revision) {
+                        return Err(Error::RestoredBehind {
+                            member: h.name.clone(),
+                            revision,
+                            want: r.revision,
+                        });
+                    }
+                }
+                print(output, &report, || {
+                    let mut text = format!(
+                        "restored {} (revision {}) onto {} members, a new cluster:\n",
                         r.id,
                         r.revision,
-                        dirs.join(", ")
-                    )
+                        report.placed.len()
+                    );
+                    for p in &report.placed {
+                        text.push_str(&format!(
+                            "  {}: {} files, {} bytes in {}{}\n",
+                            p.host,
+                            p.files,
+                            p.bytes,
+                            p.data_dir,
+                            p.set_aside
+                                .as_deref()
+                                .map(|a| format!(" (old data in {a})"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    if let Some(c) = &report.provision.cluster {
+                        text.push_str(&c.to_string());
+                    }
+                    text
                 })?;
             }
         }

@@ -119,3 +119,135 @@ fn provision_runs_the_backup_daemon_on_the_backup_host() {
     )
     .expect("the moved daemon backs up");
 }
+
+/// etcdctl 3.4 against the inventory's cluster with the admin certificate.
+fn etcdctl(inventory: &cairn_inventory::Inventory, args: &[&str]) -> CmdOutput {
+    let pki = inventory.tls.as_ref().expect("tls").dir.clone();
+    let mut c = Command::new("etcdctl");
+    c.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", inventory.endpoints().join(",")))
+        .arg(format!("--cacert={}", pki.join("ca.pem").display()))
+        .arg(format!("--cert={}", pki.join("admin.pem").display()))
+        .arg(format!("--key={}", pki.join("admin-key.pem").display()))
+        .args(["--dial-timeout=3s", "--command-timeout=10s"])
+        .args(args);
+    let out = cairn_testkit::run_command(c, Duration::from_secs(30)).expect("etcdctl");
+    assert!(
+        out.success(),
+        "etcdctl {args:?}: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+/// Every member's HashKV at `revision`, as etcdctl prints them.
+fn hashes(inventory: &cairn_inventory::Inventory, revision: i64) -> Vec<u64> {
+    let out = etcdctl(
+        inventory,
+        &[
+            "endpoint",
+            "hashkv",
+            "--cluster=false",
+            &format!("--rev={revision}"),
+            "-w",
+            "json",
+        ],
+    );
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["HashKV"]["hash"].as_u64().expect("hash"))
+        .collect()
+}
+
+#[test]
+fn restore_provision_replaces_a_damaged_cluster_with_the_backup() {
+    let hosts = Hosts::start(3).expect("hosts");
+    let s3 = S3Server::start("backups").expect("moto");
+    let server = cairn_testkit::cairn_server_binary().expect("cairn-server");
+    // Below the hosts' own /var/lib/cairn, so the old data set aside beside it stays there.
+    let path = hosts
+        .write_inventory("cairn", &server, "data_dir = \"/var/lib/cairn/data\"\n")
+        .expect("inventory");
+    let dir = path.parent().expect("dir");
+    let env: String = s3.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(dir.join("aws.env"), env).expect("env file");
+    let daemon_host = &hosts.hosts[0];
+    let listen = cairn_testkit::free_port(daemon_host.address).expect("port");
+    let base = std::fs::read_to_string(&path).expect("inventory");
+    std::fs::write(
+        &path,
+        format!(
+            "{base}\n[backup]\nstore = \"s3://backups/dr\"\nschedule = \"@yearly\"\n\
+             endpoint = \"{}\"\npath_style = true\nregion = \"us-east-1\"\n\
+             environment_file = \"aws.env\"\nlisten = \"{}:{listen}\"\n",
+            s3.endpoint, daemon_host.address
+        ),
+    )
+    .expect("inventory");
+    let out = cairn(
+        &["provision", "--yes", "--accept-new-host-keys"],
+        &path,
+        &s3,
+    );
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    let inv = cairn_inventory::Inventory::load(&path).expect("inventory");
+    for i in 0..50 {
+        etcdctl(&inv, &["put", &format!("/app/{i:02}"), &format!("v{i}")]);
+    }
+    let out = cairn(&["backup", "now", "--output", "json"], &path, &s3);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    let manifest: serde_json::Value = serde_json::from_str(&out.stdout).expect("manifest");
+    let revision = manifest["revision"].as_i64().expect("revision");
+    let before = hashes(&inv, revision);
+    assert!(before.windows(2).all(|w| w[0] == w[1]), "{before:?}");
+
+    // The damage the backup must undo: a deleted prefix and a stray key.
+    etcdctl(&inv, &["del", "--prefix", "/app/1"]);
+    etcdctl(&inv, &["put", "/stray", "x"]);
+
+    let restored = dir.join("restored");
+    let out = cairn(
+        &[
+            "backup",
+            "restore",
+            "--provision",
+            "--yes",
+            "--out-dir",
+            restored.to_str().expect("utf-8"),
+        ],
+        &path,
+        &s3,
+    );
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("onto 3 members, a new cluster"),
+        "{}",
+        out.stdout
+    );
+    for h in &hosts.hosts {
+        let aside: Vec<String> = std::fs::read_dir(h.path("/var/lib/cairn/data"))
+            .and_then(|_| std::fs::read_dir(h.root.join("var-lib-cairn")))
+            .expect("host's /var/lib/cairn")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("data.pre-restore-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{}: {aside:?}", h.name);
+        let old = h.root.join("var-lib-cairn").join(&aside[0]).join("member");
+        assert!(old.is_dir(), "the old data is kept: {}", old.display());
+    }
+    let keys = etcdctl(&inv, &["get", "--prefix", "/", "--keys-only"]);
+    let listed: Vec<&str> = keys.stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(listed.len(), 50, "{listed:?}");
+    assert!(!listed.contains(&"/stray"));
+    assert_eq!(
+        hashes(&inv, revision),
+        before,
+        "HashKV at the backup's revision"
+    );
+    // Writes go on, and the daemon runs again.
+    etcdctl(&inv, &["put", "/after", "restore"]);
+    assert_eq!(daemon_host.pids_of("cairn").len(), 1);
+}
