@@ -24,6 +24,7 @@ impl Backups {
     /// Takes a full backup under the store's lock. With a `slot` (the schedule time it runs
     /// for) that is already backed up, returns that backup instead of taking another.
     pub async fn full(&self, slot: Option<DateTime<Utc>>) -> Result<Manifest, Error> {
+        let _run = self.run.lock().await;
         let lock_key = self.key("lock.json");
         let lock = Lock::acquire(self.store(), &lock_key, &self.owner, self.clock.now()).await?;
         let result = self.full_locked(slot).await;

@@ -84,6 +84,10 @@ pub struct Backups {
     retention: cairn_inventory::Retention,
     progress: bool,
     owner: String,
+    /// One run at a time through this handle: the store's lock is re-entrant for its owner
+    /// (so a run whose release failed can take it again), so the daemon's full and
+    /// incremental runs must not overlap in one process.
+    run: tokio::sync::Mutex<()>,
 }
 
 impl Backups {
@@ -111,6 +115,7 @@ impl Backups {
             retention: cairn_inventory::Retention::default(),
             progress: false,
             owner: lock::owner(),
+            run: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -16,7 +16,8 @@ use crate::{ClusterSpec, Error};
 
 /// How long the replay server may take to serve.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// TTL of leases granted during replay (their original TTL is not in the events).
+/// TTL of leases granted during replay when an event does not carry the granted one (the
+/// lease had expired when the increment was taken, or an older increment).
 const REPLAY_LEASE_TTL: i64 = 3600;
 
 /// A free loopback port (the replay server binds it right after).
@@ -128,7 +129,11 @@ impl ReplayServer {
                     let _ = self
                         .client
                         .lease_grant(
-                            REPLAY_LEASE_TTL,
+                            if e.lease_ttl > 0 {
+                                e.lease_ttl
+                            } else {
+                                REPLAY_LEASE_TTL
+                            },
                             Some(LeaseGrantOptions::new().with_id(e.lease)),
                         )
                         .await;

@@ -114,6 +114,17 @@ async fn point_in_time(kind: Kind) {
             None => hash_kv(&endpoint, target).await.1,
         };
         assert_eq!(restored_hash, source_hash, "HashKV at revision {target}");
+        if target >= middle {
+            // The lease came in an increment: granted again with the source's TTL.
+            let mut restored_client = etcd_client::Client::connect([r.client_url()], None)
+                .await
+                .expect("connect");
+            let ttl = restored_client
+                .lease_time_to_live(lease, None)
+                .await
+                .expect("lease ttl");
+            assert_eq!(ttl.granted_ttl(), 600, "lease granted TTL at {target}");
+        }
     }
     let err = b
         .restore(
