@@ -178,3 +178,30 @@ async fn the_store_going_away_mid_upload_lists_nothing_and_leaves_no_parts_after
     let pending = direct.store().pending_uploads("").await.expect("uploads");
     assert!(pending.is_empty(), "orphan parts: {pending:?}");
 }
+
+/// The daemons' lock is a conditional write: of writers racing for one key, exactly one may
+/// win (If-None-Match on stores that have it, the read-back on the others).
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_conditional_writes_have_one_winner() {
+    let moto = Moto::start().await;
+    let store = Moto::store_at(&moto.endpoint).await;
+    for round in 0..5 {
+        let key = format!("race/{round}/lock.json");
+        let racers = (0..8).map(|i| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                store
+                    .put_if_absent(&key, bytes::Bytes::from(format!("owner {i}")))
+                    .await
+                    .expect("put_if_absent")
+            })
+        });
+        let won = futures::future::join_all(racers)
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().expect("racer"))
+            .count();
+        assert_eq!(won, 1, "round {round}");
+    }
+}
