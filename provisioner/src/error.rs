@@ -83,6 +83,16 @@ pub enum Error {
         /// What the command said.
         output: String,
     },
+    /// A large file sent in pieces could not be put in place.
+    #[error("{host}: cannot put {path} in place ({output}); run the restore again")]
+    Push {
+        /// The host.
+        host: String,
+        /// The file.
+        path: String,
+        /// What the command said.
+        output: String,
+    },
     /// `[backup]` asks for a daemon, but the run was not given a `cairn` binary to push.
     #[error("[backup] is set, so the backup daemon needs a cairn binary to push; run cairn provision from the cairn binary you want on the hosts")]
     NoDaemonBinary,

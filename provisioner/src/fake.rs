@@ -33,6 +33,7 @@ pub(crate) struct Machine {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
     Write(String, String),
+    Append(String, String),
     Systemctl(String, Systemctl),
     /// systemctl on the backup daemon's unit.
     Daemon(String, Systemctl),
@@ -160,6 +161,19 @@ impl Host for FakeHost {
             .events
             .push(Event::Run(self.name.clone(), argv));
         Ok(reply)
+    }
+
+    async fn append_file(&self, path: &str, contents: &[u8]) -> Result<(), Error> {
+        self.machine(|m| {
+            m.files
+                .entry(path.to_string())
+                .or_insert_with(|| (Vec::new(), 0o600))
+                .0
+                .extend_from_slice(contents)
+        })?;
+        let event = Event::Append(self.name.clone(), path.to_string());
+        self.fake.world().events.push(event);
+        Ok(())
     }
 
     async fn has_entries(&self, _path: &str) -> Result<bool, Error> {

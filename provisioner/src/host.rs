@@ -89,6 +89,14 @@ pub trait Host: Send + Sync {
     /// owner set, renamed over the path (parents are created).
     fn write_file(&self, file: WriteFile<'_>) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// Appends `contents` to the file (created with mode 0600, parents too, if missing): a
+    /// file too large to hold in memory whole goes up in pieces.
+    fn append_file(
+        &self,
+        path: &str,
+        contents: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
     /// Creates a directory (and parents) if missing, with `mode` when created.
     fn create_dir(&self, path: &str, mode: u32) -> impl Future<Output = Result<(), Error>> + Send;
 

@@ -123,6 +123,23 @@ pub async fn place<H: Host>(
     stamp: &str,
     progress: &dyn Progress,
 ) -> Result<Placed, Error> {
+    place_with_chunk(host, local, data_dir, stamp, CHUNK, progress).await
+}
+
+/// How much of a file is held in memory and sent at once: an etcd `db` file is the whole
+/// keyspace (up to the quota, 8 GiB), which must not have to fit in memory.
+const CHUNK: usize = 64 * 1024 * 1024;
+
+/// [`place`], with files over `chunk` bytes sent in pieces of that size (tests send small
+/// pieces to exercise the path large files take).
+pub async fn place_with_chunk<H: Host>(
+    host: &H,
+    local: &Path,
+    data_dir: &str,
+    stamp: &str,
+    chunk: usize,
+    progress: &dyn Progress,
+) -> Result<Placed, Error> {
     let name = host.name();
     let set_aside = if host.has_entries(data_dir).await? {
         let aside = format!("{}.pre-restore-{stamp}", data_dir.trim_end_matches('/'));
@@ -149,18 +166,10 @@ pub async fn place<H: Host>(
     let mut files = 0;
     let mut bytes = 0;
     for (relative, path) in local_file::walk(local)? {
-        let contents = local_file::read(&path)?;
         let target = format!("{}/{relative}", data_dir.trim_end_matches('/'));
         progress.step(name, &format!("writing {target}"));
-        host.write_file(WriteFile {
-            path: &target,
-            contents: &contents,
-            mode: 0o600,
-            owner: OWNER,
-        })
-        .await?;
+        bytes += push_file(host, &path, &target, chunk).await?;
         files += 1;
-        bytes += contents.len() as u64;
     }
     host.remove_file(layout::ENV_FILE).await?;
     Ok(Placed {
@@ -170,6 +179,68 @@ pub async fn place<H: Host>(
         files,
         bytes,
     })
+}
+
+/// Sends the local file `path` to `target` (mode 0600, root's): whole when it fits in one
+/// `chunk`, else appended piece by piece to a temporary file that is synced and renamed over
+/// `target` at the end, so `target` is never half-written. Returns its size.
+async fn push_file<H: Host>(
+    host: &H,
+    path: &Path,
+    target: &str,
+    chunk: usize,
+) -> Result<u64, Error> {
+    use std::io::Read;
+    let read_err = |source| Error::LocalRead {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size <= chunk as u64 {
+        let contents = local_file::read(path)?;
+        host.write_file(WriteFile {
+            path: target,
+            contents: &contents,
+            mode: 0o600,
+            owner: OWNER,
+        })
+        .await?;
+        return Ok(contents.len() as u64);
+    }
+    let (dir, base) = target.rsplit_once('/').unwrap_or(("", target));
+    let temp = format!("{dir}/.{base}.cairn-tmp");
+    host.remove_file(&temp).await?;
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    let mut buffer = vec![0; chunk];
+    let mut sent = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match file.read(&mut buffer[filled..]).map_err(read_err)? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        host.append_file(&temp, &buffer[..filled]).await?;
+        sent += filled as u64;
+    }
+    let script = format!(
+        "set -e; chown {OWNER} {t}; chmod 600 {t}; sync {t}; mv -f -- {t} {p}",
+        t = quote(&temp),
+        p = quote(target)
+    );
+    let out = host.run(&["sh", "-c", &script]).await?;
+    if out.code != Some(0) {
+        return Err(Error::Push {
+            host: host.name().to_string(),
+            path: target.to_string(),
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(sent)
 }
 
 #[cfg(test)]
@@ -214,6 +285,38 @@ mod tests {
         assert!(world.events.iter().any(|e| matches!(
             e,
             crate::fake::Event::Run(_, argv) if argv[2].contains("mv -t '/var/lib/cairn.pre-restore-1'")
+        )));
+    }
+
+    #[tokio::test]
+    async fn a_file_larger_than_a_chunk_goes_up_in_pieces_then_is_renamed() {
+        let local = tempfile::tempdir().expect("tempdir");
+        let db: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir_all(local.path().join("member/snap")).expect("dirs");
+        std::fs::write(local.path().join("member/snap/db"), &db).expect("db");
+        let fake = Fake::new(&["a"], 0);
+        fake.world()
+            .machines
+            .get_mut("a")
+            .expect("a")
+            .exec_reply
+            .code = Some(0);
+        let placed = place_with_chunk(&fake.host("a"), local.path(), "/d", "1", 4096, &Quiet)
+            .await
+            .expect("placed");
+        assert_eq!((placed.files, placed.bytes), (1, 10_000));
+        let world = fake.world();
+        let temp = "/d/member/snap/.db.cairn-tmp";
+        let appends = world
+            .events
+            .iter()
+            .filter(|e| matches!(e, crate::fake::Event::Append(_, p) if p == temp))
+            .count();
+        assert_eq!(appends, 3, "4096 + 4096 + 1808 bytes");
+        assert_eq!(world.machines["a"].files[temp].0, db);
+        assert!(world.events.iter().any(|e| matches!(
+            e,
+            crate::fake::Event::Run(_, argv) if argv[2].ends_with("mv -f -- '/d/member/snap/.db.cairn-tmp' '/d/member/snap/db'")
         )));
     }
 }

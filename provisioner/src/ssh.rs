@@ -399,6 +399,18 @@ impl Host for SshHost {
         self.run(&script, file.contents, None).await.map(drop)
     }
 
+    async fn append_file(&self, path: &str, contents: &[u8]) -> Result<(), Error> {
+        let dir = path
+            .rsplit_once('/')
+            .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+        let script = format!(
+            "set -e; umask 077; mkdir -p -- {d}; cat >> {p}",
+            d = quote(dir),
+            p = quote(path)
+        );
+        self.run(&script, contents, None).await.map(drop)
+    }
+
     async fn create_dir(&self, path: &str, mode: u32) -> Result<(), Error> {
         let script = format!("[ -d {p} ] || mkdir -p -m {mode:o} -- {p}", p = quote(path));
         self.run(&script, &[], None).await.map(drop)

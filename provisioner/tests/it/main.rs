@@ -1,6 +1,7 @@
 //! The provisioner against real things: golden copies of the rendered files, systemd's own
 //! unit checker, Debian's etcd 3.4 reading the env file, and (`provision`, `lifecycle`,
-//! `upgrade`, `destroy`, certificate rotation in `rotate`, `certs status` in `cert_status`)
+//! `upgrade`, `destroy`, certificate rotation in `rotate`, `certs status` in `cert_status`,
+//! restored data in `restore`)
 //! real sshd hosts in mount namespaces on 127.0.0.11 onwards.
 
 mod cert_status;
@@ -10,6 +11,7 @@ mod golden;
 mod lifecycle;
 mod live_client;
 mod provision;
+mod restore;
 mod rotate;
 mod unit_verify;
 mod upgrade;
