@@ -39,7 +39,9 @@ impl Backups {
         }
         let dir = tempfile::tempdir()?;
         let stored = dir.path().join("stored");
-        let (sha, len) = self.download(&manifest.object, &stored).await?;
+        let (sha, len) = self
+            .download(&manifest.object, &stored, manifest.stored_bytes)
+            .await?;
         let corrupt = |object: &str, expected: &str, actual: String| Error::Corrupt {
             id: manifest.id.clone(),
             object: object.to_string(),
@@ -86,8 +88,9 @@ impl Backups {
         })
     }
 
-    /// Streams an object into `path`; its SHA-256 and length.
-    async fn download(&self, key: &str, path: &Path) -> Result<(String, u64), Error> {
+    /// Streams an object of `size` bytes (the manifest's; for the progress bar) into `path`;
+    /// its SHA-256 and length.
+    async fn download(&self, key: &str, path: &Path, size: u64) -> Result<(String, u64), Error> {
         let mut reader = self.store.open(key).await?;
         let mut file = tokio::fs::File::create(path)
             .await
@@ -96,6 +99,7 @@ impl Backups {
         let mut len = 0u64;
         let mut buf = vec![0u8; 1 << 20];
         let bar = self.progress_bar();
+        bar.set_length(size);
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await?;
             if n == 0 {
