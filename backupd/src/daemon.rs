@@ -19,6 +19,9 @@ use crate::{Backups, Error, Manifest, Metrics, Schedule};
 /// The OpenMetrics content type Prometheus negotiates.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// How often a scheduled backup that found the store locked tries again.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How the daemon runs.
 pub struct DaemonOptions {
     /// When full backups run.
@@ -115,7 +118,28 @@ pub async fn run(
                 () = tokio::time::sleep(wait) => {}
                 () = stop.clone() => return,
             }
-            record(&full(Some(slot)).await);
+            // A lock held by someone else (an operator's `cairn backup now`, the provisioner's
+            // backup before an upgrade) delays the slot rather than failing it: tried again
+            // until the holder is done, or the next slot is due.
+            let outcome = loop {
+                let outcome = full(Some(slot)).await;
+                if !matches!(outcome, Err(Error::Locked { .. })) {
+                    break outcome;
+                }
+                let next = options.schedule.next_after(slot);
+                let left = next.map_or(chrono::Duration::zero(), |n| n - backups.clock.now());
+                let Some(left) = left.to_std().ok().filter(|l| !l.is_zero()) else {
+                    break outcome;
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(LOCK_RETRY.min(left)) => {}
+                    () = stop.clone() => break outcome,
+                }
+                if backups.clock.now() >= next.unwrap_or(slot) {
+                    break outcome;
+                }
+            };
+            record(&outcome);
             last_slot = Some(slot);
         }
     };

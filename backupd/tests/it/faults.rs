@@ -1,4 +1,5 @@
-//! Faults: a corrupted object, two daemons on one cluster.
+//! Faults: a corrupted object, two daemons on one cluster, a slot meeting someone else's
+//! lock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,78 @@ async fn two_daemons_back_up_each_slot_once_take_increments_and_serve_metrics() 
     let n = slots.len();
     slots.dedup();
     assert_eq!(slots.len(), n, "one backup per slot: {listed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_that_meets_someone_elses_lock_runs_once_it_is_released() {
+    let c = cluster(Kind::Cairn, 1);
+    fill(&c.member(0).client_url(), 10, 100).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = file_store(dir.path());
+    let b = backups(&c, store.clone(), "", zstd());
+    // An operator's `cairn backup now` holds the lock for the first slot.
+    let lock = format!("{}/lock.json", b.prefix());
+    let held = serde_json::json!({
+        "owner": "operator's cairn backup now",
+        "until": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    });
+    store
+        .put(&lock, serde_json::to_vec(&held).expect("json").into())
+        .await
+        .expect("lock");
+    let schedule = Schedule::parse("*/10 * * * * *").expect("schedule");
+    let slot = schedule.next_after(chrono::Utc::now()).expect("slot");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let runs = std::sync::Mutex::new(Vec::new());
+    let daemon = cairn_backupd::run_daemon(
+        &b,
+        DaemonOptions {
+            schedule,
+            listener,
+            prune: false,
+            incremental: None,
+        },
+        |r| {
+            runs.lock()
+                .expect("runs")
+                .push(r.as_ref().map(|m| m.slot).map_err(|e| e.to_string()))
+        },
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let operator = async {
+        // The slot comes while the lock is held; the operator's backup ends a second later.
+        let after_slot =
+            (slot - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
+        tokio::time::sleep(after_slot).await;
+        store.delete(&lock).await.expect("release");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        while !b
+            .list()
+            .await
+            .expect("list")
+            .iter()
+            .any(|m| m.slot == Some(slot))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the slot was not backed up after the lock was released"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop_tx.send(true).expect("stop");
+    };
+    let (done, ()) = tokio::join!(daemon, operator);
+    done.expect("daemon");
+    assert_eq!(
+        *runs.lock().expect("runs"),
+        [Ok(Some(slot))],
+        "one successful run, no failure"
+    );
 }
 
 async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
