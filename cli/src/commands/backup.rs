@@ -49,10 +49,13 @@ pub enum BackupCommand {
         common: Common,
         /// The backup's ID; the newest full backup when absent.
         id: Option<String>,
-        /// The newest full backup at or before this revision.
+        /// The cluster as it was at this revision: the newest full backup at or before it,
+        /// plus the increments up to it.
         #[arg(long, conflicts_with_all = ["id", "to_time"])]
         to_revision: Option<i64>,
-        /// The newest full backup started at or before this time (RFC 3339).
+        /// The cluster as it was at this time (RFC 3339), to the precision of the increments:
+        /// the newest full backup started at or before it, plus the increments finished by
+        /// then.
         #[arg(long, conflicts_with = "id")]
         to_time: Option<chrono::DateTime<chrono::Utc>>,
         /// Where `<member>/` data directories are written.
