@@ -158,7 +158,7 @@ pub async fn run(
             match backups.incremental().await {
                 Ok(None) | Err(Error::NoFullBackup) | Err(Error::Locked { .. }) => {}
                 Ok(Some(m)) => record(&Ok(m)),
-                Err(gap @ Error::Compacted { .. }) => {
+                Err(gap @ (Error::Compacted { .. } | Error::Diverged { .. })) => {
                     // The watch cannot continue: reported, and a new chain starts with a full
                     // backup.
                     record(&Err(gap));

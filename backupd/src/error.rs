@@ -123,6 +123,15 @@ pub enum Error {
         /// The cluster's compaction revision.
         compacted: i64,
     },
+    /// The cluster's revision is below what the chain already holds: it was restored from a
+    /// backup (or replaced), so its history after that point is not the chain's.
+    #[error("the cluster is at revision {current}, below revision {backed_up} the backups already hold (was it restored?); a full backup starts a new chain")]
+    Diverged {
+        /// The cluster's revision now.
+        current: i64,
+        /// The newest revision of the chain.
+        backed_up: i64,
+    },
     /// A helper program (restore, status) failed.
     #[error("{program} failed ({status}): {stderr}")]
     Command {

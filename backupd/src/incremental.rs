@@ -67,7 +67,14 @@ impl Backups {
             .fold(base.revision, i64::max);
         let mut member = self.cluster.best_member().await?;
         let current = member.revision;
-        if current <= last {
+        if current < last {
+            // Events from here on would be another history than the chain's.
+            return Err(Error::Diverged {
+                current,
+                backed_up: last,
+            });
+        }
+        if current == last {
             return Ok(None);
         }
         let started_at = self.clock.now();

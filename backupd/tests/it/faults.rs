@@ -1,5 +1,5 @@
 //! Faults: a corrupted object, two daemons on one cluster, a slot meeting someone else's
-//! lock.
+//! lock, a cluster restored behind its backups.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,6 +195,36 @@ async fn a_slot_that_meets_someone_elses_lock_runs_once_it_is_released() {
         [Ok(Some(slot))],
         "one successful run, no failure"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_behind_its_backups_is_a_diverged_history_not_an_increment() {
+    let old = cluster(Kind::Cairn, 1);
+    fill(&old.member(0).client_url(), 30, 10).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = file_store(dir.path());
+    let b = backups(&old, store.clone(), "", zstd());
+    b.full(None).await.expect("full");
+    fill(&old.member(0).client_url(), 30, 10).await;
+    let chain_end = b.incremental().await.expect("increment").expect("events");
+    // The cluster restored from the full backup: same name, an earlier revision, and from
+    // here on a history of its own.
+    let restored = cluster(Kind::Cairn, 1);
+    fill(&restored.member(0).client_url(), 5, 10).await;
+    let after = backups(&restored, store, "", zstd());
+    let err = after.incremental().await.expect_err("diverged");
+    assert!(
+        matches!(err, Error::Diverged { backed_up, .. } if backed_up == chain_end.revision),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("a full backup starts a new chain"),
+        "{err}"
+    );
+    // A full backup is the new chain's base; increments follow it again.
+    after.full(None).await.expect("new chain");
+    fill(&restored.member(0).client_url(), 5, 10).await;
+    assert!(after.incremental().await.expect("increment").is_some());
 }
 
 async fn http_get(address: std::net::SocketAddr, path: &str) -> String {

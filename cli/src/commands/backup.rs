@@ -292,6 +292,15 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                         });
                     }
                 }
+                // The new cluster's history leaves the old chain at the backup's revision:
+                // a full backup now starts its own, before the daemon's first increment.
+                let first = match backups.full(None).await {
+                    Ok(m) => Some(m.id),
+                    Err(e) => {
+                        eprintln!("cairn: warning: the restored cluster is up, but its first full backup failed ({e}); run cairn backup now");
+                        None
+                    }
+                };
                 print(output, &report, || {
                     let mut text = format!(
                         "restored {} (revision {}) onto {} members, a new cluster:\n",
@@ -314,6 +323,11 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                     }
                     if let Some(c) = &report.provision.cluster {
                         text.push_str(&c.to_string());
+                    }
+                    if let Some(id) = &first {
+                        text.push_str(&format!(
+                            "first full backup of the restored cluster: {id}\n"
+                        ));
                     }
                     text
                 })?;

@@ -247,6 +247,23 @@ fn restore_provision_replaces_a_damaged_cluster_with_the_backup() {
         before,
         "HashKV at the backup's revision"
     );
+    // The restored cluster's own chain starts with a full backup at the restored revision.
+    assert!(
+        out.stdout
+            .contains("first full backup of the restored cluster: "),
+        "{}",
+        out.stdout
+    );
+    let list = cairn(&["backup", "list", "--output", "json"], &path, &s3);
+    let listed: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+    let fulls: Vec<i64> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|m| m["kind"] == "full")
+        .map(|m| m["revision"].as_i64().expect("revision"))
+        .collect();
+    assert_eq!(fulls.last(), Some(&revision), "{fulls:?}");
     // Writes go on, and the daemon runs again.
     etcdctl(&inv, &["put", "/after", "restore"]);
     assert_eq!(daemon_host.pids_of("cairn").len(), 1);
