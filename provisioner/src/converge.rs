@@ -200,8 +200,9 @@ pub(crate) async fn converge_daemon<H: Host>(
             progress.step(name, "removing the backup daemon");
             host.systemctl(Systemctl::Stop, unit).await?;
             host.systemctl(Systemctl::Disable, unit).await?;
-            host.remove_file(layout::BACKUPD_UNIT_FILE).await?;
-            host.remove_file(layout::CAIRN_BINARY).await?;
+            for path in layout::BACKUPD_FILES {
+                host.remove_file(path).await?;
+            }
             host.remove_dir_all(layout::BACKUPD_DIR).await?;
             return host.systemctl(Systemctl::DaemonReload, unit).await;
         }
@@ -357,6 +358,26 @@ pub(crate) async fn wait_healthy<P: Probe>(
         Ok((s.has_leader(), "it answers but knows no leader".to_string()))
     })
     .await
+}
+
+/// Restarts the member's unit (which also starts a stopped or failing one), then waits until
+/// it answers with a leader and has caught up with the leader's revision.
+pub(crate) async fn restart_until_caught_up<H: Host, P: Probe>(
+    target: &Target<H>,
+    probe: &P,
+    members: &[String],
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    let name = target.host.name();
+    target
+        .host
+        .systemctl(Systemctl::Restart, layout::UNIT_NAME)
+        .await?;
+    progress.step(name, "waiting for health");
+    wait_healthy(probe, name, limits).await?;
+    progress.step(name, "catching up with the leader");
+    wait_caught_up(probe, name, members, limits).await
 }
 
 /// Waits until `member` has applied what the leader had when asked: its revision reaches the
@@ -581,9 +602,7 @@ mod tests {
     #[tokio::test]
     async fn the_backup_daemon_runs_on_one_host_and_restarts_alone() {
         let fake = Fake::new(&NAMES, 1);
-        for m in fake.world().machines.values_mut() {
-            m.exec_reply.code = Some(0);
-        }
+        fake.reply_to_runs(0, b"");
         let backup = "[backup]\nstore = \"s3://b/p\"\n";
         let inv = inventory(backup);
         let plans = run_with_daemon(&fake, &inv, b"cairn-1").await.expect("run");
@@ -674,10 +693,7 @@ mod tests {
     #[tokio::test]
     async fn a_daemon_that_fails_its_check_is_not_started() {
         let fake = Fake::new(&NAMES, 1);
-        for m in fake.world().machines.values_mut() {
-            m.exec_reply.code = Some(2);
-            m.exec_reply.stderr = b"error: s3://b/p: access denied\n".to_vec();
-        }
+        fake.reply_to_runs(2, b"error: s3://b/p: access denied\n");
         let inv = inventory("[backup]\nstore = \"s3://b/p\"\n");
         let err = run_with_daemon(&fake, &inv, b"cairn-1")
             .await

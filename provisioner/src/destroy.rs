@@ -79,7 +79,7 @@ pub async fn tear_down<H: Host>(
     let mut removed = Vec::new();
     for path in managed_files(inventory)
         .into_iter()
-        .chain([layout::BACKUPD_UNIT_FILE, layout::CAIRN_BINARY])
+        .chain(layout::BACKUPD_FILES)
     {
         if host.file_sha256(path).await?.is_some() {
             progress.step(name, &format!("removing {path}"));
@@ -187,12 +187,7 @@ mod tests {
         )
         .expect("inventory");
         let fake = Fake::new(&["a"], 0);
-        fake.world()
-            .machines
-            .get_mut("a")
-            .expect("a")
-            .exec_reply
-            .code = Some(0);
+        fake.reply_to_runs(0, b"");
         let h = &inv.hosts[0];
         let mut files = host_files(
             &inv,

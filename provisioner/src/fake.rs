@@ -83,6 +83,14 @@ impl Fake {
         Self(Arc::new(Mutex::new(world)))
     }
 
+    /// Every host answers programs run on it with exit code `code` and `stderr`.
+    pub fn reply_to_runs(&self, code: u32, stderr: &[u8]) {
+        for m in self.world().machines.values_mut() {
+            m.exec_reply.code = Some(code);
+            m.exec_reply.stderr = stderr.to_vec();
+        }
+    }
+
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.0.lock().expect("world")
     }

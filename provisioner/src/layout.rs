@@ -30,6 +30,8 @@ pub const BACKUPD_UNIT_NAME: &str = "cairn-backupd.service";
 pub const BACKUPD_UNIT_FILE: &str = "/etc/systemd/system/cairn-backupd.service";
 /// The pushed `cairn` binary the daemon runs (the operator's own, so versions match).
 pub const CAIRN_BINARY: &str = "/usr/local/bin/cairn";
+/// The daemon's files outside [`BACKUPD_DIR`], removed with it.
+pub const BACKUPD_FILES: [&str; 2] = [BACKUPD_UNIT_FILE, CAIRN_BINARY];
 /// Everything else the daemon reads lives here, apart from the member's files.
 pub const BACKUPD_DIR: &str = "/etc/cairn/backupd";
 /// The daemon's inventory: the operator's, with this host's paths.

@@ -256,11 +256,11 @@ mod tests {
         std::fs::write(local.path().join("member/snap/db"), b"restored").expect("db");
         std::fs::write(local.path().join("member/conf"), b"c").expect("conf");
         let fake = Fake::new(&["a"], 0);
+        fake.reply_to_runs(0, b"");
         {
             let mut world = fake.world();
             let m = world.machines.get_mut("a").expect("a");
             m.data = true;
-            m.exec_reply.code = Some(0);
             m.files
                 .insert(layout::ENV_FILE.into(), (b"ETCD_NAME=a\n".to_vec(), 0o644));
         }
@@ -295,12 +295,7 @@ mod tests {
         std::fs::create_dir_all(local.path().join("member/snap")).expect("dirs");
         std::fs::write(local.path().join("member/snap/db"), &db).expect("db");
         let fake = Fake::new(&["a"], 0);
-        fake.world()
-            .machines
-            .get_mut("a")
-            .expect("a")
-            .exec_reply
-            .code = Some(0);
+        fake.reply_to_runs(0, b"");
         let placed = place_with_chunk(&fake.host("a"), local.path(), "/d", "1", 4096, &Quiet)
             .await
             .expect("placed");

@@ -13,7 +13,9 @@ use std::fmt;
 use cairn_inventory::Inventory;
 use serde::Serialize;
 
-use crate::converge::{poll_until, wait_caught_up, wait_healthy, write_host, Limits, Progress};
+use crate::converge::{
+    poll_until, restart_until_caught_up, wait_healthy, write_host, Limits, Progress,
+};
 use crate::converge::{ServiceEvent, Target};
 use crate::host::{Host, Systemctl};
 use crate::plan::{HostPlan, ServiceAction};
@@ -280,14 +282,7 @@ pub async fn join<H: Host, P: Probe>(
     progress.step(name, "starting (initial-cluster-state=existing)");
     let started = std::time::Instant::now();
     // A resumed member's unit may be active and failing: restart starts it either way.
-    target
-        .host
-        .systemctl(Systemctl::Restart, layout::UNIT_NAME)
-        .await?;
-    progress.step(name, "waiting for health");
-    wait_healthy(probe, name, limits).await?;
-    progress.step(name, "catching up with the leader");
-    wait_caught_up(probe, name, voters, limits).await?;
+    restart_until_caught_up(target, probe, voters, limits, progress).await?;
     poll_until(name, limits, || async {
         let list = probe.member_list(via).await?;
         let named = list.iter().any(|m| m.has_peer_url(peer_url) && m.started());

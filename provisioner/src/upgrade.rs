@@ -12,13 +12,13 @@ use std::future::Future;
 use std::time::Instant;
 
 use crate::converge::{
-    hand_over_leadership, wait_caught_up, wait_healthy, write_host, Limits, Progress, ServiceEvent,
-    Target,
+    hand_over_leadership, restart_until_caught_up, wait_healthy, write_host, Limits, Progress,
+    ServiceEvent, Target,
 };
-use crate::host::{Host, Systemctl};
+use crate::host::Host;
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::Probe;
-use crate::{layout, Error};
+use crate::Error;
 
 /// Why a [`BeforeFirstChange`] hook failed: whatever its own error type is.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
@@ -82,14 +82,7 @@ pub async fn roll<H: Host, P: Probe>(
                 hand_over_leadership(probe, name, own_id, all_members, limits, progress).await;
             }
             progress.step(name, "restarting");
-            target
-                .host
-                .systemctl(Systemctl::Restart, layout::UNIT_NAME)
-                .await?;
-            progress.step(name, "waiting for health");
-            wait_healthy(probe, name, limits).await?;
-            progress.step(name, "catching up with the leader");
-            wait_caught_up(probe, name, all_members, limits).await
+            restart_until_caught_up(target, probe, all_members, limits, progress).await
         };
         if let Err(e) = restarted.await {
             return Err(stopped(name.to_string(), e, &restarting, Some(name)));
