@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod error;
 pub mod progress;
+mod prompt;
 pub mod ssh_args;
 
 use std::process::ExitCode;

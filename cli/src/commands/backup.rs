@@ -12,8 +12,8 @@ use clap::{Args, Subcommand};
 
 use cairn_provisioner::restore::restore_onto_hosts;
 
-use crate::commands::provision::confirm;
 use crate::progress::HostProgress;
+use crate::prompt::confirm;
 use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 

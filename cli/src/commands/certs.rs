@@ -14,8 +14,9 @@ use cairn_provisioner::rotate::{rotate_ca, rotate_leaves, Rotation};
 use cairn_provisioner::{Options, Pki, SystemClock};
 use clap::{Args, Subcommand};
 
-use crate::commands::provision::{confirm, print_certificates};
+use crate::commands::provision::print_certificates;
 use crate::progress::HostProgress;
+use crate::prompt::confirm;
 use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 

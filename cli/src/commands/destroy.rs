@@ -1,7 +1,6 @@
 //! `cairn destroy [-i INVENTORY] [--purge] [--yes]`: tears the cluster down on every host
 //! after the operator typed the cluster's name (or passed `--yes`).
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use cairn_inventory::InventoryArg;
@@ -10,6 +9,7 @@ use cairn_provisioner::ssh::Timeouts;
 use clap::Args;
 
 use crate::progress::HostProgress;
+use crate::prompt::ask;
 use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 
@@ -38,26 +38,17 @@ pub fn run(args: DestroyArgs) -> Result<ExitCode, Error> {
     let inventory = args.inventory.load()?;
     let name = &inventory.cluster.name;
     if !args.yes {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return Err(Error::DestroyNeedsYes);
-        }
         let data = if args.purge {
             "and their data directories (--purge)"
         } else {
             "(data directories stay)"
         };
-        print!(
+        let answer = ask(&format!(
             "This stops and removes cluster {name} from {} host(s): services, units, env files, certificates and the server binary {data}.\nType the cluster's name to go on: ",
             inventory.hosts.len()
-        );
-        std::io::stdout().flush().map_err(Error::Terminal)?;
-        let mut answer = String::new();
-        stdin
-            .lock()
-            .read_line(&mut answer)
-            .map_err(Error::Terminal)?;
-        if answer.trim() != name {
+        ))?
+        .ok_or(Error::DestroyNeedsYes)?;
+        if answer != *name {
             return Err(Error::NotConfirmed);
         }
     }

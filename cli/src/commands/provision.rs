@@ -2,7 +2,6 @@
 //! [--purge]]`: converges every host and the membership to the inventory over SSH (scale out
 //! and in, rolling upgrades) and prints the cluster table.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use cairn_inventory::InventoryArg;
@@ -14,6 +13,7 @@ use cairn_provisioner::{Options, Report, Session, SystemClock};
 use clap::Args;
 
 use crate::progress::HostProgress;
+use crate::prompt::confirm;
 use crate::ssh_args::SshArgs;
 use crate::{Error, Output};
 
@@ -135,22 +135,6 @@ impl BeforeFirstChange for BackupBeforeChange<'_> {
         );
         Ok(())
     }
-}
-
-/// Asks `question` on the terminal; without one, refuses (scripts pass `--yes`).
-pub(crate) fn confirm(question: &str) -> Result<bool, Error> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::NeedsYes);
-    }
-    print!("{question} [y/N] ");
-    std::io::stdout().flush().map_err(Error::Terminal)?;
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(Error::Terminal)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 pub(crate) fn print_certificates(certificates: &[cairn_provisioner::pki::Issued]) {

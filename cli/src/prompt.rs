@@ -1,0 +1,27 @@
+//! Questions on the terminal before a command changes hosts; scripts answer with `--yes`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::Error;
+
+/// The line typed after `prompt`, or `None` when stdin is not a terminal (nobody to ask).
+pub(crate) fn ask(prompt: &str) -> Result<Option<String>, Error> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(None);
+    }
+    print!("{prompt}");
+    std::io::stdout().flush().map_err(Error::Terminal)?;
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(Error::Terminal)?;
+    Ok(Some(answer.trim().to_string()))
+}
+
+/// Asks `question` as a yes/no question; without a terminal, refuses (scripts pass `--yes`).
+pub(crate) fn confirm(question: &str) -> Result<bool, Error> {
+    let answer = ask(&format!("{question} [y/N] "))?.ok_or(Error::NeedsYes)?;
+    Ok(matches!(answer.as_str(), "y" | "Y" | "yes"))
+}
