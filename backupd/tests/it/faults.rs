@@ -227,6 +227,41 @@ async fn a_cluster_behind_its_backups_is_a_diverged_history_not_an_increment() {
     assert!(after.incremental().await.expect("increment").is_some());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_off_backup_waits_for_the_daemons_run() {
+    let c = cluster(Kind::Cairn, 1);
+    fill(&c.member(0).client_url(), 10, 100).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = file_store(dir.path());
+    let b = backups(&c, store.clone(), "", zstd());
+    b.full(None).await.expect("an earlier backup");
+    let lock = format!("{}/lock.json", b.prefix());
+    let held = serde_json::json!({
+        "owner": "the daemon's scheduled run",
+        "until": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    });
+    store
+        .put(&lock, serde_json::to_vec(&held).expect("json").into())
+        .await
+        .expect("lock");
+    let release = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.delete(&lock).await.expect("release");
+    };
+    let (taken, ()) = tokio::join!(b.full_when_unlocked(Duration::from_secs(30)), release);
+    taken.expect("backed up once the lock was free");
+    let err = {
+        store
+            .put(&lock, serde_json::to_vec(&held).expect("json").into())
+            .await
+            .expect("lock");
+        b.full_when_unlocked(Duration::ZERO)
+            .await
+            .expect_err("held")
+    };
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+}
+
 async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(address)

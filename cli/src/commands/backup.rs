@@ -163,7 +163,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
             .with_progress(std::io::stderr().is_terminal());
         match &cmd {
             BackupCommand::Now(_) => {
-                let m = backups.full(None).await?;
+                let m = backups.full_when_unlocked(cairn_backupd::LOCK_WAIT).await?;
                 print(output, &m, || {
                     format!(
                         "{}: revision {}, {} bytes stored\n",
@@ -294,7 +294,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 }
                 // The new cluster's history leaves the old chain at the backup's revision:
                 // a full backup now starts its own, before the daemon's first increment.
-                let first = match backups.full(None).await {
+                let first = match backups.full_when_unlocked(cairn_backupd::LOCK_WAIT).await {
                     Ok(m) => Some(m.id),
                     Err(e) => {
                         eprintln!("cairn: warning: the restored cluster is up, but its first full backup failed ({e}); run cairn backup now");
