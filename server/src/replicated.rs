@@ -164,12 +164,7 @@ impl Replicated {
     /// confirmed by the leader through a quorum (ReadIndex): reads after it are linearizable.
     pub async fn read_barrier(&self) -> Result<(), Error> {
         let index = match tokio::time::timeout(self.timeout, self.raft.read_index()).await {
-            Ok(Ok(index)) => index,
-            Ok(Err(e)) if self.raft.status().leader == 0 => {
-                tracing::debug!(error = %e, "read index without a leader");
-                return Err(Error::NoLeader);
-            }
-            Ok(Err(e)) => return Err(e),
+            Ok(index) => index?,
             Err(_) => return Err(Error::Timeout),
         };
         self.wait_applied(index).await

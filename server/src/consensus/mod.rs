@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod log_store;
 pub mod membership;
 pub mod raft_node;
+pub mod read_index;
 pub mod snapshot_install;
 pub mod transport;
 

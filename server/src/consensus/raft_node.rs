@@ -9,7 +9,6 @@
 //! its entries are durable already, and a restart whose state machine is ahead of the durable
 //! commit index starts raft's `applied` at that index and skips what it re-delivers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +17,13 @@ use raft::{RawNode, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::read_index::{ReadIndexRounds, ReadTiming, ReadWaiter};
 use super::{Peers, RaftLogStore};
 use crate::Error;
+
+/// An unanswered ReadIndex round is asked again after this long (etcd: 500 ms), and after at
+/// least two ticks.
+const READ_RETRY: Duration = Duration::from_millis(200);
 
 /// Entries kept behind a log compaction, so a follower that lags a little catches up from the
 /// log rather than from a full snapshot (etcd keeps 5000).
@@ -80,7 +84,7 @@ pub type Rejected = Box<dyn FnOnce(Error) + Send>;
 enum Command {
     Propose(Vec<u8>, Rejected),
     ConfChange(ConfChangeV2, oneshot::Sender<Result<(), Error>>),
-    ReadIndex(oneshot::Sender<u64>),
+    ReadIndex(ReadWaiter),
     TransferLeader(u64),
     Stop,
 }
@@ -122,11 +126,12 @@ impl RaftHandle {
 
     /// raft's ReadIndex: the commit index the leader confirmed it still held after hearing
     /// from a quorum. Reads served once that index is applied are linearizable. Concurrent
-    /// calls share one round. Dropped (an error) when leadership changes meanwhile.
+    /// calls share one round; a round is asked again when unanswered or when the leader
+    /// changes, and fails with [`Error::NoLeader`] after two election timeouts with no leader.
     pub async fn read_index(&self) -> Result<u64, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::ReadIndex(tx)).await?;
-        rx.await.map_err(|_| Error::LeaderChanged)
+        rx.await.map_err(|_| Error::Stopped)?
     }
 
     /// Stops the node (the member is shutting down); the state machine is dropped with it.
@@ -218,9 +223,8 @@ struct Loop {
     peers: Arc<Peers>,
     state_machine: Box<dyn StateMachine>,
     snapshot_count: u64,
-    /// ReadIndex rounds in flight: context → callers.
-    reads: HashMap<u64, Vec<oneshot::Sender<u64>>>,
-    next_read: u64,
+    /// ReadIndex rounds in flight.
+    reads: ReadIndexRounds,
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
@@ -239,14 +243,23 @@ async fn run(
         state_machine,
         metrics,
     } = parts;
+    let tick_ms = config.heartbeat.as_millis().max(1) as u64;
+    let timing = ReadTiming {
+        retry_ticks: (READ_RETRY.as_millis() as u64).div_ceil(tick_ms).max(2),
+        leaderless_ticks: 2 * config.election_ticks.max(2) as u64,
+    };
+    // Distinct for every start of this member, so a context asked before a restart is never
+    // taken for one asked after it.
+    let incarnation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let mut node = Loop {
         raw,
         store,
         peers,
         state_machine,
         snapshot_count: config.snapshot_count.max(1),
-        reads: HashMap::new(),
-        next_read: 0,
+        reads: ReadIndexRounds::new(config.id, incarnation, timing),
         metrics,
     };
     let mut tick = tokio::time::interval(config.heartbeat);
@@ -257,6 +270,10 @@ async fn run(
             _ = tick.tick() => {
                 node.raw.tick();
                 node.state_machine.tick();
+                let leader_known = node.raw.raft.leader_id != 0;
+                for ctx in node.reads.tick(leader_known) {
+                    node.raw.read_index(ctx);
+                }
             }
             msg = inbox.recv() => {
                 let Some(msg) = msg else { return };
@@ -285,16 +302,20 @@ async fn run(
                 }
             }
         }
+        let raft = &node.raw.raft;
+        if (raft.leader_id, raft.term) != leader_seen {
+            leader_seen = (raft.leader_id, raft.term);
+            // Reads asked of a former leader will never be answered: ask the new one (in the
+            // Ready below).
+            for ctx in node.reads.leader_changed(raft.leader_id != 0) {
+                node.raw.read_index(ctx);
+            }
+        }
         if let Err(e) = node.on_ready() {
             tracing::error!(error = %e, "raft storage failed, stopping the member");
             std::process::exit(1);
         }
         let raft = &node.raw.raft;
-        if (raft.leader_id, raft.term) != leader_seen {
-            leader_seen = (raft.leader_id, raft.term);
-            // Reads waiting on a former leader will never be answered: fail them, callers retry.
-            node.reads.clear();
-        }
         let is_leader = raft.state == StateRole::Leader;
         let matched = if is_leader {
             raft.prs()
@@ -322,7 +343,7 @@ async fn run(
 
 impl Loop {
     /// Handles one command; true when the node must stop.
-    fn handle(&mut self, command: Command, readers: &mut Vec<oneshot::Sender<u64>>) -> bool {
+    fn handle(&mut self, command: Command, readers: &mut Vec<ReadWaiter>) -> bool {
         match command {
             Command::Propose(data, rejected) => {
                 if let Err(e) = self.raw.propose(Vec::new(), data) {
@@ -350,19 +371,12 @@ impl Loop {
         false
     }
 
-    /// One ReadIndex round for everyone who asked since the last loop turn.
-    fn read_index(&mut self, readers: Vec<oneshot::Sender<u64>>) {
-        if readers.is_empty() {
-            return;
+    /// One ReadIndex round for everyone who asked since the last loop turn (without a known
+    /// leader it waits for one).
+    fn read_index(&mut self, readers: Vec<ReadWaiter>) {
+        if let Some(ctx) = self.reads.start(readers, self.raw.raft.leader_id != 0) {
+            self.raw.read_index(ctx);
         }
-        if self.raw.raft.leader_id == 0 {
-            // Dropping the senders fails the readers at once; they retry.
-            return;
-        }
-        self.next_read += 1;
-        let ctx = self.next_read;
-        self.raw.read_index(ctx.to_be_bytes().to_vec());
-        self.reads.insert(ctx, readers);
     }
 
     fn on_ready(&mut self) -> Result<(), Error> {
@@ -403,15 +417,7 @@ impl Loop {
         }
         self.peers.send(ready.take_persisted_messages());
         for rs in ready.take_read_states() {
-            let ctx = rs
-                .request_ctx
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            for reader in self.reads.remove(&ctx).unwrap_or_default() {
-                let _ = reader.send(rs.index);
-            }
+            self.reads.answered(&rs.request_ctx, rs.index);
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
@@ -655,6 +661,77 @@ mod tests {
                 "members did not apply the same entries"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads on every member at once, `rounds` times; each must be answered, with an index
+    /// no lower than the commit index the member knew when it asked.
+    async fn read_everywhere(members: &[&Member], rounds: usize) {
+        for _ in 0..rounds {
+            let mut asks = Vec::new();
+            for m in members {
+                for _ in 0..4 {
+                    let h = m.handle.clone();
+                    asks.push(tokio::spawn(async move {
+                        let before = h.status().commit;
+                        // Far longer than a round takes; a dropped round never ends.
+                        let index = tokio::time::timeout(Duration::from_secs(10), h.read_index())
+                            .await
+                            .expect("a read index round was never answered")
+                            .expect("read index");
+                        assert!(index >= before, "read index {index} below commit {before}");
+                    }));
+                }
+            }
+            for a in asks {
+                a.await.expect("reader");
+            }
+        }
+    }
+
+    /// The multi-endpoint stall (etcdctl endpoint health over every member): each member
+    /// numbered its ReadIndex contexts from 1, the leader dropped a context already pending
+    /// from another member, and that member's readers waited for the request timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_on_every_member_at_once_are_all_answered_through_a_leader_change() {
+        let members = cluster(3).await;
+        let all: Vec<&Member> = members.iter().collect();
+        let first = leader(&all).await;
+        read_everywhere(&all, 50).await;
+        // A leader change between and during rounds.
+        let next = (first % 3) + 1;
+        let during = {
+            let readers: Vec<RaftHandle> = members.iter().map(|m| m.handle.clone()).collect();
+            tokio::spawn(async move {
+                let mut served = 0;
+                for _ in 0..20 {
+                    for h in &readers {
+                        let r = tokio::time::timeout(Duration::from_secs(10), h.read_index())
+                            .await
+                            .expect("a read index round was never answered");
+                        // Asked while no leader was known for too long, a round may fail with
+                        // NoLeader; nothing else.
+                        match r {
+                            Ok(_) => served += 1,
+                            Err(Error::NoLeader) => {}
+                            Err(e) => panic!("read index: {e}"),
+                        }
+                    }
+                }
+                served
+            })
+        };
+        members[first as usize - 1]
+            .handle
+            .transfer_leader(next)
+            .await
+            .expect("transfer");
+        assert!(during.await.expect("readers") > 0);
+        let after = leader(&all).await;
+        read_everywhere(&all, 20).await;
+        eprintln!("leader {first} -> {after}");
+        for m in &members {
+            m.stop();
         }
     }
 
