@@ -15,6 +15,12 @@
 //! (set of linearized operations, model state) pairs so that no configuration is explored
 //! twice.
 //!
+//! A test that injects faults says when: [`Recorder::fault_begins`] and
+//! [`Recorder::fault_ends`] (once the cluster is healthy again) bound the windows in which a
+//! read may fail. A read whose outcome is unknown although it overlaps no such window failed
+//! while the cluster was healthy: that is a failure ([`LinearizabilityError::ReadFailed`]),
+//! not an unknown outcome. A history without fault windows was healthy throughout.
+//!
 //! An operation with an unknown outcome is treated as returning at infinity with an
 //! unconstrained output: it may take effect at any time after its invocation, or never
 //! (linearizing it after everything else is the same as it never happening). Unknown-outcome
@@ -238,6 +244,8 @@ pub struct Operation {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     ops: Vec<Operation>,
+    /// When faults were in force: from, and until (`None`: to the end).
+    faults: Vec<(Duration, Option<Duration>)>,
 }
 
 impl History {
@@ -289,6 +297,19 @@ impl History {
         })
     }
 
+    /// Records that a fault was in force from `from` until `until` (`None`: to the end of the
+    /// history): reads overlapping it may fail.
+    pub fn push_fault(&mut self, from: Duration, until: Option<Duration>) {
+        self.faults.push((from, until));
+    }
+
+    /// Whether the interval `[from, to]` overlaps a fault window.
+    fn during_fault(&self, from: Duration, to: Duration) -> bool {
+        self.faults
+            .iter()
+            .any(|&(start, end)| start <= to && end.is_none_or(|end| from <= end))
+    }
+
     /// All operations; index `i` is [`OpId`]`(i)`.
     pub fn ops(&self) -> &[Operation] {
         &self.ops
@@ -328,6 +349,16 @@ impl History {
                         op: OpId(i),
                         invoked: op.invoked,
                         returned: *at,
+                    });
+                }
+            }
+            if let (KvInput::Get { .. }, Outcome::Unknown { noticed }) = (&op.input, &op.outcome) {
+                if !self.during_fault(op.invoked, *noticed) {
+                    return Err(LinearizabilityError::ReadFailed {
+                        op: OpId(i),
+                        input: op.input.clone(),
+                        invoked: op.invoked,
+                        noticed: *noticed,
                     });
                 }
             }
@@ -472,6 +503,24 @@ impl Recorder {
         self.finish(id, |_| Outcome::Discarded);
     }
 
+    /// Records that a fault starts now (a member killed, cut off, paused): reads may fail
+    /// until [`Recorder::fault_ends`].
+    pub fn fault_begins(&self) {
+        let mut inner = self.lock();
+        let now = inner.start.elapsed();
+        inner.history.faults.push((now, None));
+    }
+
+    /// Records that the cluster is healthy again (call it once it is: every member answers);
+    /// a read that fails from now on, overlapping no other fault, is a failure.
+    pub fn fault_ends(&self) {
+        let mut inner = self.lock();
+        let now = inner.start.elapsed();
+        if let Some(open) = inner.history.faults.iter_mut().find(|f| f.1.is_none()) {
+            open.1 = Some(now);
+        }
+    }
+
     /// A copy of the history recorded so far.
     pub fn history(&self) -> History {
         self.lock().history.clone()
@@ -527,6 +576,22 @@ pub enum LinearizabilityError {
         input: KvInput,
         /// What was recorded as the answer.
         output: KvOutput,
+    },
+    /// A read failed (timed out, or any error) while no fault was in force: the cluster was
+    /// healthy and had to answer it.
+    #[error(
+        "operation {op} ({input}) failed while the cluster was healthy: invoked at {invoked:?}, \
+         given up at {noticed:?}, overlapping no fault"
+    )]
+    ReadFailed {
+        /// The operation.
+        op: OpId,
+        /// What was called.
+        input: KvInput,
+        /// When it was invoked.
+        invoked: Duration,
+        /// When the client gave up.
+        noticed: Duration,
     },
     /// An operation's recorded return time is before its invocation time.
     #[error("operation {op} returned at {returned:?}, before it was invoked at {invoked:?}")]
@@ -1069,8 +1134,10 @@ mod tests {
     /// output)`.
     type TestOp = (ClientId, u64, Option<u64>, KvInput, Option<KvOutput>);
 
+    /// Faults throughout, so unknown outcomes of reads are allowed.
     fn history(ops: &[TestOp]) -> History {
         let mut h = History::new();
+        h.push_fault(ms(0), None);
         for (client, inv, ret, input, output) in ops.iter().cloned() {
             match (ret, output) {
                 (Some(ret), Some(output)) => {
@@ -1335,6 +1402,63 @@ mod tests {
         ]));
     }
 
+    /// A read that fails outside every fault window failed while the cluster was healthy;
+    /// one overlapping a window (even one that began or ended during it) is an unknown outcome.
+    #[test]
+    fn a_read_failing_while_healthy_is_a_failure_not_an_unknown_outcome() {
+        let read_failing = |from: u64, to: u64, faults: &[(u64, Option<u64>)]| {
+            let mut h = History::new();
+            for &(start, end) in faults {
+                h.push_fault(ms(start), end.map(ms));
+            }
+            h.push_returned(0, put("k", "a"), KvOutput::Put, ms(0), ms(1));
+            h.push_unknown(1, get("k"), ms(from), ms(to));
+            h.check()
+        };
+        assert!(matches!(
+            read_failing(10, 20, &[]),
+            Err(LinearizabilityError::ReadFailed { op: OpId(1), .. })
+        ));
+        assert!(matches!(
+            read_failing(10, 20, &[(30, Some(40))]),
+            Err(LinearizabilityError::ReadFailed { .. })
+        ));
+        assert!(matches!(
+            read_failing(50, 60, &[(30, Some(40))]),
+            Err(LinearizabilityError::ReadFailed { .. })
+        ));
+        assert_ok_result(read_failing(10, 35, &[(30, Some(40))]));
+        assert_ok_result(read_failing(35, 50, &[(30, Some(40))]));
+        assert_ok_result(read_failing(31, 32, &[(30, Some(40))]));
+        assert_ok_result(read_failing(50, 60, &[(30, None)]));
+        // Writes with unknown outcomes stay unknown outcomes (they may have taken effect).
+        let mut h = History::new();
+        h.push_unknown(0, put("k", "a"), ms(0), ms(10));
+        h.check().expect("an unknown write");
+
+        // The recorder's windows.
+        let rec = Recorder::new();
+        rec.fault_begins();
+        let a = rec.invoke(0, get("k"));
+        rec.fail_unknown(a);
+        rec.fault_ends();
+        rec.check().expect("failed during the fault");
+        let b = rec.invoke(0, get("k"));
+        rec.fail_unknown(b);
+        let err = rec.check().expect_err("failed while healthy");
+        assert!(
+            err.to_string()
+                .contains("failed while the cluster was healthy"),
+            "{err}"
+        );
+    }
+
+    fn assert_ok_result(r: Result<(), LinearizabilityError>) {
+        if let Err(e) = r {
+            panic!("expected linearizable: {e}");
+        }
+    }
+
     #[test]
     fn recorder_pending_and_discarded_ops() {
         let rec = Recorder::new();
@@ -1465,6 +1589,8 @@ mod tests {
     fn recorder_with_real_threads_over_a_locked_map() {
         use std::sync::Mutex as StdMutex;
         let rec = Recorder::new();
+        // Some reads fail below: as under a fault.
+        rec.fault_begins();
         let store: Arc<StdMutex<HashMap<Vec<u8>, Vec<u8>>>> = Arc::default();
         std::thread::scope(|s| {
             for client in 0..4 {
@@ -1558,6 +1684,7 @@ mod tests {
     fn build(ops: &[GenOp], keys: u8) -> History {
         let mut map = HashMap::new();
         let mut h = History::new();
+        h.push_fault(ms(0), None);
         for (i, &(client, key, kind, val, before, after, unknown)) in ops.iter().enumerate() {
             let key = format!("k{}", key % keys);
             let value = format!("v{}", val % 4);
@@ -1631,6 +1758,7 @@ mod tests {
     fn small_history(ops: &[SmallOp]) -> History {
         let val = |v: u8| ["a", "b", "c"][usize::from(v % 3)];
         let mut h = History::new();
+        h.push_fault(ms(0), None);
         for (i, &(kind, v, out, inv, len, unknown)) in ops.iter().enumerate() {
             let (input, output) = match kind % 5 {
                 0 => (KvInput::put("k", val(v)), KvOutput::Put),

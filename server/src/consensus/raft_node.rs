@@ -265,6 +265,9 @@ async fn run(
     let mut tick = tokio::time::interval(config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader_seen = (0, 0);
+    // Whether this node has seen the leader commit an entry of its term (raft-rs's leader drops
+    // read requests until it has).
+    let mut term_committed = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -305,9 +308,24 @@ async fn run(
         let raft = &node.raw.raft;
         if (raft.leader_id, raft.term) != leader_seen {
             leader_seen = (raft.leader_id, raft.term);
+            term_committed = false;
             // Reads asked of a former leader will never be answered: ask the new one (in the
             // Ready below).
             for ctx in node.reads.leader_changed(raft.leader_id != 0) {
+                node.raw.read_index(ctx);
+            }
+        }
+        let raft = &node.raw.raft;
+        let waiting = !term_committed && !node.reads.is_empty() && raft.leader_id != 0;
+        if waiting
+            && raft
+                .raft_log
+                .term(raft.raft_log.committed)
+                .is_ok_and(|t| t == raft.term)
+        {
+            // The new leader takes reads from now on: ask again what it dropped before.
+            term_committed = true;
+            for ctx in node.reads.term_committed() {
                 node.raw.read_index(ctx);
             }
         }

@@ -107,6 +107,12 @@ impl ReadIndexRounds {
         }
     }
 
+    /// The leader has committed an entry of its term: until then it drops read requests, so
+    /// the rounds asked before are asked again.
+    pub fn term_committed(&mut self) -> Vec<Vec<u8>> {
+        self.leader_changed(true)
+    }
+
     /// The leader (or term) changed: answers to contexts asked before can no longer come, so
     /// every round is asked again of the new leader, or waits for one.
     pub fn leader_changed(&mut self, leader_known: bool) -> Vec<Vec<u8>> {

@@ -1,7 +1,8 @@
 //! Linearizability under faults: concurrent clients, each bound to one member, put, get and
 //! compare-and-set a few keys while members are killed, restarted and partitioned away. The
-//! recorded history (with unknown outcomes for requests that failed) must be explainable by
-//! one sequential order consistent with real time; a violation prints the offending history.
+//! recorded history (with unknown outcomes for requests that failed during a fault) must be
+//! explainable by one sequential order consistent with real time; a violation prints the
+//! offending history, and a read that failed while the cluster was healthy fails the test.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -110,6 +111,24 @@ async fn client_loop(
     (ops, cas_won)
 }
 
+/// Waits until the members agree on a leader and every one answers a linearizable read: the
+/// end of a fault window (reads failing after it are failures).
+pub(crate) fn wait_healthy(c: &mut cairn_testkit::Cluster) {
+    c.wait_leader(LEADER_TIMEOUT).expect("leader");
+    for i in 0..c.len() {
+        cairn_testkit::wait_until(
+            "every member to serve linearizable reads",
+            LEADER_TIMEOUT,
+            || {
+                c.member(i)
+                    .etcdctl(&["get", "/lin/healthy", "--consistency=l"])
+                    .is_ok_and(|o| o.success())
+            },
+        )
+        .expect("healthy");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn histories_under_kills_and_partitions_are_linearizable() {
     let mut c = cairn_cluster()
@@ -138,13 +157,19 @@ async fn histories_under_kills_and_partitions_are_linearizable() {
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let leader = tokio::task::block_in_place(|| c.wait_leader(LEADER_TIMEOUT)).expect("leader");
+        rec.fault_begins();
         c.member_mut(leader).kill9().expect("kill");
         tokio::time::sleep(Duration::from_millis(1500)).await;
         tokio::task::block_in_place(|| c.member_mut(leader).restart()).expect("restart");
+        tokio::task::block_in_place(|| wait_healthy(&mut c));
+        rec.fault_ends();
         let cut = round % ips.len();
+        rec.fault_begins();
         net.isolate(ips[cut], &ips).expect("isolate");
         tokio::time::sleep(Duration::from_millis(2000)).await;
         net.heal().expect("heal");
+        tokio::task::block_in_place(|| wait_healthy(&mut c));
+        rec.fault_ends();
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);

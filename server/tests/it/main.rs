@@ -12,6 +12,7 @@ mod lease;
 mod linearizable;
 mod maintenance;
 mod membership;
+mod spread_reads;
 mod tls;
 mod watch;
 
