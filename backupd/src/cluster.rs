@@ -4,24 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cairn_client::{ClientIdentity, Connector, TlsFiles};
 use cairn_inventory::{Inventory, ServerKind};
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::Client;
 
 use crate::Error;
 
 /// How long connecting and a status request may take per member.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Client TLS files (the `cairn-backup` certificate the provisioner issues).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// CA certificate (PEM).
-    pub ca: PathBuf,
-    /// Client certificate (PEM).
-    pub cert: PathBuf,
-    /// Its key (PEM).
-    pub key: PathBuf,
-}
 
 /// What backups need to know about the cluster.
 #[derive(Clone, Debug)]
@@ -47,52 +37,36 @@ impl ClusterSpec {
             name: inv.cluster.name.clone(),
             server: inv.cluster.server,
             endpoints,
-            tls: inv.tls.as_ref().map(|t| TlsFiles {
-                ca: t.dir.join("ca.pem"),
-                cert: t.dir.join("backup.pem"),
-                key: t.dir.join("backup-key.pem"),
-            }),
+            tls: inv
+                .tls
+                .as_ref()
+                .map(|t| TlsFiles::in_dir(&t.dir, ClientIdentity::Backup)),
             binary: inv.cluster.binary.clone(),
         }
     }
 
-    fn options(&self) -> Result<ConnectOptions, Error> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(Duration::from_secs(3600));
-        if let Some(t) = &self.tls {
-            let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::file(p, e));
-            options = options.with_tls(
-                TlsOptions::new()
-                    .ca_certificate(Certificate::from_pem(read(&t.ca)?))
-                    .identity(Identity::from_pem(read(&t.cert)?, read(&t.key)?)),
-            );
-        }
-        Ok(options)
+    /// How backups reach members: the backup certificate; a snapshot stream may take an
+    /// hour.
+    fn connector(&self) -> Result<Connector, Error> {
+        Ok(Connector::new(
+            self.tls.as_ref(),
+            None,
+            CONNECT_TIMEOUT,
+            Duration::from_secs(3600),
+        )?)
     }
 
     /// A client of one member.
     pub async fn connect(&self, endpoint: &str) -> Result<Client, Error> {
-        let options = self.options()?;
-        tokio::time::timeout(CONNECT_TIMEOUT, Client::connect([endpoint], Some(options)))
-            .await
-            .map_err(|_| {
-                Error::etcd(
-                    endpoint,
-                    etcd_client::Error::IoError(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "connect timed out",
-                    )),
-                )
-            })?
-            .map_err(|e| Error::etcd(endpoint, e))
+        Ok(self.connector()?.connect(endpoint).await?)
     }
 
     /// The reachable member with the highest revision.
     pub async fn best_member(&self) -> Result<Member, Error> {
+        let connector = self.connector()?;
         let mut best: Option<Member> = None;
         for endpoint in &self.endpoints {
-            let Ok(mut client) = self.connect(endpoint).await else {
+            let Ok(mut client) = connector.connect(endpoint).await else {
                 continue;
             };
             let Ok(Ok(status)) = tokio::time::timeout(CONNECT_TIMEOUT, client.status()).await

@@ -108,12 +108,14 @@ pub async fn run(
                 .max()
         });
         loop {
-            let now = backups.clock.now();
+            let now = backups.clock.now_utc();
             let from = last_slot.map_or(now, |s| s.max(now));
             let Some(slot) = options.schedule.next_after(from) else {
                 return;
             };
-            let wait = (slot - backups.clock.now()).to_std().unwrap_or_default();
+            let wait = (slot - backups.clock.now_utc())
+                .to_std()
+                .unwrap_or_default();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = stop.clone() => return,
@@ -127,7 +129,7 @@ pub async fn run(
                     break outcome;
                 }
                 let next = options.schedule.next_after(slot);
-                let left = next.map_or(chrono::Duration::zero(), |n| n - backups.clock.now());
+                let left = next.map_or(chrono::Duration::zero(), |n| n - backups.clock.now_utc());
                 let Some(left) = left.to_std().ok().filter(|l| !l.is_zero()) else {
                     break outcome;
                 };
@@ -135,7 +137,7 @@ pub async fn run(
                     () = tokio::time::sleep(LOCK_RETRY.min(left)) => {}
                     () = stop.clone() => break outcome,
                 }
-                if backups.clock.now() >= next.unwrap_or(slot) {
+                if backups.clock.now_utc() >= next.unwrap_or(slot) {
                     break outcome;
                 }
             };

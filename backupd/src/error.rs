@@ -41,6 +41,9 @@ pub enum Error {
         #[source]
         source: etcd_client::Error,
     },
+    /// A member could not be reached through the client crate.
+    #[error(transparent)]
+    Client(#[from] cairn_client::Error),
     /// No member answered a status request.
     #[error("no member of the cluster is reachable ({tried} tried); start at least one or fix the endpoints")]
     NoHealthyMember {

@@ -26,7 +26,8 @@ impl Backups {
     pub async fn full(&self, slot: Option<DateTime<Utc>>) -> Result<Manifest, Error> {
         let _run = self.run.lock().await;
         let lock_key = self.key("lock.json");
-        let lock = Lock::acquire(self.store(), &lock_key, &self.owner, self.clock.now()).await?;
+        let lock =
+            Lock::acquire(self.store(), &lock_key, &self.owner, self.clock.now_utc()).await?;
         let result = self.full_locked(slot).await;
         let released = lock.release(self.store()).await;
         let manifest = result?;
@@ -78,7 +79,7 @@ impl Backups {
 
     async fn try_full(&self, slot: Option<DateTime<Utc>>) -> Result<Manifest, Error> {
         let mut member = self.cluster.best_member().await?;
-        let started_at = self.clock.now();
+        let started_at = self.clock.now_utc();
         let id = backup_id(Kind::Full, started_at, member.revision);
         let object = self.key(&format!("{id}/{}", self.object_name()));
         let mut upload = self.store.start_upload(&object).await?;
@@ -109,7 +110,7 @@ impl Backups {
             base: None,
             slot,
             started_at,
-            finished_at: self.clock.now(),
+            finished_at: self.clock.now_utc(),
             object,
             plain_bytes: streamed.plain_bytes,
             plain_sha256: streamed.plain_sha256,

@@ -46,7 +46,8 @@ impl Backups {
     pub async fn incremental(&self) -> Result<Option<Manifest>, Error> {
         let _run = self.run.lock().await;
         let lock_key = self.key("lock.json");
-        let lock = Lock::acquire(self.store(), &lock_key, &self.owner, self.clock.now()).await?;
+        let lock =
+            Lock::acquire(self.store(), &lock_key, &self.owner, self.clock.now_utc()).await?;
         let result = self.incremental_locked().await;
         let released = lock.release(self.store()).await;
         let manifest = result?;
@@ -77,7 +78,7 @@ impl Backups {
         if current == last {
             return Ok(None);
         }
-        let started_at = self.clock.now();
+        let started_at = self.clock.now_utc();
         let endpoint = member.endpoint.clone();
         let id = backup_id(Kind::Incremental, started_at, current);
         let mut name = String::from("events.jsonl");
@@ -202,7 +203,7 @@ impl Backups {
             base: Some(base.id.clone()),
             slot: None,
             started_at,
-            finished_at: self.clock.now(),
+            finished_at: self.clock.now_utc(),
             object,
             plain_bytes,
             plain_sha256,

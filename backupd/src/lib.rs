@@ -9,7 +9,7 @@
 //! backup before an upgrade).
 
 mod catalog;
-mod clock;
+
 mod cluster;
 mod codec;
 mod crypto;
@@ -35,8 +35,9 @@ use std::time::Duration;
 
 use cairn_inventory::Inventory;
 
-pub use clock::{Clock, FakeClock, SystemClock};
-pub use cluster::{ClusterSpec, TlsFiles};
+pub use cairn_client::TlsFiles;
+pub use cairn_client::{Clock, FakeClock, SystemClock};
+pub use cluster::ClusterSpec;
 pub use codec::Codec;
 pub use crypto::Key;
 pub use daemon::{run as run_daemon, DaemonOptions};

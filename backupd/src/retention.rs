@@ -180,7 +180,7 @@ mod tests {
         use crate::{Backups, ClusterSpec, Codec, FakeClock};
         use std::sync::Arc;
         let start = DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01");
-        let clock = Arc::new(FakeClock::new(start));
+        let clock = Arc::new(FakeClock::at_utc(start));
         let store = Arc::new(crate::store::MemoryStore::new());
         let spec = ClusterSpec {
             name: "c".into(),
@@ -203,8 +203,8 @@ mod tests {
             + policy.keep_weekly
             + policy.keep_monthly) as usize;
         for hour in 0..(24 * 365) {
-            clock.advance(chrono::Duration::hours(1));
-            let mut m = full(crate::Clock::now(clock.as_ref()).timestamp(), hour + 9);
+            clock.advance(std::time::Duration::from_secs(3600));
+            let mut m = full(crate::Clock::now_utc(clock.as_ref()).timestamp(), hour + 9);
             m.object = format!("c/{}/snapshot.db.zst", m.id);
             backups.write_manifest(&m).await.expect("manifest");
             // Prune daily, like a daemon on an hourly schedule would each run.

@@ -30,8 +30,7 @@ const CONNS: usize = 10;
 pub struct DatascaleCheck {
     /// Client URLs; keys are written through all of them.
     pub endpoints: Vec<String>,
-    /// The `/metrics` URL whose memory is reported (plain http); by default the first
-    /// endpoint's.
+    /// The `/metrics` URL whose memory is reported; by default the first endpoint's.
     pub metrics_url: String,
     /// The scratch prefix; it must be empty and is deleted afterwards.
     pub prefix: String,
@@ -186,7 +185,7 @@ async fn steps(
         let spec = check.spec(n, written);
         let load = load::run_until_halted(&spec, progress.clone(), halt.clone()).await?;
         let keys = prefix::count(admin, &check.prefix).await?;
-        let memory_bytes = metrics::resident_memory(&check.metrics_url).await?;
+        let memory_bytes = metrics::resident_memory(check.tls.as_ref(), &check.metrics_url).await?;
         done.push(Step {
             keys,
             written,
@@ -212,7 +211,7 @@ pub async fn run(check: &DatascaleCheck, progress: Progress) -> Result<Datascale
     .await?
     .remove(0);
     prefix::ensure_empty(&admin, &check.prefix).await?;
-    let before = metrics::resident_memory(&check.metrics_url).await?;
+    let before = metrics::resident_memory(check.tls.as_ref(), &check.metrics_url).await?;
     let halt = Halt::default();
     let work = steps(check, before, &admin, &progress, &halt);
     let outcome = prefix::unless_interrupted(&halt, work).await;

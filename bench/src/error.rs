@@ -48,14 +48,9 @@ pub enum Error {
         /// The endpoints, comma-separated.
         endpoints: String,
     },
-    /// The endpoints did not answer a first request in time.
-    #[error("cannot reach {endpoints}: no answer within {timeout:?}")]
-    ConnectTimeout {
-        /// The endpoints, comma-separated.
-        endpoints: String,
-        /// How long was waited.
-        timeout: Duration,
-    },
+    /// A member could not be reached, or its `/metrics` read, through the client crate.
+    #[error(transparent)]
+    Client(#[from] cairn_client::Error),
     /// Preparing a workload (pre-populating a key, granting leases, creating watchers)
     /// failed, or a watch stream failed.
     #[error("{what}: {source}")]
@@ -103,21 +98,13 @@ pub enum Error {
         /// Why it failed.
         source: etcd_client::Error,
     },
-    /// A member's metrics could not be fetched (plain HTTP only).
-    #[error("cannot fetch {url}: {source}")]
-    MetricsFetch {
+    /// A member's metrics lacked something the check needs.
+    #[error("{url}: no {metric} sample (is it an etcd or cairn-server /metrics URL?)")]
+    MetricMissing {
         /// The metrics URL.
         url: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A member's metrics answer lacked something the check needs.
-    #[error("{url}: {problem}")]
-    MetricsAnswer {
-        /// The metrics URL.
-        url: String,
-        /// What was wrong with the answer.
-        problem: MetricsProblem,
+        /// The metric name.
+        metric: &'static str,
     },
     /// The async runtime could not be started.
     #[error("cannot start the async runtime: {0}")]
@@ -125,25 +112,4 @@ pub enum Error {
     /// A client task panicked or was cancelled.
     #[error("a load client failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-}
-
-/// What was wrong with a `/metrics` answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MetricsProblem {
-    /// The URL is not `http://HOST:PORT[/...]` (https is not fetched; pass an http
-    /// `--listen-metrics-urls` URL instead).
-    #[error("only http:// URLs are fetched (use the member's http --listen-metrics-urls URL)")]
-    NotHttp,
-    /// The status line was not 200.
-    #[error("answered {status_line:?}")]
-    Status {
-        /// The HTTP status line.
-        status_line: String,
-    },
-    /// The metric was not in the answer.
-    #[error("no {metric} sample")]
-    Missing {
-        /// The metric name.
-        metric: &'static str,
-    },
 }

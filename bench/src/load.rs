@@ -3,14 +3,15 @@
 //! a number of requests or a duration, optionally rate-limited, against any etcd-v3 endpoint.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_client::Connector;
 use etcd_client::{
-    Certificate, Client, ConnectOptions, GetOptions, Identity, KvClient, LeaseClient,
-    LeaseKeepAliveStream, LeaseKeeper, TlsOptions, Txn, TxnOp, WatchStream,
+    Client, GetOptions, KvClient, LeaseClient, LeaseKeepAliveStream, LeaseKeeper, Txn, TxnOp,
+    WatchStream,
 };
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
@@ -22,6 +23,8 @@ use crate::Error;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting and the first request may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The connections' own bound on a request, far above any the load waits for.
+const CONNECTION_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a watcher may go without an event while it still expects some.
 const WATCH_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// TTL of the leases the lease-keepalive workload renews, in seconds.
@@ -370,72 +373,45 @@ impl Op {
     }
 }
 
-fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+/// How load connections reach members: `spec`'s TLS files; requests bounded by
+/// [`REQUEST_TIMEOUT`] where the workload asks for it, never by the connection.
+fn connector(spec: &LoadSpec) -> Result<Connector, Error> {
+    let tls = spec.tls.clone().unwrap_or_default();
+    Ok(Connector::from_parts(
+        tls.ca.as_deref(),
+        tls.identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path())),
+        None,
+        CONNECT_TIMEOUT,
+        CONNECTION_REQUEST_TIMEOUT,
+    )?)
 }
 
 /// `spec.conns` connections to `spec.endpoints`, each proven by one request.
 pub(crate) async fn connect(spec: &LoadSpec) -> Result<Vec<Client>, Error> {
-    let mut options = ConnectOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
-    if let Some(tls) = &spec.tls {
-        let mut t = TlsOptions::new();
-        if let Some(ca) = &tls.ca {
-            t = t.ca_certificate(Certificate::from_pem(read_pem(ca)?));
-        }
-        if let Some((cert, key)) = &tls.identity {
-            t = t.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?));
-        }
-        options = options.with_tls(t);
-    }
+    let connector = connector(spec)?;
     let targets = if spec.target_leader {
-        vec![leader_endpoint(&spec.endpoints, &options).await?]
+        vec![connector
+            .leader(&spec.endpoints)
+            .await
+            .map_err(|_| Error::NoLeader {
+                endpoints: spec.endpoints.join(","),
+            })?]
     } else {
         spec.endpoints.clone()
     };
     let endpoints = targets.join(",");
     let mut conns = Vec::with_capacity(spec.conns);
     for _ in 0..spec.conns {
-        let connected = async {
-            let mut c = Client::connect(&targets, Some(options.clone())).await?;
-            // Connections are made lazily: one request proves the endpoint answers.
-            c.status().await?;
-            Ok::<_, etcd_client::Error>(c)
-        };
-        let c = tokio::time::timeout(CONNECT_TIMEOUT, connected)
-            .await
-            .map_err(|_| Error::ConnectTimeout {
-                endpoints: endpoints.clone(),
-                timeout: CONNECT_TIMEOUT,
-            })?
-            .map_err(|source| Error::Connect {
-                endpoints: endpoints.clone(),
-                source,
-            })?;
+        let mut c = connector.connect_to(&targets).await?;
+        // Connections are made lazily: one request proves the endpoint answers.
+        connector
+            .timed(&endpoints, "a status request", c.status())
+            .await?;
         conns.push(c);
     }
     Ok(conns)
-}
-
-/// The endpoint, among `endpoints`, of the member that says it leads.
-async fn leader_endpoint(endpoints: &[String], options: &ConnectOptions) -> Result<String, Error> {
-    for e in endpoints {
-        let status = async {
-            let mut c = Client::connect([e.as_str()], Some(options.clone())).await?;
-            c.status().await
-        };
-        if let Ok(Ok(s)) = tokio::time::timeout(CONNECT_TIMEOUT, status).await {
-            let me = s.header().map_or(0, |h| h.member_id());
-            if me != 0 && s.leader() == me {
-                return Ok(e.clone());
-            }
-        }
-    }
-    Err(Error::NoLeader {
-        endpoints: endpoints.join(","),
-    })
 }
 
 /// Runs `spec` to its end on the current tokio runtime.

@@ -1,44 +1,33 @@
-//! [`Source`] over etcd's gRPC API: one client per member, each question given up after a
-//! timeout; plus plain HTTP(S) for `/metrics` and a TLS handshake to read served
-//! certificates.
+//! [`Source`] over etcd's gRPC API through the client crate: one client per member, each
+//! question given up after a timeout; `/metrics` over reqwest and the served certificate
+//! through [`ServedChainReader`].
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{
-    AlarmAction, AlarmType, Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions,
-    WatchOptions,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::TlsConnector;
+use cairn_client::connect::MemberClients;
+use cairn_client::{Connector, HttpClient, Metrics, ServedChainReader, TlsFiles};
+use etcd_client::{AlarmAction, AlarmType, Client, GetOptions, WatchOptions};
 
 use crate::prefix::prefix_of;
 use crate::source::{
     Alarm, Consistency, HashKv, KeyFacts, ListedMember, MemberStatus, Page, Source, Target,
 };
-use crate::tls::{self, TlsFiles};
 use crate::Error;
 
 /// The largest gRPC answer accepted: a scan page holds at most `scan_page_bytes` of values
 /// plus one value past it, and values are capped by the members' request limit.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
-/// The largest `/metrics` answer read.
-const MAX_METRICS_BYTES: u64 = 16 * 1024 * 1024;
 /// The key the latency reads ask for (absent keys cost the same as present ones).
 const PROBE_KEY: &str = "cairn-inspector-latency-probe";
 
 /// The members behind etcd's API.
 pub struct EtcdSource {
     targets: Vec<Target>,
-    options: ConnectOptions,
-    timeout: Duration,
-    verified: Option<Arc<ClientConfig>>,
-    reading: tls::ServedChainReader,
-    clients: tokio::sync::Mutex<HashMap<usize, Client>>,
+    clients: MemberClients,
+    http: HttpClient,
+    reading: ServedChainReader,
 }
 
 impl EtcdSource {
@@ -49,31 +38,11 @@ impl EtcdSource {
         tls: Option<&TlsFiles>,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(timeout)
-            .with_timeout(timeout);
-        let mut verified = None;
-        if let Some(files) = tls {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).map_err(|source| Error::TlsFile {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            };
-            options = options.with_tls(
-                TlsOptions::new()
-                    .ca_certificate(Certificate::from_pem(read(&files.ca)?))
-                    .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?)),
-            );
-            verified = Some(tls::verified_config(files)?);
-        }
         Ok(Self {
             targets,
-            options,
-            timeout,
-            verified,
-            reading: tls::ServedChainReader::new(tls, timeout)?,
-            clients: tokio::sync::Mutex::new(HashMap::new()),
+            clients: MemberClients::new(Connector::new(tls, None, timeout, timeout)?),
+            http: HttpClient::new(tls, timeout)?,
+            reading: ServedChainReader::new(tls, timeout)?,
         })
     }
 
@@ -82,13 +51,7 @@ impl EtcdSource {
     }
 
     async fn client(&self, t: usize) -> Result<Client, Error> {
-        if let Some(c) = self.clients.lock().await.get(&t) {
-            return Ok(c.clone());
-        }
-        let connect = Client::connect([self.endpoint(t)], Some(self.options.clone()));
-        let client = self.timed(t, "connecting", connect).await?;
-        self.clients.lock().await.insert(t, client.clone());
-        Ok(client)
+        Ok(self.clients.get(self.endpoint(t)).await?)
     }
 
     async fn timed<T>(
@@ -97,92 +60,12 @@ impl EtcdSource {
         what: &'static str,
         fut: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: self.endpoint(t).to_string(),
-                source,
-            }),
-            Err(_) => Err(Error::Timeout {
-                endpoint: self.endpoint(t).to_string(),
-                what,
-                after: self.timeout,
-            }),
-        }
+        Ok(self
+            .clients
+            .connector()
+            .timed(self.endpoint(t), what, fut)
+            .await?)
     }
-
-    fn connect_error(&self, t: usize, source: std::io::Error) -> Error {
-        Error::Connect {
-            endpoint: self.endpoint(t).to_string(),
-            source,
-        }
-    }
-
-    async fn tcp(&self, t: usize, url: &str) -> Result<(bool, String, TcpStream), Error> {
-        let (https, host, port) = tls::split_url(url)?;
-        let stream = tokio::time::timeout(self.timeout, TcpStream::connect((host.as_str(), port)))
-            .await
-            .map_err(|_| self.connect_error(t, std::io::ErrorKind::TimedOut.into()))?
-            .map_err(|e| self.connect_error(t, e))?;
-        Ok((https, host, stream))
-    }
-
-    async fn get_metrics(&self, t: usize) -> Result<String, Error> {
-        let target = &self.targets[t];
-        let url = target
-            .metrics
-            .as_deref()
-            .map_or(target.endpoint.as_str(), |m| m.trim_end_matches("/metrics"));
-        let (https, host, stream) = self.tcp(t, url).await?;
-        let request = format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n");
-        let answer = if https {
-            let config = self.verified.clone().ok_or_else(|| {
-                self.connect_error(
-                    t,
-                    std::io::Error::other("https without a client certificate"),
-                )
-            })?;
-            let name = server_name(&host).map_err(|e| self.connect_error(t, e))?;
-            let tls = TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(|e| self.connect_error(t, e))?;
-            exchange(tls, &request).await
-        } else {
-            exchange(stream, &request).await
-        };
-        let answer = answer.map_err(|e| self.connect_error(t, e))?;
-        let (head, body) = answer
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| self.connect_error(t, std::io::Error::other("no HTTP answer")))?;
-        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-            let line = head.lines().next().unwrap_or_default().to_string();
-            return Err(self.connect_error(t, std::io::Error::other(line)));
-        }
-        Ok(body.to_string())
-    }
-}
-
-fn server_name(host: &str) -> std::io::Result<rustls_pki_types::ServerName<'static>> {
-    rustls_pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    request: &str,
-) -> std::io::Result<String> {
-    s.write_all(request.as_bytes()).await?;
-    s.flush().await?;
-    let mut out = Vec::new();
-    let read = (&mut s).take(MAX_METRICS_BYTES).read_to_end(&mut out).await;
-    // A TLS peer that closes without close_notify still delivered everything it sent.
-    if let Err(e) = read {
-        if e.kind() != std::io::ErrorKind::UnexpectedEof || out.is_empty() {
-            return Err(e);
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 impl Source for EtcdSource {
@@ -351,32 +234,32 @@ impl Source for EtcdSource {
                     }
                 }
                 Ok(Ok(None)) => {
-                    return Err(Error::Connect {
+                    return Err(Error::WatchEnded {
                         endpoint: self.endpoint(t).to_string(),
-                        source: std::io::Error::other("the watch ended early"),
                     })
                 }
                 Ok(Err(source)) => {
-                    return Err(Error::Etcd {
+                    return Err(cairn_client::Error::Etcd {
                         endpoint: self.endpoint(t).to_string(),
                         source,
-                    })
+                    }
+                    .into())
                 }
             }
         }
         Ok(counts)
     }
 
-    async fn metrics(&self, t: usize) -> Option<String> {
-        // A member that accepts the connection but never answers must not stall the run.
-        tokio::time::timeout(self.timeout, self.get_metrics(t))
-            .await
-            .ok()?
-            .ok()
+    async fn metrics(&self, t: usize) -> Option<Metrics> {
+        let target = &self.targets[t];
+        let url = target.metrics.as_deref().unwrap_or(&target.endpoint);
+        // Bounded by the client's timeout: a member that accepts the connection but never
+        // answers does not stall the run.
+        self.http.metrics(url).await.ok()
     }
 
     async fn served_certificate(&self, t: usize) -> Result<Option<Vec<u8>>, Error> {
-        if !tls::split_url(self.endpoint(t))?.0 {
+        if !cairn_client::tls::split_url(self.endpoint(t))?.0 {
             return Ok(None);
         }
         Ok(self

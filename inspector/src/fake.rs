@@ -71,11 +71,12 @@ impl FakeCluster {
     fn member(&self, t: usize) -> Result<&FakeMember, Error> {
         let m = &self.members[t];
         if m.silent {
-            return Err(Error::Timeout {
+            return Err(cairn_client::Error::Timeout {
                 endpoint: self.targets[t].endpoint.clone(),
                 what: "a fake request",
                 after: Duration::from_secs(1),
-            });
+            }
+            .into());
         }
         Ok(m)
     }
@@ -179,7 +180,7 @@ impl Source for FakeCluster {
         Ok(counts)
     }
 
-    async fn metrics(&self, _t: usize) -> Option<String> {
+    async fn metrics(&self, _t: usize) -> Option<crate::Metrics> {
         None
     }
 

@@ -10,10 +10,10 @@ use futures::future::join_all;
 use crate::checks::latency::Measured;
 use crate::checks::membership::Expected;
 use crate::checks::{self, certificates::Found};
-use crate::clock::{unix_seconds, Clock};
 use crate::source::{Consistency, MemberStatus, Source};
 use crate::state::{State, StateStore};
-use crate::{promtext, scan, CheckId, CheckResult, Error, Limits, Report};
+use crate::{scan, CheckId, CheckResult, Error, Limits, Report};
+use crate::{unix_seconds, Clock};
 
 /// Reads per member and kind for the latency check; the median is reported.
 const LATENCY_READS: usize = 5;
@@ -116,8 +116,8 @@ pub async fn inspect<S: Source>(
         .map(|t| {
             let reported = ok(t).map_or(0, |s| s.db_size_quota);
             let exported = metrics[t]
-                .as_deref()
-                .and_then(|m| promtext::gauge(m, "etcd_server_quota_backend_bytes"))
+                .as_ref()
+                .and_then(|m| m.gauge("etcd_server_quota_backend_bytes"))
                 .filter(|q| *q > 0.0)
                 .map(|q| q as u64);
             if reported > 0 {
@@ -304,7 +304,7 @@ mod tests {
 
     use super::*;
     use crate::fake::FakeCluster;
-    use crate::{FixedClock, MemoryStore, Status};
+    use crate::{FakeClock, MemoryStore, Status};
 
     fn options(c: &FakeCluster) -> Options {
         Options {
@@ -323,8 +323,8 @@ mod tests {
         }
     }
 
-    fn clock() -> FixedClock {
-        FixedClock(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    fn clock() -> FakeClock {
+        FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
     }
 
     fn run(c: &FakeCluster, o: &Options, store: &MemoryStore) -> Report {

@@ -8,7 +8,6 @@
 //! the checks are tested without a cluster; [`EtcdSource`] is the real one.
 
 pub mod checks;
-mod clock;
 mod error;
 mod etcd;
 pub mod exporter;
@@ -18,7 +17,6 @@ mod inspect;
 mod limit;
 mod limits;
 pub mod prefix;
-pub mod promtext;
 pub mod render;
 mod report;
 pub mod scan;
@@ -26,11 +24,11 @@ mod serve;
 pub mod source;
 pub mod state;
 mod status;
-pub mod tls;
 
+pub use cairn_client::clock::unix_seconds;
+pub use cairn_client::{Clock, FakeClock, Metrics, SystemClock, TlsFiles};
 pub use checks::backups::{BackupCheck, Catalog, Newest};
 pub use checks::membership::Expected;
-pub use clock::{unix_seconds, Clock, FixedClock, SystemClock};
 pub use error::Error;
 pub use etcd::EtcdSource;
 pub use inspect::{inspect, not_after, Options};
@@ -41,4 +39,3 @@ pub use serve::{serve, Job};
 pub use source::{Source, Target};
 pub use state::{FileStore, MemoryStore, NoStore, State, StateStore};
 pub use status::Status;
-pub use tls::TlsFiles;

@@ -157,8 +157,8 @@ pub trait Source: Send + Sync {
         depth: usize,
     ) -> impl Future<Output = Result<HashMap<String, u64>, Error>> + Send;
 
-    /// Member `t`'s `/metrics` text; `None` when it is not reachable there.
-    fn metrics(&self, t: usize) -> impl Future<Output = Option<String>> + Send;
+    /// Member `t`'s `/metrics`; `None` when it is not reachable there.
+    fn metrics(&self, t: usize) -> impl Future<Output = Option<crate::Metrics>> + Send;
 
     /// The DER certificate member `t` serves on its client URL; `None` without TLS.
     fn served_certificate(

@@ -185,7 +185,7 @@ mod tests {
 
     use super::*;
     use crate::pki::{Outcome, Reason};
-    use crate::{FixedClock, Pki};
+    use crate::{FakeClock, Pki};
 
     fn inventory(dir: &Path) -> Inventory {
         let text = "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n[tls]\n\
@@ -195,7 +195,7 @@ mod tests {
 
     fn ensure(inv: &Inventory) -> Vec<(String, Outcome)> {
         let tls = inv.tls.as_ref().expect("tls");
-        Pki::ensure(inv, tls, &FixedClock(SystemTime::now()))
+        Pki::ensure(inv, tls, &FakeClock::new(SystemTime::now()))
             .expect("ensure")
             .report()
             .iter()

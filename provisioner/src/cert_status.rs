@@ -7,8 +7,7 @@ use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::time::Duration;
 
-use cairn_inspector::tls::ServedChainReader;
-use cairn_inspector::TlsFiles;
+use cairn_client::ServedChainReader;
 use cairn_inventory::Inventory;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -32,11 +31,7 @@ pub struct TlsServedCerts(ServedChainReader);
 impl TlsServedCerts {
     /// A reader with `pki`'s admin certificate; each connection is given up after `timeout`.
     pub fn new(pki: &Pki, timeout: Duration) -> Result<Self, Error> {
-        let files = TlsFiles {
-            ca: pki.ca_cert(),
-            cert: pki.client_cert(Client::Admin),
-            key: pki.client_key(Client::Admin),
-        };
+        let files = pki.client_files(Client::Admin);
         Ok(Self(ServedChainReader::new(Some(&files), timeout)?))
     }
 }

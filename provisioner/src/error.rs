@@ -329,9 +329,9 @@ pub enum Error {
         /// The marker file.
         marker: PathBuf,
     },
-    /// Reading a member's served certificate chain failed.
+    /// A member could not be reached through the client crate, or answered with an error.
     #[error(transparent)]
-    Served(#[from] cairn_inspector::Error),
+    Client(#[from] cairn_client::Error),
     /// Some hosts failed; the others were converged (or left unchanged) as reported.
     #[error("{} of {total} hosts failed ({}; {consequence}): {first}", failed.len(), failed.join(", "))]
     HostsFailed {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_inventory::ServerKind;
-use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 
 use crate::Error;
 
@@ -60,43 +59,24 @@ pub fn server_kind(version: &str) -> ServerKind {
 
 /// Reads the member list and a Status from the first endpoint that answers.
 pub async fn read_cluster(options: &Options) -> Result<Imported, Error> {
-    let read = |path: &PathBuf| {
-        std::fs::read(path).map_err(|source| Error::LocalRead {
-            path: path.clone(),
-            source,
-        })
-    };
-    let mut connect = ConnectOptions::new()
-        .with_connect_timeout(options.timeout)
-        .with_timeout(options.timeout);
-    if options.cacert.is_some() || options.cert.is_some() {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &options.cacert {
-            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
-        }
-        if let Some((cert, key)) = &options.cert {
-            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-        }
-        connect = connect.with_tls(tls);
-    }
+    let connector = cairn_client::Connector::from_parts(
+        options.cacert.as_deref(),
+        options
+            .cert
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path())),
+        None,
+        options.timeout,
+        options.timeout,
+    )?;
     let endpoints = options.endpoints.join(",");
-    let etcd = |source| Error::Etcd {
-        endpoint: endpoints.clone(),
-        source,
-    };
-    let ask = async {
-        let mut client =
-            etcd_client::Client::connect(&options.endpoints, Some(connect.clone())).await?;
-        let list = client.member_list().await?;
-        let status = client.status().await?;
-        Ok::<_, etcd_client::Error>((list, status))
-    };
-    let (list, status) = tokio::time::timeout(options.timeout * 3, ask)
-        .await
-        .map_err(|_| Error::NoMemberReachable {
-            endpoints: endpoints.clone(),
-        })?
-        .map_err(etcd)?;
+    let mut client = connector.connect_to(&options.endpoints).await?;
+    let list = connector
+        .timed(&endpoints, "a member list request", client.member_list())
+        .await?;
+    let status = connector
+        .timed(&endpoints, "a status request", client.status())
+        .await?;
     let members = list
         .members()
         .iter()

@@ -31,7 +31,7 @@
 
 pub mod ca_phase;
 pub mod cert_status;
-mod clock;
+
 pub mod converge;
 pub mod desired;
 pub mod destroy;
@@ -57,7 +57,7 @@ pub mod ssh;
 pub mod status;
 pub mod upgrade;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use cairn_client::{Clock, FakeClock, SystemClock};
 pub use error::Error;
 pub use pki::Pki;
 pub use provision::{Options, Report, Session};

@@ -39,49 +39,9 @@ pub const LEAF_VALIDITY_DAYS: i64 = 825;
 /// Start of validity before "now", so hosts whose clocks lag a little accept new certificates.
 const BACKDATE: Duration = Duration::hours(1);
 
-/// The clients that get a certificate of their own; each is named in the CA's logs and, with
-/// etcd's auth enabled, maps to a user of its common name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Client {
-    /// etcdctl and `cairn status`/`cairn provision` (common name `root`, etcd's admin user).
-    Admin,
-    /// The backup daemon.
-    Backup,
-    /// The inspection tool.
-    Inspector,
-    /// Prometheus scraping the client port (`prometheus.pem`, as `cairn rules` expects).
-    Prometheus,
-}
-
-impl Client {
-    /// Every client, in the order they are issued.
-    pub const ALL: [Client; 4] = [
-        Client::Admin,
-        Client::Backup,
-        Client::Inspector,
-        Client::Prometheus,
-    ];
-
-    /// File stem in the TLS directory (`admin` for `admin.pem` and `admin-key.pem`).
-    pub fn stem(self) -> &'static str {
-        match self {
-            Client::Admin => "admin",
-            Client::Backup => "backup",
-            Client::Inspector => "inspector",
-            Client::Prometheus => "prometheus",
-        }
-    }
-
-    fn common_name(self) -> &'static str {
-        match self {
-            Client::Admin => "root",
-            Client::Backup => "cairn-backup",
-            Client::Inspector => "cairn-inspector",
-            Client::Prometheus => "prometheus",
-        }
-    }
-}
+/// The clients that get a certificate of their own (defined with their file names in the
+/// client crate, which every tool reads them through).
+pub use cairn_client::ClientIdentity as Client;
 
 /// Which leaves a run reissues besides those that cannot be kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -273,30 +233,42 @@ impl Pki {
         self.report.iter().any(|i| i.outcome != Outcome::Reused)
     }
 
+    /// The TLS directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// `client`'s CA, certificate and key files, for reaching members.
+    pub fn client_files(&self, client: Client) -> cairn_client::TlsFiles {
+        cairn_client::TlsFiles::in_dir(&self.dir, client)
+    }
+
     /// The CA certificate (or, during a CA rotation, certificates) every member and client
     /// trusts.
     pub fn ca_cert(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.dir.join(cairn_client::identity::CA_FILE)
     }
 
     /// A member's certificate (server and client usages, for client and peer traffic).
     pub fn member_cert(&self, member: &str) -> PathBuf {
-        self.dir.join(format!("{member}.pem"))
+        self.dir
+            .join(cairn_client::identity::member_cert_file(member))
     }
 
     /// A member's private key.
     pub fn member_key(&self, member: &str) -> PathBuf {
-        self.dir.join(format!("{member}-key.pem"))
+        self.dir
+            .join(cairn_client::identity::member_key_file(member))
     }
 
     /// A client's certificate.
     pub fn client_cert(&self, client: Client) -> PathBuf {
-        self.dir.join(format!("{}.pem", client.stem()))
+        self.dir.join(client.cert_file())
     }
 
     /// A client's private key.
     pub fn client_key(&self, client: Client) -> PathBuf {
-        self.dir.join(format!("{}-key.pem", client.stem()))
+        self.dir.join(client.key_file())
     }
 }
 
@@ -604,7 +576,7 @@ mod tests {
     use std::time::{Duration as StdDuration, SystemTime};
 
     use super::*;
-    use crate::FixedClock;
+    use crate::FakeClock;
 
     const INVENTORY: &str =
         "[cluster]\nname = \"main\"\nbinary = \"cairn-server\"\ntoken = \"t\"\n\
@@ -618,7 +590,7 @@ mod tests {
 
     fn ensure(inv: &Inventory, at: SystemTime) -> Pki {
         let tls = inv.tls.as_ref().expect("tls");
-        Pki::ensure(inv, tls, &FixedClock(at)).expect("ensure")
+        Pki::ensure(inv, tls, &FakeClock::new(at)).expect("ensure")
     }
 
     fn outcomes(pki: &Pki) -> Vec<(String, Outcome)> {
@@ -805,7 +777,7 @@ mod tests {
         let ca_before = std::fs::read(first.ca_cert()).expect("ca");
         let tls = inv.tls.as_ref().expect("tls");
         let rotated =
-            Pki::ensure_with(&inv, tls, &FixedClock(t0), Renewal::AllLeaves).expect("rotate");
+            Pki::ensure_with(&inv, tls, &FakeClock::new(t0), Renewal::AllLeaves).expect("rotate");
         let outs = outcomes(&rotated);
         assert_eq!(outs[0], ("ca".into(), Outcome::Reused));
         assert!(
@@ -919,7 +891,7 @@ mod tests {
         let err = Pki::ensure(
             &inv,
             inv.tls.as_ref().expect("tls"),
-            &FixedClock(SystemTime::now()),
+            &FakeClock::new(SystemTime::now()),
         )
         .expect_err("mismatch");
         assert!(matches!(err, Error::OperatorCaKeyMismatch { .. }), "{err}");

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use cairn_client::connect::MemberClients;
+use cairn_client::Connector;
 use cairn_inventory::Inventory;
-use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 use serde::Serialize;
 
 use crate::pki::{self, Pki};
@@ -102,43 +103,26 @@ pub trait Probe: Send + Sync {
     fn move_leader(&self, leader: &str, to: u64) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// [`Probe`] over etcd's gRPC API, one connection per member, kept between questions.
+/// [`Probe`] over etcd's gRPC API through the client crate, one connection per member, kept
+/// between questions.
 pub struct EtcdProbe {
     endpoints: HashMap<String, String>,
-    options: ConnectOptions,
-    timeout: Duration,
-    clients: tokio::sync::Mutex<HashMap<String, etcd_client::Client>>,
+    clients: MemberClients,
 }
 
 impl EtcdProbe {
     /// A probe for the inventory's members; with TLS it presents the admin certificate of
     /// `pki`. Each question is given up after `timeout`.
     pub fn new(inventory: &Inventory, pki: Option<&Pki>, timeout: Duration) -> Result<Self, Error> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(timeout)
-            .with_timeout(timeout);
-        if let Some(pki) = pki {
-            let read = |path: std::path::PathBuf| {
-                std::fs::read(&path).map_err(|source| Error::NoClientCertificate { path, source })
-            };
-            let ca = read(pki.ca_cert())?;
-            let cert = read(pki.client_cert(pki::Client::Admin))?;
-            let key = read(pki.client_key(pki::Client::Admin))?;
-            options = options.with_tls(
-                TlsOptions::new()
-                    .ca_certificate(Certificate::from_pem(ca))
-                    .identity(Identity::from_pem(cert, key)),
-            );
-        }
+        let files = pki.map(|p| p.client_files(pki::Client::Admin));
+        let connector = Connector::new(files.as_ref(), None, timeout, timeout)?;
         Ok(Self {
             endpoints: inventory
                 .hosts
                 .iter()
                 .map(|h| (h.name.clone(), inventory.client_url(h)))
                 .collect(),
-            options,
-            timeout,
-            clients: tokio::sync::Mutex::new(HashMap::new()),
+            clients: MemberClients::new(connector),
         })
     }
 
@@ -150,46 +134,34 @@ impl EtcdProbe {
             .unwrap_or_default()
     }
 
-    async fn client(&self, member: &str) -> Result<etcd_client::Client, Error> {
-        let endpoint = self.endpoint(member).to_string();
-        if let Some(c) = self.clients.lock().await.get(member) {
-            return Ok(c.clone());
-        }
-        let connect = etcd_client::Client::connect([endpoint.as_str()], Some(self.options.clone()));
-        let client = match tokio::time::timeout(self.timeout, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(source)) => return Err(Error::Etcd { endpoint, source }),
-            Err(_) => return Err(self.timed_out(member, "connecting")),
-        };
-        self.clients
-            .lock()
-            .await
-            .insert(member.to_string(), client.clone());
-        Ok(client)
-    }
-
-    fn timed_out(&self, member: &str, what: &str) -> Error {
-        Error::Timeout {
-            host: member.to_string(),
-            what: format!("{what} to {}", self.endpoint(member)),
-            after: self.timeout,
-        }
+    /// Asks `member` one question, bounded by the timeout.
+    async fn ask<T, F, Fut>(
+        &self,
+        member: &str,
+        what: &'static str,
+        question: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(etcd_client::Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let endpoint = self.endpoint(member);
+        let client = self.clients.get(endpoint).await?;
+        Ok(self
+            .clients
+            .connector()
+            .timed(endpoint, what, question(client))
+            .await?)
     }
 }
 
 impl Probe for EtcdProbe {
     async fn status(&self, member: &str) -> Result<MemberStatus, Error> {
-        let mut client = self.client(member).await?;
-        let answer = match tokio::time::timeout(self.timeout, client.status()).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(source)) => {
-                return Err(Error::Etcd {
-                    endpoint: self.endpoint(member).to_string(),
-                    source,
-                })
-            }
-            Err(_) => return Err(self.timed_out(member, "a status request")),
-        };
+        let answer = self
+            .ask(member, "a status request", |mut c| async move {
+                c.status().await
+            })
+            .await?;
         let header = answer.header();
         Ok(MemberStatus {
             member_id: header.map(|h| h.member_id()).unwrap_or_default(),
@@ -202,46 +174,30 @@ impl Probe for EtcdProbe {
     }
 
     async fn member_names(&self, member: &str) -> Result<Vec<String>, Error> {
-        let mut client = self.client(member).await?;
-        match tokio::time::timeout(self.timeout, client.member_list()).await {
-            Ok(Ok(list)) => Ok(list
-                .members()
-                .iter()
-                .map(|m| m.name().to_string())
-                .collect()),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: self.endpoint(member).to_string(),
-                source,
-            }),
-            Err(_) => Err(self.timed_out(member, "a member list request")),
-        }
+        Ok(self
+            .member_list(member)
+            .await?
+            .into_iter()
+            .map(|m| m.name)
+            .collect())
     }
 
     async fn member_list(&self, member: &str) -> Result<Vec<ClusterMember>, Error> {
-        let mut client = self.client(member).await?;
-        match tokio::time::timeout(self.timeout, client.member_list()).await {
-            Ok(Ok(list)) => Ok(list.members().iter().map(cluster_member).collect()),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: self.endpoint(member).to_string(),
-                source,
-            }),
-            Err(_) => Err(self.timed_out(member, "a member list request")),
-        }
+        let list = self
+            .ask(member, "a member list request", |mut c| async move {
+                c.member_list().await
+            })
+            .await?;
+        Ok(list.members().iter().map(cluster_member).collect())
     }
 
     async fn member_add(&self, via: &str, peer_url: &str) -> Result<ClusterMember, Error> {
-        let mut client = self.client(via).await?;
-        let add = client.member_add([peer_url], None);
-        let answer = match tokio::time::timeout(self.timeout, add).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(source)) => {
-                return Err(Error::Etcd {
-                    endpoint: self.endpoint(via).to_string(),
-                    source,
-                })
-            }
-            Err(_) => return Err(self.timed_out(via, "a member add request")),
-        };
+        let peer = peer_url.to_string();
+        let answer = self
+            .ask(via, "a member add request", |mut c| async move {
+                c.member_add([peer], None).await
+            })
+            .await?;
         answer
             .member()
             .map(cluster_member)
@@ -253,27 +209,19 @@ impl Probe for EtcdProbe {
     }
 
     async fn member_remove(&self, via: &str, id: u64) -> Result<(), Error> {
-        let mut client = self.client(via).await?;
-        match tokio::time::timeout(self.timeout, client.member_remove(id)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: self.endpoint(via).to_string(),
-                source,
-            }),
-            Err(_) => Err(self.timed_out(via, "a member remove request")),
-        }
+        self.ask(via, "a member remove request", |mut c| async move {
+            c.member_remove(id).await
+        })
+        .await?;
+        Ok(())
     }
 
     async fn move_leader(&self, leader: &str, to: u64) -> Result<(), Error> {
-        let mut client = self.client(leader).await?;
-        match tokio::time::timeout(self.timeout, client.move_leader(to)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: self.endpoint(leader).to_string(),
-                source,
-            }),
-            Err(_) => Err(self.timed_out(leader, "a move-leader request")),
-        }
+        self.ask(leader, "a move-leader request", |mut c| async move {
+            c.move_leader(to).await
+        })
+        .await?;
+        Ok(())
     }
 }
 

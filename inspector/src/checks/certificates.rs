@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use super::summarize;
-use crate::clock::unix_seconds;
+use crate::unix_seconds;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
 
 /// One certificate found, or why it could not be read.

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::summarize;
-use crate::promtext;
 use crate::source::Target;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
 
@@ -16,8 +15,8 @@ pub struct Measured {
     pub serializable: Option<Result<Duration, String>>,
     /// Median linearizable read, or why there is none.
     pub linearizable: Option<Result<Duration, String>>,
-    /// Its `/metrics` text, when reachable.
-    pub metrics: Option<String>,
+    /// Its `/metrics`, when reachable.
+    pub metrics: Option<crate::Metrics>,
 }
 
 /// Grades every member's latencies.
@@ -51,7 +50,7 @@ pub fn evaluate(targets: &[Target], measured: &[Measured], limits: &Limits) -> C
                 }
             }
         }
-        let Some(text) = &m.metrics else { continue };
+        let Some(metrics) = &m.metrics else { continue };
         for (name, metric, limit) in [
             (
                 "wal_fsync_p99",
@@ -67,7 +66,7 @@ pub fn evaluate(targets: &[Target], measured: &[Measured], limits: &Limits) -> C
                 Limit::warn_above(a.commit_p99_seconds * 1000.0),
             ),
         ] {
-            if let Some(p99) = promtext::quantile(text, metric, 0.99) {
+            if let Some(p99) = metrics.quantile(metric, 0.99) {
                 let f = Figure::graded(&t.name, name, p99 * 1000.0, Unit::Milliseconds, limit);
                 if f.status != Status::Pass {
                     findings.push(format!(
@@ -95,11 +94,11 @@ mod tests {
             endpoint: String::new(),
             metrics: None,
         }];
-        let metrics = "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.5\"} 0\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"2\"} 10\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 10\n";
+        let metrics = "# TYPE etcd_disk_wal_fsync_duration_seconds histogram\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.5\"} 0\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"2\"} 10\netcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 10\n";
         let m = Measured {
             serializable: Some(Ok(Duration::from_millis(2))),
             linearizable: Some(Ok(Duration::from_millis(150))),
-            metrics: Some(metrics.into()),
+            metrics: Some(crate::Metrics::parse(metrics).expect("metrics")),
         };
         let r = evaluate(&targets, &[m], &Limits::default());
         assert_eq!(r.status, Status::Fail);

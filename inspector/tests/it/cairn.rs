@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use cairn_inspector::{CheckId, FixedClock, MemoryStore, NoStore, Status, Unit};
+use cairn_inspector::{CheckId, FakeClock, MemoryStore, NoStore, Status, Unit};
 use cairn_testkit::Kind;
 
 use crate::{
@@ -136,7 +136,7 @@ async fn a_tls_cluster_is_inspected_with_mtls_and_a_near_expiry_certificate_fail
     let pem = std::fs::read(pki.server_cert_file()).expect("server cert");
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
     let expiry = cairn_inspector::not_after(&pem.contents).expect("not after");
-    let near = FixedClock(SystemTime::UNIX_EPOCH + Duration::from_secs(expiry - 3 * 86_400));
+    let near = FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(expiry - 3 * 86_400));
     opts.local_pki = Some(pki.dir().to_path_buf());
     let report = inspect_cluster(&c, &opts, &near, &NoStore).await;
     let certs = report.check(CheckId::Certificates).expect("certificates");

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cairn_inventory::Inventory;
 use cairn_provisioner::cert_status::{CertStatus, ServedCerts};
 use cairn_provisioner::pki::Renewal;
-use cairn_provisioner::{Error, FixedClock, Pki};
+use cairn_provisioner::{Error, FakeClock, Pki};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -42,12 +42,17 @@ fn issue(pki_dir: &Path) {
     let work = tempfile::tempdir().expect("tempdir");
     let inv = inventory(work.path());
     let tls = inv.tls.clone().expect("tls");
-    Pki::ensure(&inv, &tls, &FixedClock(at() - DAY * 785)).expect("first issue");
+    Pki::ensure(&inv, &tls, &FakeClock::new(at() - DAY * 785)).expect("first issue");
     let dir = work.path().join("pki");
     std::fs::rename(dir.join("m2.pem"), dir.join("m2-old.pem")).expect("keep m2");
     std::fs::remove_file(dir.join("m1.pem")).expect("drop m1");
-    Pki::ensure_with(&inv, &tls, &FixedClock(at() - DAY * 10), Renewal::AsNeeded)
-        .expect("second issue");
+    Pki::ensure_with(
+        &inv,
+        &tls,
+        &FakeClock::new(at() - DAY * 10),
+        Renewal::AsNeeded,
+    )
+    .expect("second issue");
     let _ = std::fs::remove_dir_all(pki_dir);
     std::fs::create_dir_all(pki_dir).expect("fixture dir");
     for entry in std::fs::read_dir(&dir).expect("ls") {
@@ -100,7 +105,7 @@ async fn certs_status_of_fixed_certificates_matches_the_golden_table_and_json() 
     served.insert(inv.peer_url(m1), der(&pki.join("m1.pem")));
     served.insert(inv.client_url(m2), der(&pki.join("m2.pem")));
     served.insert(inv.peer_url(m2), der(&pki.join("m2-old.pem")));
-    let status = CertStatus::gather(&inv, &Served(served), &FixedClock(at()))
+    let status = CertStatus::gather(&inv, &Served(served), &FakeClock::new(at()))
         .await
         .expect("status");
     assert_eq!(
