@@ -2,6 +2,8 @@
 //! codec into a multipart upload, the server's trailer checked, the manifest written last.
 //! A failed attempt aborts its upload and is retried with backoff.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -195,4 +197,33 @@ fn retryable(e: &Error) -> bool {
             | Error::NoHealthyMember { .. }
             | Error::SnapshotTrailer { .. }
     )
+}
+
+/// How long a one-off backup waits for a lock someone else holds (the daemon's run in
+/// progress) before it gives up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(600);
+
+impl Backups {
+    /// A full backup now; while someone else holds the store's lock (the daemon's scheduled
+    /// run), waits for it, up to `max_wait`.
+    pub async fn full_when_unlocked(&self, max_wait: Duration) -> Result<Manifest, Error> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            match self.full(None).await {
+                Err(Error::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
+/// Takes a full backup now with the inventory's `[backup]` settings (the hook the provisioner
+/// calls before an upgrade), after the daemon's run in progress if there is one.
+pub async fn backup_now(inv: &cairn_inventory::Inventory) -> Result<Manifest, Error> {
+    Backups::from_inventory(inv, std::sync::Arc::new(crate::SystemClock))
+        .await?
+        .full_when_unlocked(LOCK_WAIT)
+        .await
 }

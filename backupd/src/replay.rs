@@ -10,7 +10,7 @@ use std::time::Duration;
 use etcd_client::{Client, LeaseGrantOptions, PutOptions, Txn, TxnOp};
 
 use crate::incremental::Event;
-use crate::restore::{restore_one, RestoreMember, RestorePlan};
+use crate::snapshot_restore::{restore_one, RestoreMember, RestorePlan};
 use crate::trailer::Trailer;
 use crate::{ClusterSpec, Error};
 

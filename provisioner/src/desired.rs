@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cairn_inventory::{Host, Inventory};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::pki::Client;
 use crate::{layout, local_file, render, Error, Pki};
@@ -34,7 +35,7 @@ impl Blob {
     /// Hashes `bytes`.
     pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
         let bytes = bytes.into();
-        let sha256 = crate::plan::sha256_hex(&bytes);
+        let sha256 = sha256_hex(&bytes);
         Self { bytes, sha256 }
     }
 }
@@ -199,4 +200,11 @@ pub fn backupd_files(
         FileKind::Text,
     ));
     Ok(files)
+}
+/// Hex SHA-256 of `bytes`, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

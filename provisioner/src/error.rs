@@ -325,7 +325,7 @@ pub enum Error {
     #[error("a CA rotation is under way (phase {phase} in {}); finish it with `cairn certs rotate --ca` first", marker.display())]
     RotationInProgress {
         /// The phase.
-        phase: crate::ca_phase::Phase,
+        phase: crate::phase::Phase,
         /// The marker file.
         marker: PathBuf,
     },

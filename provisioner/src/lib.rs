@@ -45,6 +45,7 @@ pub mod known_hosts;
 pub mod layout;
 pub mod local;
 mod local_file;
+mod phase;
 pub mod pki;
 pub mod plan;
 pub mod probe;
@@ -55,6 +56,7 @@ pub mod rotate;
 pub mod scale;
 pub mod ssh;
 pub mod status;
+pub mod steps;
 pub mod upgrade;
 
 pub use cairn_client::{Clock, FakeClock, SystemClock};

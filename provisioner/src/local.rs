@@ -20,11 +20,11 @@ use rustix::process::{kill_process, Pid, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::converge::{wait_healthy, Limits};
 use crate::local_file::{create_private_dir, write_atomic};
 use crate::pki::{Client, Issued};
 use crate::probe::Probe;
 use crate::render::{env_vars, format_env_file, Bootstrap, TlsPaths};
+use crate::steps::{wait_healthy, Limits};
 use crate::{Clock, Error, Pki};
 
 /// Log lines kept per member, shown when it exits unexpectedly.

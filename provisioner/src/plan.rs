@@ -4,12 +4,10 @@
 use std::fmt;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use similar::TextDiff;
 
 use crate::desired::{DesiredFile, FileKind, Service};
 use crate::host::Host;
-use crate::scale::Join;
 use crate::{layout, Error};
 
 /// One file that differs from what the inventory wants.
@@ -103,13 +101,7 @@ impl HostPlan {
     }
 }
 
-/// Hex SHA-256 of `bytes`, as `sha256sum` prints it.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::desired::sha256_hex;
 
 /// Compares `host` with `files` and reads the units' states: the member's, and the backup
 /// daemon's where `files` has its files or its unit is still there.
@@ -257,5 +249,38 @@ impl fmt::Display for HostPlan {
             )?,
         }
         Ok(())
+    }
+}
+/// How a host of the inventory joins the running cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Join {
+    /// Not a member yet: MemberAdd, then the first start.
+    Add,
+    /// Added earlier (member `id`) but never started: started now.
+    Resume {
+        /// Its member ID.
+        id: u64,
+    },
+    /// A member (`old_id`) whose data directory is gone: removed, added again, started empty.
+    Readd {
+        /// The ID it had.
+        old_id: u64,
+    },
+}
+
+impl fmt::Display for Join {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Join::Add => write!(f, "member add, then join the running cluster"),
+            Join::Resume { id } => write!(
+                f,
+                "resume the join of member {id:x} (added, never started): start it"
+            ),
+            Join::Readd { old_id } => write!(
+                f,
+                "member {old_id:x} lost its data: stop it, member remove, member add, join again"
+            ),
+        }
     }
 }

@@ -13,49 +13,17 @@ use std::fmt;
 use cairn_inventory::Inventory;
 use serde::Serialize;
 
-use crate::converge::{
-    poll_until, restart_until_caught_up, wait_healthy, write_host, Limits, Progress,
-};
-use crate::converge::{ServiceEvent, Target};
 use crate::host::{Host, Systemctl};
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::{ClusterMember, Probe};
 use crate::render::Bootstrap;
+use crate::steps::{
+    poll_until, restart_until_caught_up, wait_healthy, write_host, Limits, Progress, ServiceEvent,
+    Target,
+};
 use crate::{layout, Error};
 
-/// How a host of the inventory joins the running cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Join {
-    /// Not a member yet: MemberAdd, then the first start.
-    Add,
-    /// Added earlier (member `id`) but never started: started now.
-    Resume {
-        /// Its member ID.
-        id: u64,
-    },
-    /// A member (`old_id`) whose data directory is gone: removed, added again, started empty.
-    Readd {
-        /// The ID it had.
-        old_id: u64,
-    },
-}
-
-impl fmt::Display for Join {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Join::Add => write!(f, "member add, then join the running cluster"),
-            Join::Resume { id } => write!(
-                f,
-                "resume the join of member {id:x} (added, never started): start it"
-            ),
-            Join::Readd { old_id } => write!(
-                f,
-                "member {old_id:x} lost its data: stop it, member remove, member add, join again"
-            ),
-        }
-    }
-}
+pub use crate::plan::Join;
 
 /// What one host of the inventory tells about itself before a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -11,13 +11,13 @@
 use std::future::Future;
 use std::time::Instant;
 
-use crate::converge::{
-    hand_over_leadership, restart_until_caught_up, wait_healthy, write_host, Limits, Progress,
-    ServiceEvent, Target,
-};
 use crate::host::Host;
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::Probe;
+use crate::steps::{
+    hand_over_leadership, restart_until_caught_up, wait_healthy, write_host, Limits, Progress,
+    ServiceEvent, Target,
+};
 use crate::Error;
 
 /// Why a [`BeforeFirstChange`] hook failed: whatever its own error type is.

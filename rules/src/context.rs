@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use cairn_inventory::Inventory;
 
-use crate::Options;
+use crate::options::Options;
 
 /// Label set of a series or an alert.
 pub(crate) type Labels = BTreeMap<String, String>;

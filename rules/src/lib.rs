@@ -17,6 +17,7 @@ mod dashboard;
 mod error;
 mod etcd;
 mod humanize;
+mod options;
 pub mod prometheus_config;
 pub mod rule_file;
 pub mod rule_test;
@@ -27,6 +28,8 @@ use std::path::{Path, PathBuf};
 use cairn_inventory::Inventory;
 
 pub use error::Error;
+
+pub use options::Options;
 
 use alert::Alert;
 use context::Ctx;
@@ -42,20 +45,6 @@ pub const TESTS_FILE: &str = "cairn-rules.test.yml";
 pub const PROMETHEUS_FILE: &str = "prometheus.yml";
 /// The Grafana dashboard's name.
 pub const DASHBOARD_FILE: &str = "grafana-dashboard.json";
-
-/// Generator settings that are not the cluster's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Options {
-    /// Multiplies every alert's `for` (1 in production; small in tests against a live
-    /// Prometheus so alerts fire within seconds).
-    pub for_scale: f64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { for_scale: 1.0 }
-    }
-}
 
 /// Every alert for `inv`: etcd's, then cairn's.
 pub fn alerts(inv: &Inventory, options: &Options) -> (Vec<Alert>, Vec<Alert>) {

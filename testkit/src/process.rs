@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use crate::{wait_until, CmdOutput, Error};
+use crate::{wait_until, Error};
 
 /// Removes inherited `ETCD_*` / `ETCDCTL_*` variables: both etcd and cairn-server read
 /// `ETCD_*`, and etcdctl reads `ETCDCTL_*`, so a developer's shell must not leak into tests.
@@ -218,5 +218,54 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` to completion (stdin closed) and returns what it printed; kills it after
+/// `timeout`. Like every process the kit starts, it dies with the test binary.
+pub fn run_command(cmd: std::process::Command, timeout: Duration) -> Result<CmdOutput, Error> {
+    run(cmd, None, timeout)
+}
+
+/// What a finished command printed, and its exit code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdOutput {
+    /// Everything written to stdout (lossily decoded as UTF-8).
+    pub stdout: String,
+    /// Everything written to stderr, raw (including etcdctl's JSON warning lines).
+    pub stderr: String,
+    /// The exit code; -1 if the process was ended by a signal.
+    pub code: i32,
+}
+
+impl CmdOutput {
+    /// Whether the command exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    /// The stderr lines that are not structured log lines (`{"level":...`), i.e. without the
+    /// warnings etcdctl's retry interceptor prints; what is left are the real error messages.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.starts_with("{\"level\":"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_drop_json_log_lines() {
+        let out = CmdOutput {
+            stdout: String::new(),
+            stderr: "{\"level\":\"warn\",\"msg\":\"retrying\"}\nError: etcdserver: boom\n".into(),
+            code: 1,
+        };
+        assert_eq!(out.error_lines(), vec!["Error: etcdserver: boom"]);
+        assert!(!out.success());
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::{ObjectStore, Upload};
+use super::object_store::{ObjectStore, Upload};
 use crate::Error;
 
 const UPLOAD_MARK: &str = ".upload-";

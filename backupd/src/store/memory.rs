@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 
-use super::{ObjectStore, Upload};
+use super::object_store::{ObjectStore, Upload};
 use crate::Error;
 
 #[derive(Debug, Default)]

@@ -8,7 +8,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
-use super::{ObjectStore, Upload};
+use super::object_store::{ObjectStore, Upload};
 use crate::Error;
 
 /// The `[backup]` settings for S3.
