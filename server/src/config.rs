@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
@@ -331,7 +332,7 @@ pub struct Config {
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub experimental_watch_progress_notify_interval: std::time::Duration,
     /// Events kept in memory for watchers; watchers further behind read history from disk.
-    #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_EVENT_BUFFER", default_value_t = crate::watch::log::DEFAULT_CAPACITY, hide = true)]
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_EVENT_BUFFER", default_value_t = WATCH_EVENT_BUFFER, hide = true)]
     pub experimental_watch_event_buffer: usize,
     /// Path to the client server TLS certificate file.
     #[arg(long, env = "ETCD_CERT_FILE")]
@@ -446,12 +447,48 @@ impl Config {
         if self.client_cert_auth && self.trusted_ca_file.is_none() {
             return Err(ConfigError::ClientAuthWithoutCa);
         }
-        crate::maintenance::auto_compaction::parse_retention(
-            self.auto_compaction_mode,
-            &self.auto_compaction_retention,
-        )?;
+        parse_retention(self.auto_compaction_mode, &self.auto_compaction_retention)?;
         Ok(())
     }
+}
+
+/// `--experimental-watch-event-buffer`'s default: events kept in memory for watchers.
+pub const WATCH_EVENT_BUFFER: usize = 50_000;
+
+/// How much history to keep, decoded from the flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep this long a period.
+    Period(Duration),
+    /// Keep this many revisions.
+    Revisions(i64),
+}
+
+/// Decodes `--auto-compaction-retention` for `mode` like etcd: a bare integer is hours
+/// (periodic) or revisions (revision); otherwise a Go duration. `None` when it is zero
+/// (auto compaction off).
+pub fn parse_retention(
+    mode: AutoCompactionMode,
+    text: &str,
+) -> Result<Option<Retention>, ConfigError> {
+    let bad = || ConfigError::BadRetention(text.to_string());
+    let retention = match (text.trim().parse::<i64>(), mode) {
+        (Ok(n), _) if n < 0 => return Err(bad()),
+        (Ok(n), AutoCompactionMode::Revision) => Retention::Revisions(n),
+        (Ok(n), AutoCompactionMode::Periodic) => {
+            Retention::Period(Duration::from_secs(n as u64 * 3600))
+        }
+        (Err(_), AutoCompactionMode::Periodic) => {
+            Retention::Period(parse_duration(text).map_err(|_| bad())?)
+        }
+        // etcd reads a duration in revision mode as a count of nanoseconds; nobody means that.
+        (Err(_), AutoCompactionMode::Revision) => return Err(bad()),
+    };
+    Ok(match retention {
+        Retention::Period(d) if d.is_zero() => None,
+        Retention::Revisions(0) => None,
+        r => Some(r),
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The server's one error type. The etcd-visible variants carry etcd's exact texts, so clients
 //! that match on them (etcdctl, clientv3, Kubernetes) behave the same against cairn.
 
+use crate::maintenance::snapshot::version::{FORMAT_VERSION, OLDEST_VERSION};
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong in cairn-server.
@@ -99,7 +101,7 @@ pub enum Error {
         /// The snapshot file.
         path: PathBuf,
         /// What is wrong with it.
-        source: crate::maintenance::snapshot::FormatError,
+        source: FormatError,
     },
     /// A restore would overwrite an existing data dir.
     #[error("data-dir {} exists; restore only creates new data dirs", .0.display())]
@@ -229,4 +231,52 @@ impl From<Error> for tonic::Status {
         };
         tonic::Status::new(code, e.to_string())
     }
+}
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Reading the file failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// The size does not leave a SHA-256 trailer after whole 512-byte sectors.
+    #[error("size {0} is not a snapshot's (a multiple of 512 plus a 32-byte sha256); the file is truncated or not a snapshot")]
+    Size(u64),
+    /// The trailer does not match the contents.
+    #[error(
+        "sha256 mismatch (file says {expected}, contents hash to {actual}): the file is corrupted"
+    )]
+    HashMismatch {
+        /// The trailer, hex.
+        expected: String,
+        /// The contents' hash, hex.
+        actual: String,
+    },
+    /// Not a cairn snapshot (e.g. an etcd bbolt snapshot).
+    #[error("not a cairn snapshot (bad magic); etcd snapshots are restored with etcdctl")]
+    Magic,
+    /// Written by a newer cairn.
+    #[error("snapshot format version {0}, this build reads versions {OLDEST_VERSION} to {FORMAT_VERSION}: use a newer cairn-server")]
+    Version(u32),
+    /// A record is cut short or malformed.
+    #[error("malformed record {index} (tag {tag})")]
+    Record {
+        /// Position of the record.
+        index: u64,
+        /// Its tag byte.
+        tag: u8,
+    },
+    /// The END record's count disagrees with the records read.
+    #[error("END record counts {declared} {what} records, the file holds {found}")]
+    Count {
+        /// Which records ("key" or "lease").
+        what: &'static str,
+        /// From the END record.
+        declared: u64,
+        /// Counted.
+        found: u64,
+    },
+    /// Something other than zero padding follows the END record.
+    #[error("data after the END record")]
+    Trailing,
 }

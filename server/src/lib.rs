@@ -7,7 +7,9 @@
 pub mod api;
 pub mod config;
 pub mod consensus;
+mod data_dir;
 pub mod error;
+pub mod fatal;
 pub mod http;
 pub mod identity;
 pub mod kv;
@@ -19,6 +21,7 @@ pub mod node;
 pub mod proto;
 pub mod replicated;
 pub mod server;
+pub mod shared;
 pub mod standalone;
 pub mod start;
 pub mod tls;

@@ -38,6 +38,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A fatal storage failure stops the member at once, wherever it happened (etcd exits
+    // too): the library reports it and stops that thread; the process ends here.
+    std::thread::Builder::new()
+        .name("fatal".into())
+        .spawn(|| {
+            let failure = cairn_server::fatal::wait_for_failure();
+            eprintln!("cairn-server: storage failure, stopping: {failure}");
+            std::process::exit(1);
+        })
+        .expect("starting the failure watch thread");
     match runtime.block_on(cairn_server::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

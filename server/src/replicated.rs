@@ -17,10 +17,11 @@ use tokio::sync::{oneshot, watch};
 
 use crate::consensus::membership::Membership;
 use crate::consensus::{Peers, RaftHandle, StateMachine};
+use crate::fatal::fatal;
 use crate::kv::{apply, Applied};
 use crate::mvcc::{Backend, CompactionJob, MvccStore};
-use crate::node::{fatal, Shared};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
+use crate::shared::Shared;
 use crate::Error;
 
 type Waiter = oneshot::Sender<Result<Applied, Error>>;
@@ -215,17 +216,7 @@ const PERSIST_INTERVAL: Duration = Duration::from_millis(100);
 /// See [`PERSIST_INTERVAL`].
 const PERSIST_BATCH: usize = 10_000;
 
-/// Replaces this member's state with the leader's (see [`StateMachine::install_snapshot`]).
-pub trait SnapshotInstaller: Send + 'static {
-    /// Fetches the image from `leader` (one holding at least `index`) and installs it into
-    /// `shared`'s store.
-    fn install(
-        &mut self,
-        shared: &Shared,
-        leader: u64,
-        index: u64,
-    ) -> Result<Option<CompactionJob>, Error>;
-}
+pub use crate::consensus::snapshot_install::SnapshotInstaller;
 
 impl Applier {
     /// An applier reporting its progress on `applied` and answering `waiters`.

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -38,18 +37,6 @@ const MAX_PEER_MESSAGE: usize = 512 * 1024 * 1024;
 
 /// How long a stopping member waits for open client streams before closing them.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|source| Error::File {
-            path: path.to_path_buf(),
-            source,
-        })
-}
 
 async fn bind(url: &url::Url) -> Result<TcpListener, Error> {
     let host = url
@@ -128,7 +115,7 @@ fn grpc_routes(node: &Arc<Node>, config: &Config, limits: Limits) -> Routes {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     config.validate()?;
     let data_dir = config.data_dir();
-    create_private_dir(&data_dir.join("member"))?;
+    crate::data_dir::create_private_dir(&data_dir.join("member"))?;
     let opened = crate::start::open(&config, &data_dir).await?;
     let (node, metrics) = (opened.node, opened.metrics);
     let limits = node.limits();

@@ -13,11 +13,12 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::fatal::fatal;
 use crate::kv::{apply, Applied};
 use crate::metrics::Metrics;
 use crate::mvcc::{CompactionJob, MvccStore};
-use crate::node::{fatal, Shared};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
+use crate::shared::Shared;
 use crate::Error;
 
 /// Most proposals applied under one flush.

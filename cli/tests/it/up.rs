@@ -198,6 +198,14 @@ fn up_serves_etcdctl_over_tls_and_sigint_stops_every_member() {
         .collect();
     assert_eq!(leaders.len(), 3);
     assert!(leaders.iter().all(|&l| l != 0 && l == leaders[0]), "{rows}");
+    // Linearizable reads on every member at once (etcdctl's multi-endpoint health check):
+    // every member healthy, every time.
+    for run in 0..10 {
+        let health = etcdctl(dir.path(), &endpoints, &["endpoint", "health"]);
+        let text = format!("{}{}", health.stdout, health.stderr);
+        assert!(health.success(), "run {run}: {text}");
+        assert_eq!(text.matches(" is healthy").count(), 3, "run {run}: {text}");
+    }
 
     up.signal("-INT");
     let exit = up.wait_exit(STOP_TIMEOUT);

@@ -330,8 +330,7 @@ async fn run(
             }
         }
         if let Err(e) = node.on_ready() {
-            tracing::error!(error = %e, "raft storage failed, stopping the member");
-            std::process::exit(1);
+            crate::fatal::fatal(&e);
         }
         let raft = &node.raw.raft;
         let is_leader = raft.state == StateRole::Leader;

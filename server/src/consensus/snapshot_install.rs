@@ -12,10 +12,21 @@ use crate::identity::Identity;
 use crate::maintenance::snapshot;
 use crate::mvcc::backend::scan_chunks;
 use crate::mvcc::{CompactionJob, MvccStore, WriteBatch};
-use crate::node::Shared;
 use crate::proto::cairnpb::SnapshotRequest;
-use crate::replicated::SnapshotInstaller;
+use crate::shared::Shared;
 use crate::Error;
+
+/// Replaces this member's state with the leader's (see [`super::StateMachine::install_snapshot`]).
+pub trait SnapshotInstaller: Send + 'static {
+    /// Fetches the image from `leader` (one holding at least `index`) and installs it into
+    /// `shared`'s store.
+    fn install(
+        &mut self,
+        shared: &Shared,
+        leader: u64,
+        index: u64,
+    ) -> Result<Option<CompactionJob>, Error>;
+}
 
 /// Keys deleted per batch while the old state is cleared.
 const CLEAR_BATCH: usize = 10_000;

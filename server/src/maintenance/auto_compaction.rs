@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use crate::config::{parse_retention, Retention};
 use crate::config::{AutoCompactionMode, ConfigError};
 use crate::node::Node;
 use crate::proto::cairnpb::internal_request::Request;
@@ -23,42 +24,6 @@ use crate::Error;
 
 /// etcd's check interval in revision mode.
 pub const REVISION_CHECK_INTERVAL: Duration = Duration::from_secs(5 * 60);
-
-/// How much history to keep, decoded from the flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retention {
-    /// Keep this long a period.
-    Period(Duration),
-    /// Keep this many revisions.
-    Revisions(i64),
-}
-
-/// Decodes `--auto-compaction-retention` for `mode` like etcd: a bare integer is hours
-/// (periodic) or revisions (revision); otherwise a Go duration. `None` when it is zero
-/// (auto compaction off).
-pub fn parse_retention(
-    mode: AutoCompactionMode,
-    text: &str,
-) -> Result<Option<Retention>, ConfigError> {
-    let bad = || ConfigError::BadRetention(text.to_string());
-    let retention = match (text.trim().parse::<i64>(), mode) {
-        (Ok(n), _) if n < 0 => return Err(bad()),
-        (Ok(n), AutoCompactionMode::Revision) => Retention::Revisions(n),
-        (Ok(n), AutoCompactionMode::Periodic) => {
-            Retention::Period(Duration::from_secs(n as u64 * 3600))
-        }
-        (Err(_), AutoCompactionMode::Periodic) => {
-            Retention::Period(crate::config::parse_duration(text).map_err(|_| bad())?)
-        }
-        // etcd reads a duration in revision mode as a count of nanoseconds; nobody means that.
-        (Err(_), AutoCompactionMode::Revision) => return Err(bad()),
-    };
-    Ok(match retention {
-        Retention::Period(d) if d.is_zero() => None,
-        Retention::Revisions(0) => None,
-        r => Some(r),
-    })
-}
 
 /// A running auto compactor; stops when dropped.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::mvcc::backend::scan_chunks;
 use crate::mvcc::revision::Revision;
 use crate::mvcc::store::{kv_key, meta, KV_PREFIX};
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::Error;
 
 /// Backend entries read per scan while hashing.

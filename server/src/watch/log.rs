@@ -9,9 +9,6 @@ use parking_lot::RwLock;
 
 use crate::proto::mvccpb::Event;
 
-/// Events kept in memory at most.
-pub const DEFAULT_CAPACITY: usize = 50_000;
-
 #[derive(Debug)]
 struct Ring {
     events: VecDeque<Arc<Event>>,
