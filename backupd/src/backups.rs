@@ -10,6 +10,7 @@ use crate::cluster::ClusterSpec;
 use crate::codec::Codec;
 use crate::crypto::Key;
 use crate::lock;
+use crate::progress::{NoProgress, TransferProgress};
 use crate::store::{self, ObjectStore, S3Options};
 use crate::{Clock, Error};
 
@@ -44,7 +45,7 @@ pub struct Backups {
     pub(crate) part_size: usize,
     pub(crate) retry: Retry,
     pub(crate) retention: cairn_inventory::Retention,
-    pub(crate) progress: bool,
+    pub(crate) progress: Arc<dyn TransferProgress>,
     pub(crate) owner: String,
     /// One run at a time through this handle: the store's lock is re-entrant for its owner
     /// (so a run whose release failed can take it again), so the daemon's full and
@@ -75,7 +76,7 @@ impl Backups {
             part_size: DEFAULT_PART_SIZE,
             retry: Retry::default(),
             retention: cairn_inventory::Retention::default(),
-            progress: false,
+            progress: Arc::new(NoProgress),
             owner: lock::owner(),
             run: tokio::sync::Mutex::new(()),
         }
@@ -128,9 +129,9 @@ impl Backups {
         self
     }
 
-    /// Progress bars on stderr for transfers (for a terminal).
-    pub fn with_progress(mut self, on: bool) -> Self {
-        self.progress = on;
+    /// Where transfers report their bytes (the CLI draws a bar on a terminal).
+    pub fn with_progress(mut self, progress: Arc<dyn TransferProgress>) -> Self {
+        self.progress = progress;
         self
     }
 

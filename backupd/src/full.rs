@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::codec::Encoder;
 use crate::lock::Lock;
@@ -138,7 +137,9 @@ impl Backups {
             .map_err(|e| Error::etcd(&endpoint, e))?;
         let mut encoder = Encoder::new(&self.codec, self.part_size)?;
         let mut trailer = Trailer::default();
-        let bar = self.progress_bar();
+        let bar = self.progress.as_ref();
+        bar.begin(None);
+        let mut total_known = false;
         while let Some(msg) = stream
             .message()
             .await
@@ -147,15 +148,16 @@ impl Backups {
             let blob = msg.blob();
             trailer.update(blob);
             encoder.write(blob)?;
-            bar.inc(blob.len() as u64);
-            if bar.length().is_none() {
-                bar.set_length(blob.len() as u64 + msg.remaining_bytes());
+            bar.advance(blob.len() as u64);
+            if !total_known {
+                bar.set_total(blob.len() as u64 + msg.remaining_bytes());
+                total_known = true;
             }
             for part in encoder.ready_parts() {
                 upload.part(part).await?;
             }
         }
-        bar.finish_and_clear();
+        bar.end();
         let (ok, plain_sha256, plain_bytes) = trailer.finish();
         if !ok {
             return Err(Error::SnapshotTrailer { endpoint });
@@ -170,19 +172,6 @@ impl Backups {
             stored_sha256: encoded.sha256,
             stored_bytes: encoded.size,
         })
-    }
-
-    pub(crate) fn progress_bar(&self) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::no_length();
-        if let Ok(style) = ProgressStyle::with_template(
-            "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
     }
 }
 

@@ -98,8 +98,8 @@ impl Backups {
         let mut hasher = Sha256::new();
         let mut len = 0u64;
         let mut buf = vec![0u8; 1 << 20];
-        let bar = self.progress_bar();
-        bar.set_length(size);
+        let bar = self.progress.as_ref();
+        bar.begin(Some(size));
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await?;
             if n == 0 {
@@ -107,12 +107,12 @@ impl Backups {
             }
             hasher.update(&buf[..n]);
             len += n as u64;
-            bar.inc(n as u64);
+            bar.advance(n as u64);
             file.write_all(&buf[..n])
                 .await
                 .map_err(|e| Error::file(path, e))?;
         }
-        bar.finish_and_clear();
+        bar.end();
         file.flush().await.map_err(|e| Error::file(path, e))?;
         Ok((hex(&hasher.finalize()), len))
     }

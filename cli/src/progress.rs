@@ -1,5 +1,6 @@
-//! Per-host progress of `cairn provision`: one spinner line per host on a terminal, plain
-//! `host: step` lines on stderr otherwise (logs, CI).
+//! Progress on stderr: per host for `cairn provision` (one spinner line per host on a
+//! terminal, plain `host: step` lines otherwise: logs, CI), and a byte bar for backup
+//! transfers on a terminal.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -84,5 +85,63 @@ impl Progress for HostProgress {
             None if self.lines => eprintln!("{host}: {mark}: {summary}"),
             None => {}
         }
+    }
+}
+
+/// A byte bar for one backup transfer at a time.
+struct TransferBar(Mutex<Option<ProgressBar>>);
+
+impl cairn_backupd::TransferProgress for TransferBar {
+    fn begin(&self, total: Option<u64>) {
+        let bar = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar);
+    }
+
+    fn set_total(&self, total: u64) {
+        if let Some(bar) = &*self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            bar.set_length(total);
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &*self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            bar.inc(bytes);
+        }
+    }
+
+    fn end(&self) {
+        if let Some(bar) = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Backup transfers' progress: a bar when stderr is a terminal, nothing otherwise.
+pub fn transfer_progress() -> std::sync::Arc<dyn cairn_backupd::TransferProgress> {
+    if std::io::stderr().is_terminal() {
+        std::sync::Arc::new(TransferBar(Mutex::new(None)))
+    } else {
+        std::sync::Arc::new(cairn_backupd::NoProgress)
     }
 }

@@ -183,12 +183,32 @@ impl ObjectStore for FileStore {
         Ok(all
             .into_iter()
             .filter(|k| k.starts_with(prefix) && is_upload(k))
-            .map(|k| (k.clone(), k))
+            .map(|k| (upload_target(&k), k))
             .collect())
     }
 
-    async fn abort_upload(&self, key: &str, _upload_id: &str) -> Result<(), Error> {
-        self.delete(key).await
+    /// The upload's ID is its temporary file's key.
+    async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), Error> {
+        if !is_upload(upload_id) {
+            return Ok(());
+        }
+        self.delete(upload_id).await
+    }
+}
+
+/// The key an upload's temporary file (`dir/.upload-PID-N-name`) becomes (`dir/name`).
+fn upload_target(upload: &str) -> String {
+    let (dir, file) = upload
+        .rsplit_once('/')
+        .map_or(("", upload), |(d, f)| (d, f));
+    let name = file
+        .strip_prefix(UPLOAD_MARK)
+        .and_then(|rest| rest.splitn(3, '-').nth(2))
+        .unwrap_or(file);
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
     }
 }
 

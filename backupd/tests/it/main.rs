@@ -4,6 +4,7 @@
 mod faults;
 mod roundtrip;
 mod s3;
+mod store_contract;
 
 use std::net::Ipv4Addr;
 use std::path::Path;

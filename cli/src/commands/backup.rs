@@ -1,7 +1,6 @@
 //! `cairn backup now | list | verify ID | prune [--dry-run] | restore ID | export --logical
 //! FILE | import FILE`: one-off backup operations with the inventory's `[backup]` settings.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -160,7 +159,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
         }
         let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock))
             .await?
-            .with_progress(std::io::stderr().is_terminal());
+            .with_progress(crate::progress::transfer_progress());
         match &cmd {
             BackupCommand::Now(_) => {
                 let m = backups.full_when_unlocked(cairn_backupd::LOCK_WAIT).await?;
