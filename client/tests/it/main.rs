@@ -113,7 +113,7 @@ async fn an_unreachable_member_is_one_error_naming_it() {
     let endpoint = format!("http://127.0.0.1:{port}");
     let connector = Connector::plain(Duration::from_secs(2));
     let err = connector
-        .leader(&[endpoint.clone()])
+        .leader(std::slice::from_ref(&endpoint))
         .await
         .expect_err("no leader");
     assert!(err.to_string().contains(&endpoint), "{err}");

@@ -148,11 +148,8 @@ impl ReadIndexRounds {
                     round.leaderless_since = None;
                     due.push(*id);
                 }
-                Some(since) => {
-                    if now - since >= self.timing.leaderless_ticks {
-                        failed.push(*id);
-                    }
-                }
+                Some(since) if now - since >= self.timing.leaderless_ticks => failed.push(*id),
+                Some(_) => {}
                 None if !leader_known => round.leaderless_since = Some(now),
                 None if now - round.last_ask >= self.timing.retry_ticks => due.push(*id),
                 None => {}
