@@ -224,10 +224,4 @@ impl MemberClients {
             .insert(endpoint.to_string(), client.clone());
         Ok(client)
     }
-
-    /// Forgets the client of `endpoint` (after the member restarted, say), so the next
-    /// [`MemberClients::get`] connects afresh.
-    pub async fn forget(&self, endpoint: &str) {
-        self.clients.lock().await.remove(endpoint);
-    }
 }

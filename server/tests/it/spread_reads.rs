@@ -60,16 +60,22 @@ fn multi_endpoint_transcript(c: &Cluster) -> Vec<String> {
     transcript
 }
 
+/// A cairn-server and an etcd 3.4 cluster of `size` members, each with a leader.
+fn both(size: usize) -> (Cluster, Cluster) {
+    let mut cairn = cairn_cluster().size(size).start().expect("cairn cluster");
+    let mut etcd = Cluster::builder(Kind::Etcd)
+        .size(size)
+        .start()
+        .expect("etcd cluster");
+    cairn.wait_leader(LEADER_TIMEOUT).expect("leader");
+    etcd.wait_leader(LEADER_TIMEOUT).expect("leader");
+    (cairn, etcd)
+}
+
 #[test]
 fn etcdctl_over_every_endpoint_is_healthy_every_time_on_3_and_5_members() {
     for size in [3, 5] {
-        let mut cairn = cairn_cluster().size(size).start().expect("cairn cluster");
-        let mut etcd = Cluster::builder(Kind::Etcd)
-            .size(size)
-            .start()
-            .expect("etcd cluster");
-        cairn.wait_leader(LEADER_TIMEOUT).expect("leader");
-        etcd.wait_leader(LEADER_TIMEOUT).expect("leader");
+        let (cairn, etcd) = both(size);
         crate::assert_same(
             &format!("etcdctl over all {size} endpoints"),
             &multi_endpoint_transcript(&cairn),
@@ -187,14 +193,7 @@ async fn spread_load(c: &mut Cluster) -> (Spread, Recorder) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn linearizable_reads_spread_over_every_member_survive_writes_and_a_leader_change() {
     for size in [3, 5] {
-        let mut cairn = cairn_cluster().size(size).start().expect("cairn cluster");
-        let mut etcd = Cluster::builder(Kind::Etcd)
-            .size(size)
-            .start()
-            .expect("etcd cluster");
-        for c in [&mut cairn, &mut etcd] {
-            tokio::task::block_in_place(|| c.wait_leader(LEADER_TIMEOUT)).expect("leader");
-        }
+        let (mut cairn, mut etcd) = tokio::task::block_in_place(|| both(size));
         let (theirs, etcd_rec) = spread_load(&mut etcd).await;
         let (ours, rec) = spread_load(&mut cairn).await;
         eprintln!("{size} members: cairn-server {ours:?}; etcd 3.4 {theirs:?}");
