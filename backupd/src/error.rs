@@ -32,15 +32,6 @@ pub enum Error {
     /// Any other local I/O (pipes, temporary files).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// A member could not be reached or refused a request.
-    #[error("etcd request to {endpoint} failed: {source}; check that the member runs and the TLS files match")]
-    Etcd {
-        /// The member's client URL.
-        endpoint: String,
-        /// The client's error.
-        #[source]
-        source: etcd_client::Error,
-    },
     /// A member could not be reached through the client crate.
     #[error(transparent)]
     Client(#[from] cairn_client::Error),
@@ -193,9 +184,6 @@ impl Error {
 
     /// Wraps an etcd client error.
     pub(crate) fn etcd(endpoint: &str, source: etcd_client::Error) -> Self {
-        Self::Etcd {
-            endpoint: endpoint.to_string(),
-            source,
-        }
+        Self::Client(cairn_client::Error::from_etcd(endpoint, source))
     }
 }

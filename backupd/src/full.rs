@@ -182,7 +182,13 @@ fn retryable(e: &Error) -> bool {
         Error::S3 { .. }
             | Error::Io(_)
             | Error::File { .. }
-            | Error::Etcd { .. }
+            | Error::Client(
+                cairn_client::Error::Etcd { .. }
+                    | cairn_client::Error::Unreachable { .. }
+                    | cairn_client::Error::Timeout { .. }
+                    | cairn_client::Error::NoMember { .. }
+                    | cairn_client::Error::NoLeader { .. }
+            )
             | Error::NoHealthyMember { .. }
             | Error::SnapshotTrailer { .. }
     )

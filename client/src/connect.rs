@@ -130,10 +130,7 @@ impl Connector {
         let connect = Client::connect(endpoints, Some(self.options.clone()));
         match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: name,
-                source,
-            }),
+            Ok(Err(source)) => Err(Error::from_etcd(name, source)),
             Err(_) => Err(Error::Timeout {
                 endpoint: name,
                 what: "connecting",
@@ -151,10 +148,7 @@ impl Connector {
     ) -> Result<T, Error> {
         match tokio::time::timeout(self.request_timeout, request).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(Error::Etcd {
-                endpoint: endpoint.to_string(),
-                source,
-            }),
+            Ok(Err(source)) => Err(Error::from_etcd(endpoint.to_string(), source)),
             Err(_) => Err(Error::Timeout {
                 endpoint: endpoint.to_string(),
                 what,

@@ -4,14 +4,20 @@
 //! and what to do; the cause is the `#[source]`, never also interpolated into the message, so
 //! a printed chain names each cause once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Why a member could not be reached or its answer used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A TLS file (CA, client certificate or key) could not be read or is not PEM.
-    #[error("{}: cannot use it for TLS (run `cairn provision` to issue the client certificates, or give --cacert/--cert/--key)", path.display())]
+    /// A TLS file (CA, client certificate or key) does not exist.
+    #[error("{}: no such file; `cairn provision` issues the certificates there: run it first, or give --cacert/--cert/--key", path.display())]
+    TlsFileMissing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A TLS file (CA, client certificate or key) could not be read.
+    #[error("{}: cannot read it (check its permissions, or give --cacert/--cert/--key)", path.display())]
     TlsFile {
         /// The file.
         path: PathBuf,
@@ -19,14 +25,41 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A TLS file holds no usable PEM certificate or key.
+    #[error("{}: not a PEM certificate or key (reissue it with `cairn certs rotate`, or give --cacert/--cert/--key)", path.display())]
+    TlsPem {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A CA file's certificate cannot be trusted as a root.
+    #[error("{}: its certificate cannot serve as a CA", path.display())]
+    TlsCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
     /// A TLS client could not be set up from files that were read.
     #[error("cannot set up TLS with the given CA and client certificate")]
     Tls(#[source] tokio_rustls::rustls::Error),
     /// An endpoint is not `http(s)://host:port`.
     #[error("{0}: not a client URL; write it as http://host:port or https://host:port")]
     BadEndpoint(String),
-    /// A member's API answered with an error or could not be reached.
-    #[error("{endpoint}: the request failed (check that the member runs and that the endpoint and client certificate are right)")]
+    /// A member could not be connected to.
+    #[error("cannot reach {endpoint} (is the member running, and is the endpoint right?)")]
+    Unreachable {
+        /// The member's client URL.
+        endpoint: String,
+        /// The connection's failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A member's API answered with an error.
+    #[error("{endpoint}: the request failed")]
     Etcd {
         /// The member's client URL.
         endpoint: String,
@@ -99,11 +132,99 @@ pub enum Error {
 }
 
 impl Error {
-    /// A file error with its path.
-    pub(crate) fn tls_file(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
-        Self::TlsFile {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+    /// A request's failure at `endpoint`: [`Error::Unreachable`] when it never got a
+    /// connection (the cause a user can act on is then the socket's error, buried under
+    /// gRPC's and the transport's wrappers), else [`Error::Etcd`].
+    pub fn from_etcd(endpoint: impl Into<String>, source: etcd_client::Error) -> Self {
+        let endpoint = endpoint.into();
+        // etcd-client's error names no source: its variants are unpacked here.
+        let io = match &source {
+            etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable => {
+                io_cause(s)
+            }
+            etcd_client::Error::TransportError(t) => io_cause(t),
+            etcd_client::Error::IoError(e) => Some(e),
+            _ => None,
+        };
+        if let Some(io) = io {
+            let io = match io.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::from(io.kind()),
+            };
+            return Self::Unreachable {
+                endpoint,
+                source: io,
+            };
         }
+        Self::Etcd { endpoint, source }
+    }
+
+    /// A PEM file's failure with its path.
+    pub(crate) fn pem(path: &Path, e: rustls_pki_types::pem::Error) -> Self {
+        match e {
+            rustls_pki_types::pem::Error::Io(e) => Self::file(path, e),
+            e => Self::TlsPem {
+                path: path.to_path_buf(),
+                source: e,
+            },
+        }
+    }
+
+    /// A TLS file's read failure with its path.
+    pub(crate) fn file(path: &Path, e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Self::TlsFileMissing {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Self::TlsFile {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    }
+}
+
+/// The first I/O error in `e`'s chain of causes.
+fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_unreachable_with_the_socket_error_as_cause() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::from_etcd("http://127.0.0.1:1", etcd_client::Error::IoError(refused));
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "cannot reach http://127.0.0.1:1 (is the member running, and is the endpoint right?)"
+        );
+    }
+
+    #[test]
+    fn an_answered_error_stays_the_members() {
+        let status = tonic::Status::invalid_argument("etcdserver: key is not provided");
+        let e = Error::from_etcd("http://127.0.0.1:1", etcd_client::Error::GRpcStatus(status));
+        assert!(matches!(e, Error::Etcd { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_missing_file_says_where_the_certificates_come_from() {
+        let e = Error::file(
+            Path::new("/pki/ca.pem"),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(e.to_string().contains("`cairn provision` issues"), "{e}");
     }
 }

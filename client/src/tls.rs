@@ -20,16 +20,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(crypto::ring::default_provider())
 }
 
-fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::tls_file(path, e)
-}
-
 /// The bytes of a PEM file, for etcd-client's TLS options.
 pub fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::TlsFile {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(|e| Error::file(path, e))
 }
 
 fn identity_of(
@@ -37,10 +30,10 @@ fn identity_of(
     key: &Path,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
     let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| io_error(cert, e))?
+        .map_err(|e| Error::pem(cert, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| io_error(cert, e))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| io_error(key, e))?;
+        .map_err(|e| Error::pem(cert, e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| Error::pem(key, e))?;
     Ok((chain, key_der))
 }
 
@@ -57,10 +50,13 @@ pub fn verified_config_parts(
 ) -> Result<ClientConfig, Error> {
     let mut roots = RootCertStore::empty();
     if let Some(ca) = ca {
-        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| io_error(ca, e))? {
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| Error::pem(ca, e))? {
             roots
-                .add(cert.map_err(|e| io_error(ca, e))?)
-                .map_err(|e| io_error(ca, e))?;
+                .add(cert.map_err(|e| Error::pem(ca, e))?)
+                .map_err(|source| Error::TlsCa {
+                    path: ca.to_path_buf(),
+                    source,
+                })?;
         }
     }
     let builder = ClientConfig::builder_with_provider(provider())

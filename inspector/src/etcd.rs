@@ -239,10 +239,7 @@ impl Source for EtcdSource {
                     })
                 }
                 Ok(Err(source)) => {
-                    return Err(cairn_client::Error::Etcd {
-                        endpoint: self.endpoint(t).to_string(),
-                        source,
-                    }
+                    return Err(cairn_client::Error::from_etcd(self.endpoint(t).to_string(), source)
                     .into())
                 }
             }

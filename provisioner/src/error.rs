@@ -276,15 +276,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Talking to the cluster failed.
-    #[error("{endpoint}: {source}")]
-    Etcd {
-        /// The member's client URL.
-        endpoint: String,
-        /// The client's reason.
-        #[source]
-        source: etcd_client::Error,
-    },
     /// No member answered.
     #[error("no member of the cluster answered ({endpoints}); check that the members run (cairn provision starts them)")]
     NoMemberReachable {

@@ -148,7 +148,7 @@ fn status_before_provisioning_says_where_the_certificates_come_from() {
     assert_eq!(
         error_line(&out),
         format!(
-            "cairn: {}: No such file or directory (os error 2); cairn provision issues the certificates there, run it first",
+            "cairn: {}: no such file; `cairn provision` issues the certificates there: run it first, or give --cacert/--cert/--key",
             dir.path().join("pki/ca.pem").display()
         )
     );
