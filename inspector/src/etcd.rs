@@ -239,7 +239,10 @@ impl Source for EtcdSource {
                     })
                 }
                 Ok(Err(source)) => {
-                    return Err(cairn_client::Error::from_etcd(self.endpoint(t).to_string(), source)
+                    return Err(cairn_client::Error::from_etcd(
+                        self.endpoint(t).to_string(),
+                        source,
+                    )
                     .into())
                 }
             }
