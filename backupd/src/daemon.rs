@@ -94,7 +94,7 @@ pub async fn run(
         let outcome = backups.full(slot).await;
         if outcome.is_ok() && options.prune {
             if let Err(e) = backups.prune(false).await {
-                tracing::warn!("retention failed: {e}");
+                tracing::warn!("retention failed: {}", cairn_client::chain(&e));
             }
         }
         outcome

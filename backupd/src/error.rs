@@ -1,5 +1,9 @@
 //! The crate's one error type. Every message is one line that says what failed and what to
 //! do about it.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::path::PathBuf;
 
@@ -21,7 +25,7 @@ pub enum Error {
         source: Box<aws_sdk_s3::Error>,
     },
     /// A local file or directory could not be used.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot use it (check that it exists and its permissions)", path.display())]
     File {
         /// The file.
         path: PathBuf,
@@ -30,7 +34,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Any other local I/O (pipes, temporary files).
-    #[error("I/O error: {0}")]
+    #[error("local I/O failed")]
     Io(#[from] std::io::Error),
     /// A member could not be reached through the client crate.
     #[error(transparent)]
@@ -101,7 +105,7 @@ pub enum Error {
         name: String,
     },
     /// The schedule is not a cron expression.
-    #[error("schedule \"{expression}\" is not a crontab line: {source}")]
+    #[error("schedule \"{expression}\" is not a crontab line (write e.g. \"0 */6 * * *\")")]
     Schedule {
         /// What was given.
         expression: String,
@@ -137,10 +141,12 @@ pub enum Error {
         stderr: String,
     },
     /// A manifest or increment that is not the JSON this version writes.
-    #[error("a stored manifest or increment is not valid JSON: {0}; it was written by another tool or damaged")]
+    #[error(
+        "a stored manifest or increment is not valid JSON (written by another tool, or damaged)"
+    )]
     Json(#[from] serde_json::Error),
     /// The metrics listener failed.
-    #[error("cannot serve metrics on {address}: {source}; change [backup] listen")]
+    #[error("cannot serve metrics on {address} (change [backup] listen)")]
     Serve {
         /// The listen address.
         address: String,

@@ -56,8 +56,9 @@ impl Backups {
                 Err(e) if attempt + 1 < self.retry.attempts.max(1) && retryable(&e) => {
                     let wait = self.retry.backoff * 2u32.saturating_pow(attempt);
                     tracing::warn!(
-                        "backup attempt {} failed: {e}; retrying in {wait:?}",
-                        attempt + 1
+                        "backup attempt {} failed: {}; retrying in {wait:?}",
+                        attempt + 1,
+                        cairn_client::chain(&e)
                     );
                     tokio::time::sleep(wait).await;
                     attempt += 1;

@@ -91,7 +91,7 @@ impl Metrics {
     /// Records a failed run.
     pub fn failure(&self, error: &crate::Error) {
         self.failures.inc();
-        *self.lock() = Some(error.to_string());
+        *self.lock() = Some(cairn_client::chain(error));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {

@@ -1,4 +1,8 @@
 //! The bench crate's one error type.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +11,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file the check needs could not be used.
-    #[error("{}: {source} (the directory must exist and be writable)", path.display())]
+    #[error("{}: cannot use it (the directory must exist and be writable)", path.display())]
     File {
         /// The file or directory.
         path: PathBuf,
@@ -27,7 +31,7 @@ pub enum Error {
         what: &'static str,
     },
     /// A TLS file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot read it", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -35,7 +39,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The endpoints did not answer a first request.
-    #[error("cannot reach {endpoints}: {source}")]
+    #[error("cannot reach {endpoints}")]
     Connect {
         /// The endpoints, comma-separated.
         endpoints: String,
@@ -53,7 +57,7 @@ pub enum Error {
     Client(#[from] cairn_client::Error),
     /// Preparing a workload (pre-populating a key, granting leases, creating watchers)
     /// failed, or a watch stream failed.
-    #[error("{what}: {source}")]
+    #[error("{what} failed")]
     Setup {
         /// What was being done.
         what: &'static str,
@@ -89,7 +93,7 @@ pub enum Error {
         steps: Vec<u64>,
     },
     /// A request of a check (other than its load) failed.
-    #[error("{what} {prefix:?}: {source}")]
+    #[error("{what} {prefix:?} failed")]
     Prefix {
         /// What was being done.
         what: &'static str,
@@ -107,9 +111,9 @@ pub enum Error {
         metric: &'static str,
     },
     /// The async runtime could not be started.
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     /// A client task panicked or was cancelled.
-    #[error("a load client failed: {0}")]
+    #[error("a load client failed")]
     Task(#[from] tokio::task::JoinError),
 }

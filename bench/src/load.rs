@@ -367,7 +367,7 @@ impl Op {
             }
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
+            Ok(r) => r.map_err(|e| cairn_client::chain(&e)),
             Err(_) => Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
         }
     }

@@ -1,4 +1,8 @@
 //! The operator binary's one library error type.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 /// What can stop a command.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +17,7 @@ pub enum Error {
     #[error(transparent)]
     Inspect(#[from] cairn_inspector::Error),
     /// `--serve`'s address could not be bound.
-    #[error("cannot listen on {addr}: {source} (pick a free address and port for --serve)")]
+    #[error("cannot listen on {addr} (pick a free address and port for --serve)")]
     Listen {
         /// The address.
         addr: std::net::SocketAddr,
@@ -31,10 +35,10 @@ pub enum Error {
     #[error(transparent)]
     Provision(#[from] cairn_provisioner::Error),
     /// Signal handlers could not be installed.
-    #[error("cannot handle signals: {0}")]
+    #[error("cannot handle signals")]
     Signal(#[source] std::io::Error),
     /// The async runtime could not start.
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     /// Changes are pending, stdin is not a terminal and `--yes` was not given.
     #[error("changes are pending and there is no terminal to confirm them: run with --yes to apply, or --plan to only show them")]
@@ -56,16 +60,16 @@ pub enum Error {
     #[error("nothing applied (not confirmed)")]
     NotConfirmed,
     /// Reading the confirmation failed.
-    #[error("cannot ask for confirmation: {0}")]
+    #[error("cannot ask for confirmation (answer with --yes when there is no terminal)")]
     Terminal(#[source] std::io::Error),
     /// The running binary could not be found, to copy it to the hosts.
-    #[error("cannot find the running cairn binary to copy it to the hosts: {0}")]
+    #[error("cannot find the running cairn binary to copy it to the hosts")]
     CurrentExe(#[source] std::io::Error),
     /// `cairn import --out` names a file that exists.
     #[error("{}: exists; cairn import writes a new inventory, give another --out", .0.display())]
     OutExists(std::path::PathBuf),
     /// A local file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot read it", path.display())]
     Read {
         /// The file.
         path: std::path::PathBuf,
@@ -74,7 +78,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A local file could not be written.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write it", path.display())]
     Write {
         /// The file.
         path: std::path::PathBuf,
@@ -83,6 +87,6 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A result could not be printed as JSON.
-    #[error("cannot print the result as JSON: {0}")]
+    #[error("cannot print the result as JSON")]
     Json(#[from] serde_json::Error),
 }

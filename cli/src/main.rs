@@ -9,20 +9,9 @@ fn main() -> ExitCode {
     match cairn_cli::run(cli).map_err(anyhow::Error::from) {
         Ok(code) => code,
         Err(e) => {
-            // Every cause once: most library errors already end with their direct cause,
-            // while deeper causes (a refused connection under a transport error) are only in
-            // the chain.
-            let mut line = String::new();
-            for cause in e.chain() {
-                let text = cause.to_string();
-                if !line.contains(&text) {
-                    if !line.is_empty() {
-                        line.push_str(": ");
-                    }
-                    line.push_str(&text);
-                }
-            }
-            eprintln!("cairn: {line}");
+            // One line: the error, then each cause once (no library message repeats its
+            // cause, see the rule atop every error.rs).
+            eprintln!("cairn: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -185,6 +185,15 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line, each once: `what: cause: cause` (the way every cairn
+/// tool shows an error it reports rather than returns).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The first I/O error in `e`'s chain of causes.
 fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);

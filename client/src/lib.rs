@@ -23,7 +23,7 @@ pub mod tls;
 
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use connect::{Connector, Credentials, MemberClients};
-pub use error::Error;
+pub use error::{chain, Error};
 pub use http::HttpClient;
 pub use identity::{ClientIdentity, TlsFiles};
 pub use metrics::Metrics;

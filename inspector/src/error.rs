@@ -1,4 +1,8 @@
 //! The crate's one error type. Each says which member or file, what failed, and what to do.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::path::PathBuf;
 
@@ -15,7 +19,7 @@ pub enum Error {
         endpoint: String,
     },
     /// The state file could not be read.
-    #[error("{}: cannot read the inspection state: {source} (fix its permissions or point [inspection] state_file elsewhere)", path.display())]
+    #[error("{}: cannot read the inspection state (fix its permissions or point [inspection] state_file elsewhere)", path.display())]
     StateRead {
         /// The file.
         path: PathBuf,
@@ -24,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The state file is not what an earlier inspection wrote.
-    #[error("{}: not an inspection state file: {source} (delete it; the next run starts growth over)", path.display())]
+    #[error("{}: not an inspection state file (delete it; the next run starts growth over)", path.display())]
     StateCorrupt {
         /// The file.
         path: PathBuf,
@@ -33,7 +37,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The state file could not be written.
-    #[error("{}: cannot keep the inspection state: {source} (fix its directory's permissions or point [inspection] state_file elsewhere)", path.display())]
+    #[error("{}: cannot keep the inspection state (fix its directory's permissions or point [inspection] state_file elsewhere)", path.display())]
     StateWrite {
         /// The file.
         path: PathBuf,
@@ -47,13 +51,13 @@ pub enum Error {
     )]
     NoMemberAnswers(String),
     /// The metrics server failed.
-    #[error("serving the inspection metrics failed: {source}")]
+    #[error("serving the inspection metrics failed")]
     Serve {
         /// Why.
         #[source]
         source: std::io::Error,
     },
     /// A report could not be rendered as JSON.
-    #[error("cannot render the report as JSON: {0}")]
+    #[error("cannot render the report as JSON")]
     Json(#[from] serde_json::Error),
 }

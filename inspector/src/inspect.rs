@@ -49,7 +49,7 @@ pub async fn inspect<S: Source>(
     let statuses: Vec<Result<MemberStatus, String>> = join_all((0..n).map(|t| source.status(t)))
         .await
         .into_iter()
-        .map(|r| r.map_err(|e| e.to_string()))
+        .map(|r| r.map_err(|e| cairn_client::chain(&e)))
         .collect();
     let answering: Vec<usize> = (0..n).filter(|&t| statuses[t].is_ok()).collect();
     let Some(&first) = answering.first() else {
@@ -69,8 +69,14 @@ pub async fn inspect<S: Source>(
         .find(|&t| ok(t).is_some_and(|s| s.leader_id != 0 && s.leader_id == s.member_id))
         .unwrap_or(first);
 
-    let list = source.member_list(first).await.map_err(|e| e.to_string());
-    let alarms = source.alarms(first).await.map_err(|e| e.to_string());
+    let list = source
+        .member_list(first)
+        .await
+        .map_err(|e| cairn_client::chain(&e));
+    let alarms = source
+        .alarms(first)
+        .await
+        .map_err(|e| cairn_client::chain(&e));
     let mut results = vec![checks::membership::evaluate(
         targets,
         &options.expected,
@@ -88,14 +94,24 @@ pub async fn inspect<S: Source>(
         .unwrap_or(0);
     let hashes = join_all((0..n).map(|t| async move {
         match ok(t) {
-            Some(_) => Some(source.hash_kv(t, revision).await.map_err(|e| e.to_string())),
+            Some(_) => Some(
+                source
+                    .hash_kv(t, revision)
+                    .await
+                    .map_err(|e| cairn_client::chain(&e)),
+            ),
             None => None,
         }
     }))
     .await;
     let counts = join_all((0..n).map(|t| async move {
         match ok(t) {
-            Some(_) => Some(source.count(t, revision).await.map_err(|e| e.to_string())),
+            Some(_) => Some(
+                source
+                    .count(t, revision)
+                    .await
+                    .map_err(|e| cairn_client::chain(&e)),
+            ),
             None => None,
         }
     }))
@@ -165,7 +181,11 @@ pub async fn inspect<S: Source>(
             });
         }
         Err(e) => {
-            let why = format!("the keyspace scan of {} failed: {e}", targets[leader].name);
+            let why = format!(
+                "the keyspace scan of {} failed: {}",
+                targets[leader].name,
+                cairn_client::chain(&e)
+            );
             results.push(CheckResult::not_made(CheckId::LargeValues, why.clone()));
             results.push(CheckResult::not_made(CheckId::KeyCountGrowth, why));
         }
@@ -174,7 +194,11 @@ pub async fn inspect<S: Source>(
         Ok(w) => checks::hot_prefixes::evaluate(&w, window, limits),
         Err(e) => CheckResult::not_made(
             CheckId::HotPrefixes,
-            format!("watching {} failed: {e}", targets[leader].name),
+            format!(
+                "watching {} failed: {}",
+                targets[leader].name,
+                cairn_client::chain(&e)
+            ),
         ),
     });
 
@@ -213,7 +237,7 @@ pub async fn inspect<S: Source>(
                 tls = true;
                 found.push(Found {
                     name,
-                    not_after: Err(e.to_string()),
+                    not_after: Err(cairn_client::chain(&e)),
                 });
             }
             Err(_) => {}
@@ -243,7 +267,12 @@ pub async fn inspect<S: Source>(
 async fn median_read<S: Source>(source: &S, t: usize, c: Consistency) -> Result<Duration, String> {
     let mut times = Vec::with_capacity(LATENCY_READS);
     for _ in 0..LATENCY_READS {
-        times.push(source.read(t, c).await.map_err(|e| e.to_string())?);
+        times.push(
+            source
+                .read(t, c)
+                .await
+                .map_err(|e| cairn_client::chain(&e))?,
+        );
     }
     times.sort();
     Ok(times[times.len() / 2])
@@ -287,7 +316,7 @@ fn local_certificates(dir: &Path) -> Vec<Found> {
                     .unwrap_or_default()
             );
             let not_after = std::fs::read(&p)
-                .map_err(|e| e.to_string())
+                .map_err(|e| cairn_client::chain(&e))
                 .and_then(|pem| {
                     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
                         .map_err(|e| format!("not PEM: {e}"))?;

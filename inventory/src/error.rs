@@ -1,5 +1,9 @@
 //! The crate's one error type. Every variant that comes from the file's content carries the
 //! [`Location`] to change and says how to change it.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::io;
 use std::path::PathBuf;
@@ -10,7 +14,7 @@ use crate::Location;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("{}: cannot read the inventory: {source} (give another file with -i FILE)", path.display())]
+    #[error("{}: cannot read the inventory (give another file with -i FILE)", path.display())]
     Read {
         /// The inventory file.
         path: PathBuf,
@@ -100,7 +104,7 @@ pub enum Error {
         other: &'static str,
     },
     /// A local file the tools need is missing or unreadable.
-    #[error("{at}: {key} {}: {source}; fix the path (relative paths are against the inventory's directory, ~ is the home directory)", path.display())]
+    #[error("{at}: {key} {}: cannot read it; fix the path (relative paths are against the inventory's directory, ~ is the home directory)", path.display())]
     MissingFile {
         /// Where the path is set (or the file's start for a default).
         at: Location,
@@ -113,9 +117,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A duration that does not parse.
-    #[error(
-        "{at}: {key} = \"{value}\" is not a duration ({source}); write e.g. \"30m\" or \"2h\""
-    )]
+    #[error("{at}: {key} = \"{value}\" is not a duration; write e.g. \"30m\" or \"2h\"")]
     InvalidDuration {
         /// Where.
         at: Location,

@@ -439,10 +439,14 @@ mod tests {
     fn an_unreadable_file_names_it() {
         let err = Inventory::load(Path::new("/nonexistent/cairn.toml")).expect_err("missing");
         assert!(matches!(err, Error::Read { .. }));
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/cairn.toml: cannot read the inventory (give another file with -i FILE)"
+        );
+        let cause = std::error::Error::source(&err).expect("the cause");
         assert!(
-            err.to_string()
-                .starts_with("/nonexistent/cairn.toml: cannot read the inventory: "),
-            "{err}"
+            cause.to_string().starts_with("No such file or directory"),
+            "{cause}"
         );
     }
 
@@ -460,11 +464,16 @@ mod tests {
         let bin = dir.path().join("bin/cairn-server");
         assert!(
             err.to_string().starts_with(&format!(
-                "{}:3:10: binary {}: No such file or directory",
+                "{}:3:10: binary {}: cannot read it",
                 path.display(),
                 bin.display()
             )),
             "{err}"
+        );
+        let cause = std::error::Error::source(&err).expect("the cause");
+        assert!(
+            cause.to_string().starts_with("No such file or directory"),
+            "{cause}"
         );
         assert!(
             err.to_string().ends_with(

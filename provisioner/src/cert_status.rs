@@ -301,7 +301,7 @@ impl CertStatus {
                     cert: None,
                     chain_len: 0,
                     drift: false,
-                    error: Some(e.to_string()),
+                    error: Some(cairn_client::chain(&e)),
                 },
             }
         }))

@@ -148,7 +148,7 @@ pub async fn destroy(
                 done.push(t);
             }
             Err(e) => {
-                progress.done(&h.name, false, &e.to_string());
+                progress.done(&h.name, false, &cairn_client::chain(&e));
                 failed.push(h.name.clone());
                 first.get_or_insert(e);
             }

@@ -58,7 +58,7 @@ impl Serialize for HostDisk {
         s.serialize_field("host", &self.host)?;
         match &self.result {
             Ok(report) => s.serialize_field("report", report)?,
-            Err(e) => s.serialize_field("error", &e.to_string())?,
+            Err(e) => s.serialize_field("error", &cairn_client::chain(e))?,
         }
         s.end()
     }

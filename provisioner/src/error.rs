@@ -1,5 +1,9 @@
 //! The crate's one error type. Host-side errors name the host, so a run over many hosts says
 //! which one failed and what to do about it.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::io;
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A local member's process could not be started.
-    #[error("cannot start {member} ({}): {source}; build it with cargo build --release -p cairn-server or fix [cluster] binary", binary.display())]
+    #[error("cannot start {member} ({}); build it with cargo build --release -p cairn-server or fix [cluster] binary", binary.display())]
     Spawn {
         /// The member.
         member: String,
@@ -45,7 +49,7 @@ pub enum Error {
         last_lines: Vec<String>,
     },
     /// Waiting for a local member's process failed.
-    #[error("cannot wait for member {member}: {source}")]
+    #[error("cannot wait for member {member}")]
     Wait {
         /// The member.
         member: String,
@@ -54,7 +58,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The daemon's inventory could not be written as TOML (a value TOML cannot hold).
-    #[error("cannot write the backup daemon's inventory: {0}")]
+    #[error("cannot write the backup daemon's inventory")]
     BackupdInventory(#[from] toml::ser::Error),
     /// `cairn backupd --check` failed on the daemon's host: it could not read its inventory,
     /// reach the store or reach the cluster.
@@ -97,7 +101,7 @@ pub enum Error {
     #[error("[backup] is set, so the backup daemon needs a cairn binary to push; run cairn provision from the cairn binary you want on the hosts")]
     NoDaemonBinary,
     /// A local file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot read it", path.display())]
     LocalRead {
         /// The file.
         path: PathBuf,
@@ -106,7 +110,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A local file or directory could not be written.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write it", path.display())]
     LocalWrite {
         /// The file.
         path: PathBuf,
@@ -115,7 +119,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Generating or signing a certificate failed.
-    #[error("cannot issue the {name} certificate: {source}")]
+    #[error("cannot issue the {name} certificate")]
     Issue {
         /// `ca`, a member name or a client name.
         name: String,
@@ -124,7 +128,7 @@ pub enum Error {
         source: rcgen::Error,
     },
     /// The operator's CA files (`[tls] ca_cert`, `ca_key`) are not a PEM certificate and key.
-    #[error("{} / {}: not a usable CA certificate and key: {source}; give PEM files in [tls] ca_cert and ca_key", cert.display(), key.display())]
+    #[error("{} / {}: not a usable CA certificate and key; give PEM files in [tls] ca_cert and ca_key", cert.display(), key.display())]
     OperatorCa {
         /// `ca_cert`.
         cert: PathBuf,
@@ -151,7 +155,7 @@ pub enum Error {
         known: String,
     },
     /// The SSH key could not be loaded.
-    #[error("{}: cannot use the SSH key: {source}; set [ssh] identity_file to an unencrypted OpenSSH private key", path.display())]
+    #[error("{}: cannot use the SSH key; set [ssh] identity_file to an unencrypted OpenSSH private key", path.display())]
     SshKey {
         /// `identity_file`.
         path: PathBuf,
@@ -160,7 +164,7 @@ pub enum Error {
         source: russh::keys::Error,
     },
     /// The host could not be reached.
-    #[error("{host}: cannot connect to {addr}: {source}; check the address, [ssh] port and that sshd runs")]
+    #[error("{host}: cannot connect to {addr}; check the address, [ssh] port and that sshd runs")]
     Connect {
         /// Member name.
         host: String,
@@ -171,7 +175,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The SSH session failed.
-    #[error("{host}: ssh: {source}")]
+    #[error("{host}: the SSH session failed")]
     Ssh {
         /// Member name.
         host: String,
@@ -204,7 +208,7 @@ pub enum Error {
         fingerprint: String,
     },
     /// known_hosts could not be read or written.
-    #[error("{}: {source}", known_hosts.display())]
+    #[error("{}: cannot use the known hosts file", known_hosts.display())]
     KnownHosts {
         /// The file.
         known_hosts: PathBuf,
@@ -257,7 +261,7 @@ pub enum Error {
         output: String,
     },
     /// A program run on a host printed something other than the JSON report expected.
-    #[error("{host}: `{command}` did not print its JSON report: {source}")]
+    #[error("{host}: `{command}` did not print its JSON report")]
     Report {
         /// Member name.
         host: String,
@@ -268,7 +272,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The admin client certificate (or the CA) is not in `[tls] dir`.
-    #[error("{}: {source}; cairn provision issues the certificates there, run it first", path.display())]
+    #[error("{}: cannot read it; cairn provision issues the certificates there, run it first", path.display())]
     NoClientCertificate {
         /// The missing file.
         path: PathBuf,
@@ -324,7 +328,7 @@ pub enum Error {
     #[error(transparent)]
     Client(#[from] cairn_client::Error),
     /// Some hosts failed; the others were converged (or left unchanged) as reported.
-    #[error("{} of {total} hosts failed ({}; {consequence}): {first}", failed.len(), failed.join(", "))]
+    #[error("{} of {total} hosts failed ({}; {consequence})", failed.len(), failed.join(", "))]
     HostsFailed {
         /// Their member names, in inventory order.
         failed: Vec<String>,
@@ -369,7 +373,7 @@ pub enum Error {
         total: usize,
     },
     /// A rolling restart (upgrade or changed files) stopped at a member.
-    #[error("{source}; {}", left_over(remaining))]
+    #[error("the roll stopped at {member}; {}", left_over(remaining))]
     RollStopped {
         /// The member that failed.
         member: String,
@@ -386,7 +390,7 @@ pub enum Error {
         peer_url: String,
     },
     /// The hook run before the first change to a running cluster (a backup) failed.
-    #[error("the step before changing the running cluster (backup) failed, nothing was changed: {source}")]
+    #[error("the step before changing the running cluster (backup) failed, nothing was changed")]
     BeforeFirstChange {
         /// Its reason.
         #[source]

@@ -213,7 +213,7 @@ impl Session {
                 Ok(host) if i < selected.len() => connected.push((selected[i], host)),
                 Ok(host) => removal_hosts.push((host, leaving[i - selected.len()].1.clone())),
                 Err(e) => {
-                    progress.done(&name, false, &e.to_string());
+                    progress.done(&name, false, &cairn_client::chain(&e));
                     failures.push((name, e));
                 }
             }
@@ -235,7 +235,7 @@ impl Session {
                     targets.push((h, host));
                 }
                 Err(e) => {
-                    progress.done(&h.name, false, &e.to_string());
+                    progress.done(&h.name, false, &cairn_client::chain(&e));
                     failures.push((h.name.clone(), e));
                 }
             }
@@ -289,7 +289,7 @@ impl Session {
                     ok_plans.push(p);
                 }
                 Err(e) => {
-                    progress.done(t.host.name(), false, &e.to_string());
+                    progress.done(t.host.name(), false, &cairn_client::chain(&e));
                     failures.push((t.host.name().to_string(), e));
                 }
             }

@@ -142,7 +142,7 @@ pub async fn connect_all(
         match conn {
             Ok(host) => hosts.push(host),
             Err(e) => {
-                progress.done(&h.name, false, &e.to_string());
+                progress.done(&h.name, false, &cairn_client::chain(&e));
                 failed.push(h.name.clone());
                 first.get_or_insert(e);
             }

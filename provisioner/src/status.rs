@@ -36,7 +36,7 @@ impl ClusterStatus {
         let rows = inventory.hosts.iter().map(|h| async move {
             let (status, error) = match probe.status(&h.name).await {
                 Ok(s) => (Some(s), None),
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, Some(cairn_client::chain(&e))),
             };
             MemberRow {
                 name: h.name.clone(),

@@ -167,7 +167,10 @@ pub(crate) async fn hand_over_leadership<P: Probe>(
     if let Err(e) = moved.await {
         progress.step(
             leader,
-            &format!("leadership stays ({e}); restarting anyway"),
+            &format!(
+                "leadership stays ({}); restarting anyway",
+                cairn_client::chain(&e)
+            ),
         );
     }
 }
@@ -226,7 +229,7 @@ where
         let last = match check().await {
             Ok((true, _)) => return Ok(()),
             Ok((false, seen)) => seen,
-            Err(e) => e.to_string(),
+            Err(e) => cairn_client::chain(&e),
         };
         if Instant::now() >= deadline {
             return Err(Error::Unhealthy {

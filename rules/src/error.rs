@@ -1,4 +1,8 @@
 //! The crate's one error type.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::io;
 use std::path::PathBuf;
@@ -7,7 +11,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Writing an output file (or creating the output directory) failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot write it", path.display())]
     Write {
         /// The file or directory.
         path: PathBuf,
@@ -16,9 +20,9 @@ pub enum Error {
         source: io::Error,
     },
     /// Serialising YAML failed.
-    #[error("cannot write YAML: {0}")]
+    #[error("cannot write YAML")]
     Yaml(#[from] serde_norway::Error),
     /// Serialising JSON failed.
-    #[error("cannot write JSON: {0}")]
+    #[error("cannot write JSON")]
     Json(#[from] serde_json::Error),
 }

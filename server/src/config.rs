@@ -24,7 +24,7 @@ pub enum ConfigError {
     #[error("--initial-cluster entry {0:?} is not name=url")]
     BadClusterEntry(String),
     /// A URL does not parse.
-    #[error("invalid URL {url:?}: {source}")]
+    #[error("invalid URL {url:?}")]
     BadUrl {
         /// The text.
         url: String,

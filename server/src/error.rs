@@ -1,13 +1,19 @@
-//! The server's one error type. The etcd-visible variants carry etcd's exact texts, so clients
-//! that match on them (etcdctl, clientv3, Kubernetes) behave the same against cairn.
+//! The server's errors. [`EtcdError`] is what clients see, with etcd's exact texts, so clients
+//! that match on them (etcdctl, clientv3, Kubernetes) behave the same against cairn, each
+//! mapped to its gRPC code with no catch-all; [`Error`] adds the member's own failures
+//! (storage, files, TLS, raft), which clients see as `Internal`.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use crate::maintenance::snapshot::version::{FORMAT_VERSION, OLDEST_VERSION};
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong in cairn-server.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
+/// The errors etcd's clients know, with etcd's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
     /// A read or compaction below the compaction point.
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
@@ -86,17 +92,57 @@ pub enum Error {
     /// A request only the leader can serve reached a follower.
     #[error("etcdserver: not leader")]
     NotLeader,
+}
+
+impl EtcdError {
+    /// The gRPC code etcd answers this error with.
+    pub fn code(self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            Self::Compacted | Self::FutureRevision | Self::LeaseTtlTooLarge => Code::OutOfRange,
+            Self::EmptyKey
+            | Self::KeyNotFound
+            | Self::ValueProvided
+            | Self::LeaseProvided
+            | Self::TooManyOps
+            | Self::DuplicateKey
+            | Self::RequestTooLarge
+            | Self::InvalidSortOption => Code::InvalidArgument,
+            Self::LeaseNotFound | Self::MemberNotFound => Code::NotFound,
+            Self::BadLeaderTransferee
+            | Self::LeaseExists
+            | Self::PeerUrlExists
+            | Self::NotLearner
+            | Self::LearnerNotReady
+            | Self::NotEnoughStartedMembers => Code::FailedPrecondition,
+            Self::NoSpace => Code::ResourceExhausted,
+            Self::Corrupt => Code::DataLoss,
+            Self::Stopped
+            | Self::NoLeader
+            | Self::Timeout
+            | Self::LeaderChanged
+            | Self::NotLeader => Code::Unavailable,
+        }
+    }
+}
+
+/// Everything that can go wrong in cairn-server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An error etcd's clients know.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
     /// The storage engine failed.
-    #[error("storage: {0}")]
+    #[error("the storage engine failed")]
     Storage(#[from] sled::Error),
     /// A stored record did not decode.
-    #[error("corrupt record in the data dir: {0}")]
+    #[error("corrupt record in the data dir")]
     Decode(#[from] prost::DecodeError),
     /// The backend's database was closed by a defragment that failed half-way.
     #[error("storage: the database is closed (a defragment failed; restart the member)")]
     BackendClosed,
     /// A snapshot file is damaged or not a cairn snapshot.
-    #[error("snapshot {}: {source}", path.display())]
+    #[error("snapshot {}: cannot use it", path.display())]
     Snapshot {
         /// The snapshot file.
         path: PathBuf,
@@ -120,7 +166,7 @@ pub enum Error {
         want: u64,
     },
     /// A file the server needs could not be used.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot use it (check that it exists and its permissions)", path.display())]
     File {
         /// The file.
         path: PathBuf,
@@ -128,7 +174,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A listener could not be bound.
-    #[error("cannot listen on {url}: {source}{}", listen_hint(source))]
+    #[error("cannot listen on {url}{}", listen_hint(source))]
     Listen {
         /// The URL from the flags.
         url: String,
@@ -136,10 +182,10 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The flags contradict each other.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// A PEM file (certificate or key) could not be parsed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: not a PEM certificate or key", path.display())]
     Pem {
         /// The file.
         path: PathBuf,
@@ -147,25 +193,25 @@ pub enum Error {
         source: rustls_pki_types::pem::Error,
     },
     /// The TLS configuration was refused (e.g. a key that does not match the certificate).
-    #[error("TLS setup: {0}")]
+    #[error("the TLS certificate and key were refused (does the key match the certificate?)")]
     Tls(#[from] tokio_rustls::rustls::Error),
     /// The client certificate verifier could not be built from `--trusted-ca-file`.
-    #[error("client certificate verification: {0}")]
+    #[error("cannot verify client certificates with --trusted-ca-file")]
     ClientVerifier(#[from] tokio_rustls::rustls::server::VerifierBuilderError),
     /// A listener stopped serving although no shutdown was asked for.
     #[error("a client listener stopped unexpectedly")]
     ListenerStopped,
     /// A listener's task panicked.
-    #[error("a client listener crashed: {0}")]
+    #[error("a client listener crashed")]
     ListenerPanicked(#[source] tokio::task::JoinError),
     /// The raft library refused an operation.
-    #[error("raft: {0}")]
+    #[error("raft refused the operation")]
     Raft(#[from] raft::Error),
     /// A peer refused or failed a request.
-    #[error("peer: {}", .0.message())]
+    #[error("a peer refused the request")]
     Peer(#[from] tonic::Status),
     /// An operating system call failed outside file access (threads, runtimes).
-    #[error("{0}: {1}")]
+    #[error("{0}")]
     Io(&'static str, #[source] std::io::Error),
     /// The raft loop stopped (a fatal raft error was logged).
     #[error("the raft loop stopped: see the log above for the reason")]
@@ -180,7 +226,7 @@ pub enum Error {
     #[error("this member has been removed from the cluster: remove its data dir, add it again (etcdctl member add) and start it with --initial-cluster-state existing")]
     Removed,
     /// TLS or HTTP/2 transport setup failed.
-    #[error("transport: {0}")]
+    #[error("cannot set up the peer transport (TLS or HTTP/2)")]
     Transport(#[from] tonic::transport::Error),
 }
 
@@ -198,46 +244,60 @@ fn listen_hint(e: &std::io::Error) -> &'static str {
     }
 }
 
+impl From<EtcdError> for tonic::Status {
+    fn from(e: EtcdError) -> Self {
+        tonic::Status::new(e.code(), e.to_string())
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        use tonic::Code;
-        let code = match &e {
-            Error::Compacted | Error::FutureRevision => Code::OutOfRange,
-            Error::EmptyKey
-            | Error::KeyNotFound
-            | Error::ValueProvided
-            | Error::LeaseProvided
-            | Error::TooManyOps
-            | Error::DuplicateKey
-            | Error::RequestTooLarge
-            | Error::InvalidSortOption => Code::InvalidArgument,
-            Error::LeaseNotFound => Code::NotFound,
-            Error::BadLeaderTransferee => Code::FailedPrecondition,
-            Error::LeaseExists => Code::FailedPrecondition,
-            Error::LeaseTtlTooLarge => Code::OutOfRange,
-            Error::NoSpace => Code::ResourceExhausted,
-            Error::Corrupt => Code::DataLoss,
-            Error::Stopped
-            | Error::NoLeader
-            | Error::Timeout
-            | Error::LeaderChanged
-            | Error::NotLeader => Code::Unavailable,
-            Error::MemberNotFound => Code::NotFound,
-            Error::PeerUrlExists
-            | Error::NotLearner
-            | Error::LearnerNotReady
-            | Error::NotEnoughStartedMembers => Code::FailedPrecondition,
-            _ => Code::Internal,
-        };
-        tonic::Status::new(code, e.to_string())
+        match e {
+            Error::Etcd(e) => e.into(),
+            // A member's own failure: Internal, its whole chain of causes in the message.
+            Error::Storage(_)
+            | Error::Decode(_)
+            | Error::BackendClosed
+            | Error::Snapshot { .. }
+            | Error::DataDirExists(_)
+            | Error::CorruptRecord
+            | Error::SchemaVersion { .. }
+            | Error::File { .. }
+            | Error::Listen { .. }
+            | Error::Config(_)
+            | Error::Pem { .. }
+            | Error::Tls(_)
+            | Error::ClientVerifier(_)
+            | Error::ListenerStopped
+            | Error::ListenerPanicked(_)
+            | Error::Raft(_)
+            | Error::Peer(_)
+            | Error::Io(..)
+            | Error::RaftStopped
+            | Error::SnapshotBehind { .. }
+            | Error::Removed
+            | Error::Transport(_) => tonic::Status::internal(chain(&e)),
+        }
     }
+}
+
+/// An error and its causes on one line, each once: `what: cause: cause`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 /// Why a snapshot file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     /// Reading the file failed.
-    #[error("cannot read: {0}")]
+    #[error("cannot read it")]
     Io(#[from] std::io::Error),
     /// The size does not leave a SHA-256 trailer after whole 512-byte sectors.
     #[error("size {0} is not a snapshot's (a multiple of 512 plus a 32-byte sha256); the file is truncated or not a snapshot")]

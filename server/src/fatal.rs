@@ -16,12 +16,12 @@ fn reported() -> &'static Condvar {
 /// Reports `e` and stops the calling thread for good: nothing after a fatal storage error may
 /// run on this member.
 pub(crate) fn fatal(e: &crate::Error) -> ! {
-    tracing::error!(error = %e, "storage failure, stopping");
+    tracing::error!(error = %crate::error::chain(e), "storage failure, stopping");
     {
         let mut failure = FAILURE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failure.get_or_insert_with(|| e.to_string());
+        failure.get_or_insert_with(|| crate::error::chain(e));
     }
     reported().notify_all();
     loop {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// etcd's largest lease TTL in seconds.
 pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
@@ -94,7 +94,7 @@ impl Lessor {
         taken: impl Fn(i64) -> bool,
     ) -> Result<(i64, i64), Error> {
         if ttl > MAX_LEASE_TTL {
-            return Err(Error::LeaseTtlTooLarge);
+            return Err(Error::Etcd(EtcdError::LeaseTtlTooLarge));
         }
         let ttl = ttl.max(self.min_ttl);
         if id != 0 {
@@ -107,7 +107,7 @@ impl Lessor {
                 return Ok((candidate, ttl));
             }
         }
-        Err(Error::LeaseExists)
+        Err(Error::Etcd(EtcdError::LeaseExists))
     }
 
     /// Lease `id` exists now (granted, or found at start): it runs out `ttl` seconds from now.
@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(l.prepare_grant(60, 7, |_| true).unwrap(), (7, 60));
         assert!(matches!(
             l.prepare_grant(MAX_LEASE_TTL + 1, 0, |_| false),
-            Err(Error::LeaseTtlTooLarge)
+            Err(Error::Etcd(EtcdError::LeaseTtlTooLarge))
         ));
     }
 

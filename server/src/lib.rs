@@ -28,5 +28,5 @@ pub mod tls;
 pub mod watch;
 
 pub use config::Config;
-pub use error::Error;
+pub use error::{Error, EtcdError};
 pub use server::run;

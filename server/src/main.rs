@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cairn_server::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn-server: {e}");
+            eprintln!("cairn-server: {}", cairn_server::error::chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -19,7 +19,7 @@ use crate::replicated::{ClusterState, Replicated};
 pub use crate::shared::{Limits, Shared};
 use crate::standalone::Standalone;
 use crate::watch::log::EventLog;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// What a lease costs against the backend quota (etcd's `leaseOverhead`).
 const LEASE_OVERHEAD_BYTES: i64 = 64;
@@ -169,7 +169,7 @@ impl Node {
             return Ok(None);
         }
         if status.leader == 0 {
-            return Err(Error::NoLeader);
+            return Err(Error::Etcd(EtcdError::NoLeader));
         }
         let mut client = peers.client(status.leader).await?;
         let resp = client
@@ -240,9 +240,9 @@ impl Node {
         for id in self.shared.lessor.take_expired() {
             match self.revoke_lease(id).await {
                 Ok(_) => tracing::debug!(lease = id, "lease expired and was revoked"),
-                Err(Error::LeaseNotFound) => self.shared.lessor.stop(id),
+                Err(Error::Etcd(EtcdError::LeaseNotFound)) => self.shared.lessor.stop(id),
                 Err(e) => {
-                    tracing::warn!(lease = id, error = %e, "revoking an expired lease failed, retrying");
+                    tracing::warn!(lease = id, error = %crate::error::chain(&e), "revoking an expired lease failed, retrying");
                     self.shared.lessor.retry(id);
                 }
             }
@@ -254,7 +254,7 @@ impl Node {
         let mut rx = self.shared.compacted.subscribe();
         rx.wait_for(|done| *done >= rev)
             .await
-            .map_err(|_| Error::Stopped)?;
+            .map_err(|_| Error::Etcd(EtcdError::Stopped))?;
         Ok(())
     }
 
@@ -302,7 +302,7 @@ impl Node {
             alarm: crate::proto::etcdserverpb::AlarmType::Nospace as i32,
         };
         self.propose(Request::Alarm(activate)).await?;
-        Err(Error::NoSpace)
+        Err(Error::Etcd(EtcdError::NoSpace))
     }
 
     /// Returns the space compaction freed to the file system: waits for the compactions
@@ -327,7 +327,7 @@ impl Node {
             Ok(())
         })
         .await
-        .map_err(|_| Error::Stopped)?
+        .map_err(|_| Error::Etcd(EtcdError::Stopped))?
     }
 
     /// Whether this member knows a leader (always, while it runs without replication).
@@ -357,11 +357,11 @@ impl Node {
             return if target == me {
                 Ok(())
             } else {
-                Err(Error::BadLeaderTransferee)
+                Err(Error::Etcd(EtcdError::BadLeaderTransferee))
             };
         };
         if !self.is_leader() {
-            return Err(Error::NotLeader);
+            return Err(Error::Etcd(EtcdError::NotLeader));
         }
         let voter = self
             .cluster
@@ -370,7 +370,7 @@ impl Node {
             .get(target)
             .is_some_and(|m| !m.is_learner);
         if !voter {
-            return Err(Error::BadLeaderTransferee);
+            return Err(Error::Etcd(EtcdError::BadLeaderTransferee));
         }
         if target == me {
             return Ok(());
@@ -383,8 +383,8 @@ impl Node {
         .await;
         match moved {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::Stopped),
-            Err(_) => Err(Error::Timeout),
+            Ok(false) => Err(Error::Etcd(EtcdError::Stopped)),
+            Err(_) => Err(Error::Etcd(EtcdError::Timeout)),
         }
     }
 
@@ -419,7 +419,7 @@ impl Node {
         };
         let db_size = backend
             .size()
-            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the backend size"))
+            .inspect_err(|e| tracing::warn!(error = %crate::error::chain(&e), "cannot read the backend size"))
             .ok();
         ScrapeState {
             has_leader: self.has_leader(),
@@ -470,7 +470,7 @@ impl Node {
                 w.shutdown();
                 let backend = self.shared.read_persisted().backend().clone();
                 if let Err(e) = backend.flush() {
-                    tracing::warn!(error = %e, "flushing the store at shutdown failed (the raft log replays it)");
+                    tracing::warn!(error = %crate::error::chain(&e), "flushing the store at shutdown failed (the raft log replays it)");
                 }
             }
         }
@@ -480,7 +480,7 @@ impl Node {
 impl crate::consensus::LeaderState for Node {
     fn lease_ttl(&self, id: i64, renew: bool) -> Result<Option<(i64, i64)>, Error> {
         if !self.is_leader() {
-            return Err(Error::NotLeader);
+            return Err(Error::Etcd(EtcdError::NotLeader));
         }
         Ok(self.local_lease_ttl(id, renew))
     }

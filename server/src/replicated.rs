@@ -22,7 +22,7 @@ use crate::kv::{apply, Applied};
 use crate::mvcc::{Backend, CompactionJob, MvccStore};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::shared::Shared;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 type Waiter = oneshot::Sender<Result<Applied, Error>>;
 
@@ -156,8 +156,8 @@ impl Replicated {
         self.raft.propose(data, rejected).await?;
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::Stopped),
-            Err(_) => Err(Error::Timeout),
+            Ok(Err(_)) => Err(Error::Etcd(EtcdError::Stopped)),
+            Err(_) => Err(Error::Etcd(EtcdError::Timeout)),
         }
     }
 
@@ -166,7 +166,7 @@ impl Replicated {
     pub async fn read_barrier(&self) -> Result<(), Error> {
         let index = match tokio::time::timeout(self.timeout, self.raft.read_index()).await {
             Ok(index) => index?,
-            Err(_) => return Err(Error::Timeout),
+            Err(_) => return Err(Error::Etcd(EtcdError::Timeout)),
         };
         self.wait_applied(index).await
     }
@@ -180,8 +180,8 @@ impl Replicated {
         .await;
         match reached {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::Stopped),
-            Err(_) => Err(Error::Timeout),
+            Ok(false) => Err(Error::Etcd(EtcdError::Stopped)),
+            Err(_) => Err(Error::Etcd(EtcdError::Timeout)),
         }
     }
 
@@ -378,7 +378,7 @@ impl StateMachine for Applier {
                         .and_then(|m| m.peer_ur_ls.first().cloned());
                     if let Some(url) = url {
                         if let Err(e) = self.parts.peers.add(c.node_id, &url) {
-                            tracing::warn!(error = %e, member = %format!("{:x}", c.node_id), "cannot reach the new member");
+                            tracing::warn!(error = %crate::error::chain(&e), member = %format!("{:x}", c.node_id), "cannot reach the new member");
                         }
                     }
                 }

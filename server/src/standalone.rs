@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::mvcc::{CompactionJob, MvccStore};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
 use crate::shared::Shared;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Most proposals applied under one flush.
 const MAX_BATCH: usize = 1024;
@@ -111,7 +111,7 @@ impl Standalone {
             // Checked under the queue lock: once shutdown closes the queue nothing more enters.
             let mut queue = inner.queue.lock();
             if inner.closed.load(Ordering::Acquire) {
-                return Err(Error::Stopped);
+                return Err(Error::Etcd(EtcdError::Stopped));
             }
             queue.push(Proposal { request, done });
         }
@@ -125,7 +125,7 @@ impl Standalone {
         // worker off first (block_in_place) costs a thread switch per write, which measurably
         // slowed single-client writes, for little: at most one worker is ever held this way.
         Inner::write_one_group(inner);
-        let result = rx.await.map_err(|_| Error::Stopped)?;
+        let result = rx.await.map_err(|_| Error::Etcd(EtcdError::Stopped))?;
         pending.answered = true;
         result
     }

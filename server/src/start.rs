@@ -344,7 +344,9 @@ pub async fn publish(node: Arc<Node>, config: &Config, mut stop: watch::Receiver
                 tracing::info!(name = %config.name, "published this member's attributes");
                 return;
             }
-            Err(e) => tracing::debug!(error = %e, "publishing attributes failed, retrying"),
+            Err(e) => {
+                tracing::debug!(error = %crate::error::chain(&e), "publishing attributes failed, retrying")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(PUBLISH_RETRY) => {}

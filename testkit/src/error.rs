@@ -1,4 +1,8 @@
 //! The kit's one error type.
+//!
+//! The rule for every message here: it says what failed and what to do; the cause is the
+//! `#[source]`, never also interpolated into the message, so a printed chain names each
+//! cause once.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -42,7 +46,7 @@ pub enum Error {
         log_tail: String,
     },
     /// A program could not be started.
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}")]
     Spawn {
         /// The program (path or name on `PATH`).
         program: String,
@@ -51,7 +55,7 @@ pub enum Error {
         source: io::Error,
     },
     /// An I/O operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -84,7 +88,7 @@ pub enum Error {
         stderr: String,
     },
     /// Generating the test certificates failed.
-    #[error("generating test certificates: {0}")]
+    #[error("generating test certificates failed")]
     Cert(#[from] rcgen::Error),
     /// A command preparing test hosts (ssh-keygen, apt-get, dpkg-deb) failed.
     #[error("`{command}` failed (exit code {code}):\n{stderr}")]

@@ -296,7 +296,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 let first = match backups.full_when_unlocked(cairn_backupd::LOCK_WAIT).await {
                     Ok(m) => Some(m.id),
                     Err(e) => {
-                        eprintln!("cairn: warning: the restored cluster is up, but its first full backup failed ({e}); run cairn backup now");
+                        eprintln!("cairn: warning: the restored cluster is up, but its first full backup failed ({}); run cairn backup now", cairn_client::chain(&e));
                         None
                     }
                 };

@@ -93,7 +93,7 @@ pub fn run(args: BackupdArgs) -> Result<ExitCode, Error> {
                     m.stored_bytes,
                     (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0
                 ),
-                Err(e) => eprintln!("backup failed: {e}"),
+                Err(e) => eprintln!("backup failed: {}", cairn_client::chain(&e)),
             },
             shutdown,
         )

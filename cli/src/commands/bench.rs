@@ -136,7 +136,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("must be longer than 0s".into()),
         Ok(d) => Ok(d),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(cairn_client::chain(&e)),
     }
 }
 

@@ -162,8 +162,8 @@ impl Catalog for StoreCatalog {
                 Arc::new(cairn_backupd::SystemClock),
             )
             .await
-            .map_err(|e| e.to_string())?;
-            let listed = backups.list().await.map_err(|e| e.to_string())?;
+            .map_err(|e| cairn_client::chain(&e))?;
+            let listed = backups.list().await.map_err(|e| cairn_client::chain(&e))?;
             Ok(listed
                 .into_iter()
                 .max_by_key(|m| m.finished_at)
@@ -321,7 +321,7 @@ async fn serve(
                 findings.join(", ")
             );
         }
-        Err(e) => eprintln!("cairn: inspection failed: {e}"),
+        Err(e) => eprintln!("cairn: inspection failed: {}", cairn_client::chain(&e)),
     };
     let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;

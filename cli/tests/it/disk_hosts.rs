@@ -115,7 +115,7 @@ fn check_disk_runs_on_every_inventory_host_and_names_an_unreachable_one() {
     assert_eq!(out.code, 2, "{stdout}{stderr}");
     assert!(
         stderr.starts_with(&format!(
-            "cairn: 1 of 4 hosts failed (m4; the other hosts were checked): m4: cannot connect to 127.0.0.14:{closed}: "
+            "cairn: 1 of 4 hosts failed (m4; the other hosts were checked): m4: cannot connect to 127.0.0.14:{closed}; check the address, [ssh] port and that sshd runs: "
         )),
         "{stderr}"
     );

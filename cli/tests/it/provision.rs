@@ -110,7 +110,7 @@ fn an_unreachable_host_is_one_line_naming_it() {
     let line = error_line(&out);
     assert!(
         line.starts_with(&format!(
-            "cairn: {}: cannot use the SSH key: ",
+            "cairn: {}: cannot use the SSH key; set [ssh] identity_file to an unencrypted OpenSSH private key: ",
             dir.path().join("id").display()
         )),
         "{line}"
@@ -131,7 +131,7 @@ fn an_unreachable_host_is_one_line_naming_it() {
     );
     assert!(
         line.starts_with(&format!(
-            "cairn: 1 of 1 hosts failed (m1; nothing was changed on any host; fix it or leave the host out with --limit): m1: cannot connect to 127.0.0.1:{ssh}: Connection refused"
+            "cairn: 1 of 1 hosts failed (m1; nothing was changed on any host; fix it or leave the host out with --limit): m1: cannot connect to 127.0.0.1:{ssh}; check the address, [ssh] port and that sshd runs: Connection refused"
         )),
         "{line}"
     );

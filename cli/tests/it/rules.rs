@@ -114,7 +114,7 @@ fn a_missing_inventory_says_how_to_name_another() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(
         err.trim_end(),
-        "cairn: cairn.toml: cannot read the inventory: No such file or directory (os error 2) (give another file with -i FILE)"
+        "cairn: cairn.toml: cannot read the inventory (give another file with -i FILE): No such file or directory (os error 2)"
     );
 }
 

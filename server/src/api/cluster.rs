@@ -19,7 +19,7 @@ use crate::proto::etcdserverpb::{
     MemberUpdateRequest, MemberUpdateResponse,
 };
 use crate::replicated::Replicated;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// How long a proposed membership change may take to show before it is proposed again.
 const CONF_CHANGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -74,7 +74,7 @@ impl ClusterService {
             loop {
                 match raft.raft().propose_conf_change(change.clone()).await {
                     // Between leaders: the retry below tries again.
-                    Ok(()) | Err(Error::NoLeader) => {}
+                    Ok(()) | Err(Error::Etcd(EtcdError::NoLeader)) => {}
                     Err(e) => return Err(e),
                 }
                 let retry = tokio::time::sleep(CONF_CHANGE_RETRY);
@@ -85,7 +85,7 @@ impl ClusterService {
                     }
                     tokio::select! {
                         changed = version.changed() => if changed.is_err() {
-                            return Err(Error::Stopped);
+                            return Err(Error::Etcd(EtcdError::Stopped));
                         },
                         () = &mut retry => break,
                     }
@@ -95,7 +95,7 @@ impl ClusterService {
         .await;
         match applied {
             Ok(res) => Ok(res?),
-            Err(_) => Err(Error::Timeout.into()),
+            Err(_) => Err(Error::Etcd(EtcdError::Timeout).into()),
         }
     }
 }
@@ -132,7 +132,7 @@ impl Cluster for ClusterService {
             .with_peer_url(&urls)
             .is_some()
         {
-            return Err(Error::PeerUrlExists.into());
+            return Err(Error::Etcd(EtcdError::PeerUrlExists).into());
         }
         // etcd derives a new member's ID from its URLs and the time, so re-adding the same URLs
         // gives a new ID.
@@ -171,7 +171,7 @@ impl Cluster for ClusterService {
         let id = req.into_inner().id;
         let raft = self.raft()?;
         if self.node.cluster().membership.read().get(id).is_none() {
-            return Err(Error::MemberNotFound.into());
+            return Err(Error::Etcd(EtcdError::MemberNotFound).into());
         }
         self.change(
             raft,
@@ -193,7 +193,7 @@ impl Cluster for ClusterService {
         let mut r = req.into_inner();
         self.raft()?;
         if self.node.cluster().membership.read().get(r.id).is_none() {
-            return Err(Error::MemberNotFound.into());
+            return Err(Error::Etcd(EtcdError::MemberNotFound).into());
         }
         r.peer_ur_ls = peer_urls(&r.peer_ur_ls)?;
         r.peer_ur_ls.sort();
@@ -226,14 +226,14 @@ impl Cluster for ClusterService {
         let id = req.into_inner().id;
         let raft = self.raft()?;
         match self.node.cluster().membership.read().get(id) {
-            None => return Err(Error::MemberNotFound.into()),
-            Some(m) if !m.is_learner => return Err(Error::NotLearner.into()),
+            None => return Err(Error::Etcd(EtcdError::MemberNotFound).into()),
+            Some(m) if !m.is_learner => return Err(Error::Etcd(EtcdError::NotLearner).into()),
             Some(_) => {}
         }
         let status = raft.raft().status();
         if !status.is_leader {
             // Only the leader knows how far the learner is.
-            return Err(Error::NotLeader.into());
+            return Err(Error::Etcd(EtcdError::NotLeader).into());
         }
         let matched = status
             .matched
@@ -241,7 +241,7 @@ impl Cluster for ClusterService {
             .find(|(m, _)| *m == id)
             .map_or(0, |(_, i)| *i);
         if matched * 100 < status.commit * LEARNER_READY_PERCENT {
-            return Err(Error::LearnerNotReady.into());
+            return Err(Error::Etcd(EtcdError::LearnerNotReady).into());
         }
         self.change(
             raft,

@@ -14,7 +14,7 @@ use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// The KV service over one member.
 #[derive(Clone)]
@@ -39,7 +39,7 @@ impl KvService {
             request: Some(request),
         };
         if size.encoded_len() > self.node.limits().max_request_bytes {
-            return Err(Error::RequestTooLarge.into());
+            return Err(Error::Etcd(EtcdError::RequestTooLarge).into());
         }
         let request = size.request.expect("set above");
         Ok(self.node.propose(request).await?)

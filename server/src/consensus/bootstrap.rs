@@ -92,7 +92,7 @@ async fn ask_peers(transport: &TransportConfig, urls: &[String]) -> Vec<Answer> 
         match tokio::time::timeout(ASK_TIMEOUT, ask).await {
             Ok(Ok(a)) => Some(a),
             Ok(Err(e)) => {
-                tracing::debug!(peer = %url, error = %e, "peer did not answer");
+                tracing::debug!(peer = %url, error = %crate::error::chain(&e), "peer did not answer");
                 None
             }
             Err(_) => None,

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::read_index::{ReadIndexRounds, ReadTiming, ReadWaiter};
 use super::{Peers, RaftLogStore};
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// An unanswered ReadIndex round is asked again after this long (etcd: 500 ms), and after at
 /// least two ticks.
@@ -111,7 +111,7 @@ impl std::fmt::Debug for Command {
 impl RaftHandle {
     /// Proposes `data`; it is applied everywhere once committed (a follower forwards it to the
     /// leader). Returns once the node has it queued; `rejected` is called, on the raft thread,
-    /// if raft refuses it ([`Error::NoLeader`]). A proposal can still be lost later (leader
+    /// if raft refuses it ([`EtcdError::NoLeader`]). A proposal can still be lost later (leader
     /// change): callers wait for its application with a timeout.
     pub async fn propose(&self, data: Vec<u8>, rejected: Rejected) -> Result<(), Error> {
         self.send(Command::Propose(data, rejected)).await
@@ -121,17 +121,17 @@ impl RaftHandle {
     pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::ConfChange(change, tx)).await?;
-        rx.await.map_err(|_| Error::Stopped)?
+        rx.await.map_err(|_| Error::Etcd(EtcdError::Stopped))?
     }
 
     /// raft's ReadIndex: the commit index the leader confirmed it still held after hearing
     /// from a quorum. Reads served once that index is applied are linearizable. Concurrent
     /// calls share one round; a round is asked again when unanswered or when the leader
-    /// changes, and fails with [`Error::NoLeader`] after two election timeouts with no leader.
+    /// changes, and fails with [`EtcdError::NoLeader`] after two election timeouts with no leader.
     pub async fn read_index(&self) -> Result<u64, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::ReadIndex(tx)).await?;
-        rx.await.map_err(|_| Error::Stopped)?
+        rx.await.map_err(|_| Error::Etcd(EtcdError::Stopped))?
     }
 
     /// Stops the node (the member is shutting down); the state machine is dropped with it.
@@ -145,7 +145,10 @@ impl RaftHandle {
     }
 
     async fn send(&self, c: Command) -> Result<(), Error> {
-        self.commands.send(c).await.map_err(|_| Error::Stopped)
+        self.commands
+            .send(c)
+            .await
+            .map_err(|_| Error::Etcd(EtcdError::Stopped))
     }
 
     /// The latest status.
@@ -365,7 +368,7 @@ impl Loop {
             Command::Propose(data, rejected) => {
                 if let Err(e) = self.raw.propose(Vec::new(), data) {
                     rejected(match e {
-                        raft::Error::ProposalDropped => Error::NoLeader,
+                        raft::Error::ProposalDropped => Error::Etcd(EtcdError::NoLeader),
                         e => Error::Raft(e),
                     });
                 }
@@ -376,7 +379,7 @@ impl Loop {
                     .raw
                     .propose_conf_change(Vec::new(), cc)
                     .map_err(|e| match e {
-                        raft::Error::ProposalDropped => Error::NoLeader,
+                        raft::Error::ProposalDropped => Error::Etcd(EtcdError::NoLeader),
                         e => Error::Raft(e),
                     });
                 let _ = done.send(res);
@@ -730,7 +733,7 @@ mod tests {
                         // NoLeader; nothing else.
                         match r {
                             Ok(_) => served += 1,
-                            Err(Error::NoLeader) => {}
+                            Err(Error::Etcd(EtcdError::NoLeader)) => {}
                             Err(e) => panic!("read index: {e}"),
                         }
                     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Told the confirmed read index, or why none could be had.
 pub type ReadWaiter = oneshot::Sender<Result<u64, Error>>;
@@ -36,7 +36,7 @@ struct Round {
 pub struct ReadTiming {
     /// An unanswered round is asked again after this many ticks.
     pub retry_ticks: u64,
-    /// A round that has had no leader for this many ticks fails with [`Error::NoLeader`].
+    /// A round that has had no leader for this many ticks fails with [`EtcdError::NoLeader`].
     pub leaderless_ticks: u64,
 }
 
@@ -136,7 +136,7 @@ impl ReadIndexRounds {
     }
 
     /// One raft tick: rounds unanswered for too long are asked again (contexts returned),
-    /// rounds without a leader for too long fail with [`Error::NoLeader`].
+    /// rounds without a leader for too long fail with [`EtcdError::NoLeader`].
     pub fn tick(&mut self, leader_known: bool) -> Vec<Vec<u8>> {
         self.now += 1;
         let now = self.now;
@@ -161,7 +161,7 @@ impl ReadIndexRounds {
                     self.seqs.remove(s);
                 }
                 for reader in round.readers {
-                    let _ = reader.send(Err(Error::NoLeader));
+                    let _ = reader.send(Err(Error::Etcd(EtcdError::NoLeader)));
                 }
             }
         }
@@ -295,7 +295,10 @@ mod tests {
         }
         assert!(rx.try_recv().is_err(), "still waiting for a leader");
         r.tick(false);
-        assert!(matches!(rx.try_recv(), Ok(Err(Error::NoLeader))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(Error::Etcd(EtcdError::NoLeader)))
+        ));
         assert!(r.is_empty());
     }
 
@@ -320,6 +323,9 @@ mod tests {
         for _ in 0..TIMING.leaderless_ticks {
             r.tick(false);
         }
-        assert!(matches!(rx.try_recv(), Ok(Err(Error::NoLeader))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(Error::Etcd(EtcdError::NoLeader)))
+        ));
     }
 }

@@ -14,7 +14,7 @@ use crate::mvcc::backend::scan_chunks;
 use crate::mvcc::{CompactionJob, MvccStore, WriteBatch};
 use crate::proto::cairnpb::SnapshotRequest;
 use crate::shared::Shared;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Replaces this member's state with the leader's (see [`super::StateMachine::install_snapshot`]).
 pub trait SnapshotInstaller: Send + 'static {
@@ -50,7 +50,7 @@ impl PeerSnapshotInstaller {
         self.peers.runtime().spawn(async move {
             let _ = tx.send(fetch(&peers, leader, &path).await);
         });
-        rx.recv().map_err(|_| Error::Stopped)?
+        rx.recv().map_err(|_| Error::Etcd(EtcdError::Stopped))?
     }
 }
 
@@ -109,7 +109,7 @@ impl SnapshotInstaller for PeerSnapshotInstaller {
                     );
                 }
                 Err(e) if attempt < FETCH_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "fetching the leader's snapshot failed, retrying");
+                    tracing::warn!(error = %crate::error::chain(&e), attempt, "fetching the leader's snapshot failed, retrying");
                 }
                 Err(e) => return Err(e),
             }

@@ -28,7 +28,7 @@ use crate::proto::cairnpb::{
     LeaseTtlRequest, LeaseTtlResponse, MembersRequest, MembersResponse, RaftBatch, SnapshotChunk,
     SnapshotRequest, StreamAck,
 };
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Messages queued per peer before new ones are dropped (raft resends what is lost).
 const PEER_QUEUE: usize = 4096;
@@ -369,7 +369,7 @@ impl Peers {
             .lock()
             .get(&id)
             .map(|p| p.endpoint.clone())
-            .ok_or(Error::MemberNotFound)?;
+            .ok_or(Error::Etcd(EtcdError::MemberNotFound))?;
         let client = connect_endpoint(&self.config, endpoint).await?;
         self.clients.lock().insert(id, client.clone());
         Ok(client)
@@ -435,7 +435,7 @@ async fn send_loop(
         {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!(peer = %format!("{to:x}"), error = %e, "cannot reach peer");
+                tracing::debug!(peer = %format!("{to:x}"), error = %crate::error::chain(&e), "cannot reach peer");
                 // What queued meanwhile is lost to this peer; raft resends after the report.
                 while queue.try_recv().is_ok() {}
                 let _ = unreachable.send(to);

@@ -11,7 +11,7 @@ use crate::proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
     LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// The outcome of an applied command (headers carry only the revision).
 #[derive(Debug)]
@@ -69,7 +69,7 @@ fn refused_by_alarm(store: &MvccStore, request: &Request) -> Option<Error> {
         Request::MemberAttributes(_) | Request::MemberUpdate(_)
     );
     if active(AlarmType::Corrupt) && !matches!(request, Request::Alarm(_)) && !membership {
-        return Some(Error::Corrupt);
+        return Some(Error::Etcd(EtcdError::Corrupt));
     }
     if active(AlarmType::Nospace) {
         let grows = match request {
@@ -78,7 +78,7 @@ fn refused_by_alarm(store: &MvccStore, request: &Request) -> Option<Error> {
             _ => false,
         };
         if grows {
-            return Some(Error::NoSpace);
+            return Some(Error::Etcd(EtcdError::NoSpace));
         }
     }
     None
@@ -170,7 +170,7 @@ fn apply_request(
         Some(Request::LeaseGrant(g)) => {
             // The proposer chose the ID and clamped the TTL; only existence is decided here.
             if store.leases().contains(g.id) {
-                return Err(Error::LeaseExists);
+                return Err(Error::Etcd(EtcdError::LeaseExists));
             }
             store.grant_lease(g.id, g.ttl, index);
             let header = ResponseHeader {

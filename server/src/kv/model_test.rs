@@ -16,7 +16,7 @@ use crate::proto::etcdserverpb::{
     RequestOp, TxnRequest,
 };
 use crate::proto::mvccpb::KeyValue;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 type State = BTreeMap<Vec<u8>, KeyValue>;
 
@@ -209,9 +209,15 @@ fn run(backend: Arc<dyn Backend>, ops: &[Op]) -> Result<(), TestCaseError> {
                 };
                 let got = apply(&mut store, index, &cmd(Request::Compaction(c)));
                 if *r <= model.compacted {
-                    prop_assert!(matches!(got, Err(Error::Compacted)), "{got:?}");
+                    prop_assert!(
+                        matches!(got, Err(Error::Etcd(EtcdError::Compacted))),
+                        "{got:?}"
+                    );
                 } else if *r > model.rev() {
-                    prop_assert!(matches!(got, Err(Error::FutureRevision)), "{got:?}");
+                    prop_assert!(
+                        matches!(got, Err(Error::Etcd(EtcdError::FutureRevision))),
+                        "{got:?}"
+                    );
                 } else {
                     let (_, job) = got.expect("compact");
                     jobs.extend(job);
@@ -233,9 +239,15 @@ fn run(backend: Arc<dyn Backend>, ops: &[Op]) -> Result<(), TestCaseError> {
                 let got = range::range(&view, &req);
                 let at = if *r <= 0 { model.rev() } else { *r };
                 if at > model.rev() {
-                    prop_assert!(matches!(got, Err(Error::FutureRevision)), "{got:?}");
+                    prop_assert!(
+                        matches!(got, Err(Error::Etcd(EtcdError::FutureRevision))),
+                        "{got:?}"
+                    );
                 } else if at < model.compacted {
-                    prop_assert!(matches!(got, Err(Error::Compacted)), "{got:?}");
+                    prop_assert!(
+                        matches!(got, Err(Error::Etcd(EtcdError::Compacted))),
+                        "{got:?}"
+                    );
                 } else {
                     let got = got.expect("range");
                     let want: Vec<KeyValue> = model.states[at as usize]

@@ -8,12 +8,14 @@ use crate::mvcc::{KeyRange, RangeOptions};
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use crate::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
 use crate::proto::mvccpb::KeyValue;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Serves `r` from `view`; the header carries only the revision.
 pub fn range(view: &impl ReadView, r: &RangeRequest) -> Result<RangeResponse, Error> {
-    let order = SortOrder::try_from(r.sort_order).map_err(|_| Error::InvalidSortOption)?;
-    let target = SortTarget::try_from(r.sort_target).map_err(|_| Error::InvalidSortOption)?;
+    let order =
+        SortOrder::try_from(r.sort_order).map_err(|_| Error::Etcd(EtcdError::InvalidSortOption))?;
+    let target = SortTarget::try_from(r.sort_target)
+        .map_err(|_| Error::Etcd(EtcdError::InvalidSortOption))?;
     let filtered = r.min_mod_revision != 0
         || r.max_mod_revision != 0
         || r.min_create_revision != 0

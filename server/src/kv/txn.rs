@@ -12,7 +12,7 @@ use crate::proto::etcdserverpb::{
     PutRequest, PutResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
@@ -90,10 +90,10 @@ pub fn check_ops(view: &impl ReadView, r: &TxnRequest, path: &[bool]) -> Result<
         match &op.request {
             Some(Request::RequestRange(q)) if q.revision > 0 => {
                 if q.revision > view.revision() {
-                    return Err(Error::FutureRevision);
+                    return Err(Error::Etcd(EtcdError::FutureRevision));
                 }
                 if q.revision < view.compact_revision() {
-                    return Err(Error::Compacted);
+                    return Err(Error::Etcd(EtcdError::Compacted));
                 }
             }
             Some(Request::RequestPut(p)) => {
@@ -101,11 +101,11 @@ pub fn check_ops(view: &impl ReadView, r: &TxnRequest, path: &[bool]) -> Result<
                     let found =
                         view.range(&KeyRange::new(&p.key, &[]), &RangeOptions::default())?;
                     if found.kvs.is_empty() {
-                        return Err(Error::KeyNotFound);
+                        return Err(Error::Etcd(EtcdError::KeyNotFound));
                     }
                 }
                 if p.lease != 0 && !view.lease_exists(p.lease) {
-                    return Err(Error::LeaseNotFound);
+                    return Err(Error::Etcd(EtcdError::LeaseNotFound));
                 }
             }
             Some(Request::RequestTxn(t)) => used += check_ops(view, t, &path[used..])?,
@@ -118,7 +118,7 @@ pub fn check_ops(view: &impl ReadView, r: &TxnRequest, path: &[bool]) -> Result<
 /// Put through `txn`, as etcd's applier (lease check, prev_kv, ignore_value, ignore_lease).
 pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, Error> {
     if p.lease != 0 && !txn.leases().contains(p.lease) {
-        return Err(Error::LeaseNotFound);
+        return Err(Error::Etcd(EtcdError::LeaseNotFound));
     }
     let mut value = p.value.clone();
     let mut lease = p.lease;
@@ -127,7 +127,7 @@ pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, Error>
         let found = txn.range(&KeyRange::new(&p.key, &[]), &RangeOptions::default())?;
         prev = found.kvs.into_iter().next();
         if (p.ignore_value || p.ignore_lease) && prev.is_none() {
-            return Err(Error::KeyNotFound);
+            return Err(Error::Etcd(EtcdError::KeyNotFound));
         }
     }
     if let Some(prev) = &prev {
@@ -198,7 +198,7 @@ fn execute(
                 Response::ResponseDeleteRange(delete_range(txn, d)?)
             }
             Some(Request::RequestTxn(t)) => Response::ResponseTxn(execute(txn, t, path)?),
-            None => return Err(Error::KeyNotFound),
+            None => return Err(Error::Etcd(EtcdError::KeyNotFound)),
         };
         responses.push(ResponseOp {
             response: Some(response),
@@ -235,7 +235,7 @@ fn read_branch(
         let response = match &op.request {
             Some(Request::RequestRange(q)) => Response::ResponseRange(range(view, q)?),
             Some(Request::RequestTxn(t)) => Response::ResponseTxn(read_branch(view, t, path)?),
-            _ => return Err(Error::KeyNotFound),
+            _ => return Err(Error::Etcd(EtcdError::KeyNotFound)),
         };
         responses.push(ResponseOp {
             response: Some(response),

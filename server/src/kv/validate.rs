@@ -6,15 +6,15 @@ use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::{
     request_op::Request, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Range: a key is required, and sort options must be etcd's.
 pub fn check_range(r: &RangeRequest) -> Result<(), Error> {
     if r.key.is_empty() {
-        return Err(Error::EmptyKey);
+        return Err(Error::Etcd(EtcdError::EmptyKey));
     }
     if !(0..=2).contains(&r.sort_order) || !(0..=4).contains(&r.sort_target) {
-        return Err(Error::InvalidSortOption);
+        return Err(Error::Etcd(EtcdError::InvalidSortOption));
     }
     Ok(())
 }
@@ -22,13 +22,13 @@ pub fn check_range(r: &RangeRequest) -> Result<(), Error> {
 /// Put: a key is required; `ignore_value`/`ignore_lease` exclude a value/lease.
 pub fn check_put(r: &PutRequest) -> Result<(), Error> {
     if r.key.is_empty() {
-        return Err(Error::EmptyKey);
+        return Err(Error::Etcd(EtcdError::EmptyKey));
     }
     if r.ignore_value && !r.value.is_empty() {
-        return Err(Error::ValueProvided);
+        return Err(Error::Etcd(EtcdError::ValueProvided));
     }
     if r.ignore_lease && r.lease != 0 {
-        return Err(Error::LeaseProvided);
+        return Err(Error::Etcd(EtcdError::LeaseProvided));
     }
     Ok(())
 }
@@ -36,7 +36,7 @@ pub fn check_put(r: &PutRequest) -> Result<(), Error> {
 /// DeleteRange: a key is required.
 pub fn check_delete(r: &DeleteRangeRequest) -> Result<(), Error> {
     if r.key.is_empty() {
-        return Err(Error::EmptyKey);
+        return Err(Error::Etcd(EtcdError::EmptyKey));
     }
     Ok(())
 }
@@ -51,10 +51,10 @@ pub fn check_txn(r: &TxnRequest, max_ops: usize) -> Result<(), Error> {
 
 fn check_txn_ops(r: &TxnRequest, max_ops: usize) -> Result<(), Error> {
     if r.compare.len().max(r.success.len()).max(r.failure.len()) > max_ops {
-        return Err(Error::TooManyOps);
+        return Err(Error::Etcd(EtcdError::TooManyOps));
     }
     if r.compare.iter().any(|c| c.key.is_empty()) {
-        return Err(Error::EmptyKey);
+        return Err(Error::Etcd(EtcdError::EmptyKey));
     }
     for op in r.success.iter().chain(&r.failure) {
         match &op.request {
@@ -62,7 +62,7 @@ fn check_txn_ops(r: &TxnRequest, max_ops: usize) -> Result<(), Error> {
             Some(Request::RequestPut(q)) => check_put(q)?,
             Some(Request::RequestDeleteRange(q)) => check_delete(q)?,
             Some(Request::RequestTxn(q)) => check_txn_ops(q, max_ops)?,
-            None => return Err(Error::KeyNotFound),
+            None => return Err(Error::Etcd(EtcdError::KeyNotFound)),
         }
     }
     Ok(())
@@ -88,13 +88,13 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<KeyRange>
         let (puts_else, dels_else) = check_intervals(&t.failure)?;
         for k in &puts_then {
             if puts.contains(k) || deleted(&dels, k) {
-                return Err(Error::DuplicateKey);
+                return Err(Error::Etcd(EtcdError::DuplicateKey));
             }
             puts.insert(k.clone());
         }
         for k in puts_else {
             if (puts.contains(&k) && !puts_then.contains(&k)) || deleted(&dels, &k) {
-                return Err(Error::DuplicateKey);
+                return Err(Error::Etcd(EtcdError::DuplicateKey));
             }
             puts.insert(k);
         }
@@ -106,7 +106,7 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<KeyRange>
             continue;
         };
         if puts.contains(&p.key) || deleted(&dels, &p.key) {
-            return Err(Error::DuplicateKey);
+            return Err(Error::Etcd(EtcdError::DuplicateKey));
         }
         puts.insert(p.key.clone());
     }
@@ -170,36 +170,39 @@ mod tests {
     fn duplicate_writes_are_refused_like_etcd() {
         assert!(matches!(
             check(vec![put("a"), put("a")]),
-            Err(Error::DuplicateKey)
+            Err(Error::Etcd(EtcdError::DuplicateKey))
         ));
         assert!(matches!(
             check(vec![put("b"), del("a", "c")]),
-            Err(Error::DuplicateKey)
+            Err(Error::Etcd(EtcdError::DuplicateKey))
         ));
         assert!(matches!(
             check(vec![put("a"), del("\0", "\0")]),
-            Err(Error::DuplicateKey)
+            Err(Error::Etcd(EtcdError::DuplicateKey))
         ));
         assert!(check(vec![put("a"), put("b"), del("c", "")]).is_ok());
         // then/else of a nested txn are exclusive: both may put the same key.
         assert!(check(vec![txn(vec![put("a")], vec![put("a")])]).is_ok());
         assert!(matches!(
             check(vec![txn(vec![put("a")], vec![]), put("a")]),
-            Err(Error::DuplicateKey)
+            Err(Error::Etcd(EtcdError::DuplicateKey))
         ));
     }
 
     #[test]
     fn op_limits_apply_at_every_level() {
         let many: Vec<RequestOp> = (0..129).map(|i| put(&i.to_string())).collect();
-        assert!(matches!(check(many.clone()), Err(Error::TooManyOps)));
+        assert!(matches!(
+            check(many.clone()),
+            Err(Error::Etcd(EtcdError::TooManyOps))
+        ));
         assert!(matches!(
             check(vec![txn(many, vec![])]),
-            Err(Error::TooManyOps)
+            Err(Error::Etcd(EtcdError::TooManyOps))
         ));
         assert!(matches!(
             check(vec![RequestOp { request: None }]),
-            Err(Error::KeyNotFound)
+            Err(Error::Etcd(EtcdError::KeyNotFound))
         ));
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{AutoCompactionMode, ConfigError};
 use crate::node::Node;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::CompactionRequest;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// etcd's check interval in revision mode.
 pub const REVISION_CHECK_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -47,12 +47,12 @@ async fn compact(node: &Node, rev: i64) -> bool {
         physical: false,
     });
     match node.propose(req).await {
-        Ok(_) | Err(Error::Compacted) => {
+        Ok(_) | Err(Error::Etcd(EtcdError::Compacted)) => {
             tracing::info!(rev, "auto compaction");
             true
         }
         Err(e) => {
-            tracing::warn!(rev, error = %e, "auto compaction failed, will retry");
+            tracing::warn!(rev, error = %crate::error::chain(&e), "auto compaction failed, will retry");
             false
         }
     }

@@ -153,7 +153,7 @@ pub fn snapshot_main(args: Vec<String>) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("cairn-server snapshot status: {e}");
+                eprintln!("cairn-server snapshot status: {}", crate::error::chain(&e));
                 ExitCode::FAILURE
             }
         },
@@ -185,7 +185,7 @@ pub fn snapshot_main(args: Vec<String>) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("cairn-server snapshot restore: {e}");
+                    eprintln!("cairn-server snapshot restore: {}", crate::error::chain(&e));
                     ExitCode::FAILURE
                 }
             }

@@ -8,7 +8,7 @@ use crate::mvcc::backend::scan_chunks;
 use crate::mvcc::revision::Revision;
 use crate::mvcc::store::{kv_key, meta, KV_PREFIX};
 use crate::shared::Shared;
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// Backend entries read per scan while hashing.
 const SCAN_BATCH: usize = 4096;
@@ -41,10 +41,10 @@ pub async fn hash_kv(shared: Arc<Shared>, rev: i64) -> Result<KvHash, Error> {
         let current = shared.visible_rev.load(Ordering::Acquire);
         let compact = store.compact_revision();
         if rev > 0 && rev <= compact {
-            return Err(Error::Compacted);
+            return Err(Error::Etcd(EtcdError::Compacted));
         }
         if rev > current {
-            return Err(Error::FutureRevision);
+            return Err(Error::Etcd(EtcdError::FutureRevision));
         }
         let rev = if rev == 0 { current } else { rev };
         let keep = store.keep(rev);
@@ -74,7 +74,7 @@ pub async fn hash_kv(shared: Arc<Shared>, rev: i64) -> Result<KvHash, Error> {
         })
     })
     .await
-    .map_err(|_| Error::Stopped)?
+    .map_err(|_| Error::Etcd(EtcdError::Stopped))?
 }
 
 /// etcd's `Hash`: CRC-32C over the whole backend as it is on disk now (every entry, apart
@@ -98,7 +98,7 @@ pub async fn hash_backend(shared: Arc<Shared>) -> Result<(u32, i64), Error> {
         Ok((h, shared.visible_rev.load(Ordering::Acquire)))
     })
     .await
-    .map_err(|_| Error::Stopped)?
+    .map_err(|_| Error::Etcd(EtcdError::Stopped))?
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::index::{Index, KeyRange};
 use super::lease::{lease_key, LeaseTable, LEASE_END, LEASE_PREFIX};
 use super::revision::{Revision, REVISION_LEN};
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
-use crate::Error;
+use crate::{Error, EtcdError};
 
 /// First byte of every revision record's backend key.
 pub(crate) const KV_PREFIX: u8 = b'k';
@@ -416,10 +416,10 @@ impl MvccStore {
     ) -> Result<RangeResult, Error> {
         let rev = if opts.rev <= 0 { current } else { opts.rev };
         if rev > current {
-            return Err(Error::FutureRevision);
+            return Err(Error::Etcd(EtcdError::FutureRevision));
         }
         if rev < self.compact_rev {
-            return Err(Error::Compacted);
+            return Err(Error::Etcd(EtcdError::Compacted));
         }
         if opts.count_only {
             let count = self.index.count(range, rev);
@@ -461,10 +461,10 @@ impl MvccStore {
     /// from now on. The returned job deletes the unreachable revisions from the backend.
     pub fn compact(&mut self, rev: i64, applied_index: u64) -> Result<CompactionJob, Error> {
         if rev <= self.compact_rev {
-            return Err(Error::Compacted);
+            return Err(Error::Etcd(EtcdError::Compacted));
         }
         if rev > self.rev {
-            return Err(Error::FutureRevision);
+            return Err(Error::Etcd(EtcdError::FutureRevision));
         }
         self.pending.put(
             meta::COMPACT_SCHEDULED.to_vec(),
@@ -499,7 +499,10 @@ impl MvccStore {
 
     /// Removes lease `id`; returns its keys, which the caller deletes in the same command.
     pub fn revoke_lease(&mut self, id: i64) -> Result<std::collections::BTreeSet<Vec<u8>>, Error> {
-        let keys = self.leases.revoke(id).ok_or(Error::LeaseNotFound)?;
+        let keys = self
+            .leases
+            .revoke(id)
+            .ok_or(Error::Etcd(EtcdError::LeaseNotFound))?;
         self.pending.delete(lease_key(id));
         Ok(keys)
     }
