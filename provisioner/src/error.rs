@@ -48,6 +48,9 @@ pub enum Error {
         /// What it printed last.
         last_lines: Vec<String>,
     },
+    /// Every member of a local cluster is down (each failed past the start limit, or exited).
+    #[error("every member is down; their logs above say why")]
+    AllMembersDown,
     /// Waiting for a local member's process failed.
     #[error("cannot wait for member {member}")]
     Wait {

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_inventory::{Inventory, Transport};
 use rustix::process::{kill_process, Pid, Signal};
@@ -151,61 +151,89 @@ impl Prepared {
     /// Starts every member; their output goes to `console`. A member that cannot be started
     /// stops the ones already running.
     pub async fn start(&self, console: Arc<dyn Console>) -> Result<Running, Error> {
+        let spawner = Arc::new(Spawner {
+            binary: self.binary.clone(),
+            args: self.args.clone(),
+            members: self.members.clone(),
+            console,
+        });
         let mut running = Running {
             members: Vec::new(),
+            spawner: spawner.clone(),
         };
-        for m in &self.members {
-            let mut cmd = Command::new(&self.binary);
-            cmd.args(&self.args)
-                .envs(m.vars.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .kill_on_drop(true);
-            stop_with_parent(&mut cmd);
-            // The parent's own ETCD_* settings would mix into the member's.
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("ETCD_")
-                    && !m.vars.iter().any(|(k, _)| key == *k)
-                {
-                    cmd.env_remove(key);
-                }
-            }
-            let mut child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(source) => {
+        for i in 0..self.members.len() {
+            match spawner.spawn(i) {
+                Ok(member) => running.members.push(member),
+                Err(e) => {
                     running.stop(Duration::from_secs(10)).await;
-                    return Err(Error::Spawn {
-                        member: m.name.clone(),
-                        binary: self.binary.clone(),
-                        source,
-                    });
+                    return Err(e);
                 }
-            };
-            let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
-            for pipe in [
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>),
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                tokio::spawn(forward(pipe, m.name.clone(), console.clone(), tail.clone()));
             }
-            running.members.push(Member {
-                name: m.name.clone(),
-                child,
-                tail,
-            });
         }
         Ok(running)
+    }
+}
+
+/// What starting a member takes, kept to restart it.
+struct Spawner {
+    binary: PathBuf,
+    args: Vec<String>,
+    members: Vec<LocalMember>,
+    console: Arc<dyn Console>,
+}
+
+impl Spawner {
+    /// Starts member `i`, its output copied to the console.
+    fn spawn(&self, i: usize) -> Result<Member, Error> {
+        let m = &self.members[i];
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(&self.args)
+            .envs(m.vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        stop_with_parent(&mut cmd);
+        // The parent's own ETCD_* settings would mix into the member's.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ETCD_") && !m.vars.iter().any(|(k, _)| key == *k)
+            {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            member: m.name.clone(),
+            binary: self.binary.clone(),
+            source,
+        })?;
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tokio::spawn(forward(
+                pipe,
+                m.name.clone(),
+                self.console.clone(),
+                tail.clone(),
+            ));
+        }
+        Ok(Member {
+            name: m.name.clone(),
+            child: Some(child),
+            tail,
+            starts: VecDeque::new(),
+        })
     }
 }
 
@@ -242,8 +270,11 @@ async fn forward(
 
 struct Member {
     name: String,
-    child: Child,
+    /// The running process; `None` while the member is down.
+    child: Option<Child>,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// When it was restarted lately, for the start limit.
+    starts: VecDeque<Instant>,
 }
 
 impl Member {
@@ -257,16 +288,34 @@ impl Member {
     }
 }
 
+/// How `cairn up` keeps members running once the cluster is up, as systemd's
+/// `Restart=on-failure` does: a member that fails (a non-zero exit or a signal) is started
+/// again after a delay that doubles from [`RESTART_DELAY`] up to [`RESTART_DELAY_MAX`]; one
+/// restarted more than [`START_LIMIT_BURST`] times within [`START_LIMIT_INTERVAL`] is left
+/// down (systemd's start limit) while the others keep running. A member that exits cleanly is
+/// left down too.
+pub const RESTART_DELAY: Duration = Duration::from_millis(100);
+/// See [`RESTART_DELAY`].
+pub const RESTART_DELAY_MAX: Duration = Duration::from_secs(5);
+/// See [`RESTART_DELAY`] (systemd's `StartLimitBurst` default).
+pub const START_LIMIT_BURST: usize = 5;
+/// See [`RESTART_DELAY`] (systemd's `StartLimitIntervalSec` default).
+pub const START_LIMIT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The members as child processes; dropping it kills them (SIGKILL), [`Running::stop`]
 /// stops them gracefully.
 pub struct Running {
     members: Vec<Member>,
+    spawner: Arc<Spawner>,
 }
 
 impl Running {
-    /// The members' process IDs, in inventory order.
+    /// The running members' process IDs, in inventory order.
     pub fn pids(&self) -> Vec<u32> {
-        self.members.iter().filter_map(|m| m.child.id()).collect()
+        self.members
+            .iter()
+            .filter_map(|m| m.child.as_ref()?.id())
+            .collect()
     }
 
     /// Waits until every member answers with a leader. A member that exits first is the
@@ -281,29 +330,112 @@ impl Running {
         };
         tokio::select! {
             r = ready => r,
-            e = self.first_exit() => Err(e),
+            e = self.next_exit() => Err(match e {
+                Some((i, status)) => self.exit_error(i, status),
+                None => Error::AllMembersDown,
+            }),
         }
     }
 
-    /// Runs until `shutdown` completes (Ok) or a member exits on its own (the error).
+    /// Runs until `shutdown` completes, restarting members that fail (see
+    /// [`RESTART_DELAY`]); an error only when every member is down.
     pub async fn supervise(
         &mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), Error> {
-        tokio::select! {
-            () = shutdown => Ok(()),
-            e = self.first_exit() => Err(e),
+        tokio::pin!(shutdown);
+        let mut last = None;
+        loop {
+            let exit = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                e = self.next_exit() => e,
+            };
+            let Some((i, status)) = exit else {
+                return Err(last.unwrap_or(Error::AllMembersDown));
+            };
+            let error = self.exit_error(i, status);
+            let console = self.spawner.console.clone();
+            let m = &mut self.members[i];
+            let name = m.name.clone();
+            let failed = match &error {
+                Error::MemberExited { status, .. } => !status.success(),
+                _ => true,
+            };
+            last = Some(error);
+            if !failed {
+                console.line(&name, "[cairn up] exited cleanly; left down");
+                continue;
+            }
+            let now = Instant::now();
+            while m
+                .starts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > START_LIMIT_INTERVAL)
+            {
+                m.starts.pop_front();
+            }
+            if m.starts.len() >= START_LIMIT_BURST {
+                console.line(
+                    &name,
+                    &format!(
+                        "[cairn up] failed {} times within {:?}: left down (like systemd's start limit); the other members keep running",
+                        m.starts.len() + 1,
+                        START_LIMIT_INTERVAL
+                    ),
+                );
+                continue;
+            }
+            let delay = RESTART_DELAY
+                .saturating_mul(1 << m.starts.len().min(16))
+                .min(RESTART_DELAY_MAX);
+            m.starts.push_back(now);
+            console.line(
+                &name,
+                &format!("[cairn up] failed; restarting in {} ms", delay.as_millis()),
+            );
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+            match self.spawner.spawn(i) {
+                Ok(fresh) => {
+                    let m = &mut self.members[i];
+                    m.child = fresh.child;
+                    m.tail = fresh.tail;
+                    let pid = m.child.as_ref().and_then(Child::id).unwrap_or_default();
+                    console.line(&name, &format!("[cairn up] restarted: pid {pid}"));
+                }
+                Err(e) => console.line(
+                    &name,
+                    &format!(
+                        "[cairn up] cannot restart: {}; left down",
+                        cairn_client::chain(&e)
+                    ),
+                ),
+            }
         }
     }
 
-    /// The first member to exit, as an error.
-    async fn first_exit(&mut self) -> Error {
-        let waits = self
+    /// The next running member to exit, with how; `None` when none is running.
+    async fn next_exit(&mut self) -> Option<(usize, std::io::Result<ExitStatus>)> {
+        let waits: Vec<_> = self
             .members
             .iter_mut()
             .enumerate()
-            .map(|(i, m)| Box::pin(async move { (i, m.child.wait().await) }));
+            .filter_map(|(i, m)| {
+                let child = m.child.as_mut()?;
+                Some(Box::pin(async move { (i, child.wait().await) }))
+            })
+            .collect();
+        if waits.is_empty() {
+            return None;
+        }
         let ((i, status), _, _) = futures::future::select_all(waits).await;
+        self.members[i].child = None;
+        Some((i, status))
+    }
+
+    fn exit_error(&self, i: usize, status: std::io::Result<ExitStatus>) -> Error {
         match status {
             Ok(status) => self.members[i].exited(status),
             Err(source) => Error::Wait {
@@ -313,13 +445,15 @@ impl Running {
         }
     }
 
-    /// Sends every member SIGTERM, waits up to `grace` for each to exit, then kills what is
-    /// left. Returns how each ended, in inventory order.
+    /// Sends every running member SIGTERM, waits up to `grace` for each to exit, then kills
+    /// what is left. Returns how each ended, in inventory order (`None`: down already, or it
+    /// could not be reaped).
     pub async fn stop(mut self, grace: Duration) -> Vec<(String, Option<ExitStatus>)> {
         for m in &self.members {
             if let Some(pid) = m
                 .child
-                .id()
+                .as_ref()
+                .and_then(Child::id)
                 .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?))
             {
                 let _ = kill_process(pid, Signal::TERM);
@@ -327,11 +461,15 @@ impl Running {
         }
         let mut ended = Vec::new();
         for m in &mut self.members {
-            let status = match tokio::time::timeout(grace, m.child.wait()).await {
+            let Some(child) = m.child.as_mut() else {
+                ended.push((m.name.clone(), None));
+                continue;
+            };
+            let status = match tokio::time::timeout(grace, child.wait()).await {
                 Ok(Ok(s)) => Some(s),
                 _ => {
-                    let _ = m.child.kill().await;
-                    m.child.wait().await.ok()
+                    let _ = child.kill().await;
+                    child.wait().await.ok()
                 }
             };
             ended.push((m.name.clone(), status));

@@ -64,8 +64,9 @@ impl Console for Prefixed {
     }
 }
 
-/// Runs the cluster until a signal; a member that exits on its own stops the others and is
-/// the error.
+/// Runs the cluster until a signal. While it comes up, a member that exits stops the others
+/// and is the error; once it is up, a member that fails is restarted, and one that keeps
+/// failing is left down while the others serve (see `cairn_provisioner::local`).
 pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
     // Absolute, so the printed etcdctl line and the env files work from any directory.
     let path = std::path::absolute(&args.inventory).unwrap_or_else(|_| args.inventory.clone());

@@ -1,7 +1,8 @@
 //! `cairn up` as a newcomer runs it: a local 3-member TLS cluster of this workspace's
 //! cairn-server, used with Debian's etcdctl over TLS, stopped by SIGINT with no process left;
-//! started again on the same data; a member that cannot start stops the others; SIGKILL of
-//! `cairn up` takes the members with it.
+//! started again on the same data; a member that cannot start stops the others; a killed
+//! member is restarted, one that keeps failing is left down while the others serve; SIGKILL
+//! of `cairn up` takes the members with it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -261,6 +262,103 @@ fn a_member_that_cannot_start_stops_the_others() {
     let pids = up.pids();
     assert_eq!(pids.len(), 3, "{out}");
     assert!(gone(&pids), "members left behind: {pids:?}");
+}
+
+/// The client endpoints of the printed etcdctl line, and the health of each.
+fn healthy_members(dir: &Path, endpoints: &str) -> usize {
+    let health = etcdctl(dir, endpoints, &["endpoint", "health"]);
+    format!("{}{}", health.stdout, health.stderr)
+        .matches(" is healthy")
+        .count()
+}
+
+/// The pids `cairn up` restarted members with.
+fn restarted_pids(output: &str) -> Vec<u32> {
+    output
+        .lines()
+        .filter_map(|l| {
+            l.split_once("[cairn up] restarted: pid ")?
+                .1
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_member_is_restarted_and_the_cluster_heals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let mut up = Up::start(&inventory);
+    up.wait_for("Ctrl-C stops every member");
+    let endpoints = endpoints(&up.output());
+    let pids = up.pids();
+    assert_eq!(pids.len(), 3);
+    let killed = Command::new("kill")
+        .args(["-KILL", &pids[1].to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    up.wait_for("[cairn up] restarted: pid");
+    wait_until("every member to be healthy again", UP_TIMEOUT, || {
+        healthy_members(dir.path(), &endpoints) == 3
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", up.output()));
+    let put = etcdctl(dir.path(), &endpoints, &["put", "after", "restart"]);
+    assert!(put.success(), "{put:?}");
+    let restarted = restarted_pids(&up.output());
+    assert_eq!(restarted.len(), 1, "{}", up.output());
+
+    up.signal("-INT");
+    let exit = up.wait_exit(STOP_TIMEOUT);
+    assert!(exit.success(), "{exit:?}\n{}", up.output());
+    let all: Vec<u32> = pids.iter().chain(&restarted).copied().collect();
+    assert!(gone(&all), "members left behind: {all:?}");
+}
+
+#[test]
+fn a_crash_looping_member_stays_down_while_the_others_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let mut up = Up::start(&inventory);
+    up.wait_for("Ctrl-C stops every member");
+    let endpoints = endpoints(&up.output());
+    let pids = up.pids();
+    // m3 cannot start any more: its store's directory is now a file.
+    let store = dir.path().join("members/m3/data/member");
+    std::fs::rename(&store, dir.path().join("m3-store-aside")).expect("move the store aside");
+    std::fs::write(&store, b"not a directory").expect("block the store");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pids[2].to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    up.wait_for("[cairn up] failed 6 times within");
+    let out = up.output();
+    assert_eq!(
+        out.matches("[cairn up] failed; restarting in").count(),
+        5,
+        "{out}"
+    );
+    // cairn up keeps serving with the other two.
+    assert!(up.child.try_wait().expect("try_wait").is_none(), "{out}");
+    wait_until("the two others to be healthy", UP_TIMEOUT, || {
+        healthy_members(dir.path(), &endpoints) == 2
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", up.output()));
+    let put = etcdctl(dir.path(), &endpoints, &["put", "still", "serving"]);
+    assert!(put.success(), "{put:?}");
+
+    up.signal("-INT");
+    let exit = up.wait_exit(STOP_TIMEOUT);
+    assert!(exit.success(), "{exit:?}\n{}", up.output());
+    let all: Vec<u32> = pids
+        .iter()
+        .chain(&restarted_pids(&up.output()))
+        .copied()
+        .collect();
+    assert!(gone(&all), "members left behind: {all:?}");
 }
 
 #[test]
