@@ -80,6 +80,15 @@ impl Inventory {
         }
     }
 
+    /// The data directory of member `name` when the inventory does not list it (a member
+    /// being removed): `[cluster] data_dir`, or with `transport = "local"` its directory's.
+    pub fn unlisted_data_dir(&self, name: &str) -> PathBuf {
+        match self.cluster.transport {
+            Transport::Ssh => self.cluster.data_dir.clone(),
+            Transport::Local => self.cluster.data_dir.join(name).join("data"),
+        }
+    }
+
     /// With `transport = "local"`, the directory of the member's own files (env file, data):
     /// `data_dir/<name>`.
     pub fn local_dir(&self, host: &Host) -> PathBuf {

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::converge::Progress;
 use crate::host::{Host, Systemctl};
-use crate::ssh::{connect_all, Timeouts};
+use crate::ssh::Timeouts;
+use crate::transport::connect_all;
 use crate::{layout, Error};
 
 /// How to tear down.

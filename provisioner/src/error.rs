@@ -21,11 +21,47 @@ pub enum Error {
         /// The inventory.
         path: PathBuf,
     },
-    /// An inventory of members on this machine given to the SSH tools.
-    #[error("{}: transport is \"local\": its members run on this machine with cairn up; cairn provision manages hosts over SSH (transport = \"ssh\")", path.display())]
-    LocalInventory {
-        /// The inventory.
+    /// An action on a local member's service, with no `cairn up` to carry it out.
+    #[error("no cairn up answers on {} (start the local cluster with `cairn up INVENTORY` first)", socket.display())]
+    LocalControlDown {
+        /// The control socket.
+        socket: PathBuf,
+        /// Why it could not be reached.
+        #[source]
+        source: io::Error,
+    },
+    /// `cairn up` refused an action on a local member's service.
+    #[error("{host}: cairn up refused the {unit} request: {reason}")]
+    LocalService {
+        /// The member.
+        host: String,
+        /// The unit.
+        unit: String,
+        /// What `cairn up` answered.
+        reason: String,
+    },
+    /// A local member's unit file has no command to run.
+    #[error("{}: no ExecStart= line (run cairn up or cairn provision again to rewrite it)", path.display())]
+    LocalUnit {
+        /// The unit file.
         path: PathBuf,
+    },
+    /// A second `cairn up` of the same inventory.
+    #[error("a cairn up of this inventory already runs (it answers on {}); use it, or stop it first", socket.display())]
+    AlreadyUp {
+        /// Its control socket.
+        socket: PathBuf,
+    },
+    /// A program could not be run on this machine for a local member.
+    #[error("{host}: cannot run {program}")]
+    LocalRun {
+        /// The member.
+        host: String,
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: io::Error,
     },
     /// A local member's process could not be started.
     #[error("cannot start {member} ({}); build it with cargo build --release -p cairn-server or fix [cluster] binary", binary.display())]

@@ -4,12 +4,12 @@
 
 use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
 /// The systemctl operations the provisioner uses, on the one unit it manages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Systemctl {
     /// `systemctl daemon-reload`, after the unit file changed.
@@ -41,7 +41,7 @@ impl Systemctl {
 }
 
 /// The managed unit's state on a host.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceState {
     /// `systemctl is-active` says active.
     pub active: bool,

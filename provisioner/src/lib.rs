@@ -44,7 +44,9 @@ pub mod import;
 pub mod known_hosts;
 pub mod layout;
 pub mod local;
+pub mod local_control;
 mod local_file;
+pub mod local_host;
 mod phase;
 pub mod pki;
 pub mod plan;
@@ -57,6 +59,8 @@ pub mod scale;
 pub mod ssh;
 pub mod status;
 pub mod steps;
+pub mod supervisor;
+pub mod transport;
 pub mod upgrade;
 
 pub use cairn_client::{Clock, FakeClock, SystemClock};

@@ -11,13 +11,13 @@ use serde::Serialize;
 use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Target};
 use crate::desired::{backupd_files, host_files, Blob};
 use crate::host::Host;
-use crate::known_hosts::HostKeyPolicy;
 use crate::pki::{Issued, Renewal};
 use crate::plan::{DaemonAction, HostPlan, ServiceAction};
 use crate::probe::{ClusterMember, EtcdProbe};
 use crate::scale::{self, HostFacts, Join, Removal};
-use crate::ssh::{load_key, Login, SshHost, Timeouts};
+use crate::ssh::{Login, Timeouts};
 use crate::status::ClusterStatus;
+use crate::transport::{AnyHost, Connector};
 use crate::upgrade::BeforeFirstChange;
 use crate::{local_file, Clock, Error, Pki};
 
@@ -97,10 +97,10 @@ pub struct Session {
     /// [`Session::apply`] copies back.
     scratch: Option<tempfile::TempDir>,
     certificates: Vec<Issued>,
-    targets: Vec<Target<SshHost>>,
+    targets: Vec<Target<AnyHost>>,
     plans: Vec<HostPlan>,
     /// Members to remove, each with the connection to its host.
-    removals: Vec<(SshHost, Removal)>,
+    removals: Vec<(AnyHost, Removal)>,
     /// A cluster was running when the run began.
     running: bool,
     options: Options,
@@ -117,11 +117,6 @@ impl Session {
         progress: &dyn Progress,
     ) -> Result<Self, Error> {
         let started = Instant::now();
-        if inventory.cluster.transport == cairn_inventory::Transport::Local {
-            return Err(Error::LocalInventory {
-                path: inventory.path.clone(),
-            });
-        }
         inventory.check_local_files()?;
         let selected = select(inventory, &options.limit)?;
         // Certificates are issued into a copy: the real directory changes only when the plans
@@ -152,11 +147,7 @@ impl Session {
             (Some(_), Some(path)) => Some(Blob::new(local_file::read(path)?)),
             _ => None,
         };
-        let key = load_key(inventory)?;
-        let policy = HostKeyPolicy {
-            known_hosts: inventory.ssh.known_hosts.clone(),
-            accept_new: options.accept_new_host_keys,
-        };
+        let connector = Connector::new(inventory, options.accept_new_host_keys, options.timeouts)?;
         // The running cluster's member list decides who joins and who leaves.
         let discovery = EtcdProbe::new(inventory, pki.as_ref(), DISCOVERY_TIMEOUT)?;
         let members = scale::discover(&discovery, inventory).await;
@@ -187,16 +178,10 @@ impl Session {
             .map(|h| Login::of(inventory, h))
             .chain(leaving.iter().map(|(l, _)| l.clone()))
             .collect();
-        let connections: Vec<Result<SshHost, Error>> =
+        let connections: Vec<Result<AnyHost, Error>> =
             futures::stream::iter(logins.into_iter().map(|login| {
                 progress.step(&login.name, "connecting");
-                SshHost::connect(
-                    login,
-                    key.clone(),
-                    &inventory.ssh.identity_file,
-                    policy.clone(),
-                    options.timeouts,
-                )
+                connector.connect(login)
             }))
             .buffered(options.limits.parallel.max(1))
             .collect()
@@ -240,7 +225,7 @@ impl Session {
                 }
             }
         }
-        let mut targets: Vec<(Target<SshHost>, Option<Join>)> = if failures.is_empty() {
+        let mut targets: Vec<(Target<AnyHost>, Option<Join>)> = if failures.is_empty() {
             // Under --limit only the selected hosts are classified (and nothing is removed).
             let hosts: Vec<&cairn_inventory::Host> = targets.iter().map(|(h, _)| *h).collect();
             let membership = scale::classify(inventory, &hosts, &host_facts, members.as_deref())?;
@@ -266,7 +251,7 @@ impl Session {
             }
             out
         } else {
-            let mut hosts: Vec<SshHost> = targets.into_iter().map(|(_, host)| host).collect();
+            let mut hosts: Vec<AnyHost> = targets.into_iter().map(|(_, host)| host).collect();
             hosts.extend(removal_hosts.drain(..).map(|(host, _)| host));
             for host in hosts {
                 host.close().await;
@@ -274,7 +259,7 @@ impl Session {
             Vec::new()
         };
         let joins: Vec<Option<Join>> = targets.iter().map(|(_, j)| *j).collect();
-        let targets: Vec<Target<SshHost>> = targets.drain(..).map(|(t, _)| t).collect();
+        let targets: Vec<Target<AnyHost>> = targets.drain(..).map(|(t, _)| t).collect();
         let plans = plan_all(&targets, &options.limits, progress).await;
         let mut ok_plans = Vec::new();
         for ((t, plan), join) in targets.iter().zip(plans).zip(joins) {
@@ -458,7 +443,11 @@ impl Session {
             progress.done(&plan.host, true, &summary);
         }
         for (host, removal) in &self.removals {
-            let data_dir = self.inventory.cluster.data_dir.display().to_string();
+            let data_dir = self
+                .inventory
+                .unlisted_data_dir(&removal.name)
+                .display()
+                .to_string();
             scale::remove(host, removal, &data_dir, &probe, &members, progress).await?;
             progress.done(&removal.name, true, "removed");
             events.push(ServiceEvent {

@@ -221,6 +221,58 @@ fn unquote(value: &str) -> String {
     }
 }
 
+/// The variables of an env file [`format_env_file`] wrote, as systemd reads them (comments and
+/// blank lines skipped), for the local transport, which starts members itself.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once('=')?;
+            Some((name.trim().to_string(), unquote(value.trim())))
+        })
+        .collect()
+}
+
+/// What a unit [`unit_file`] wrote runs: its `ExecStart=` command line split and unescaped as
+/// systemd does, and its `EnvironmentFile=`, for the local transport.
+pub fn parse_unit(text: &str) -> Option<(Vec<String>, Option<String>)> {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    let exec = split_exec(value("ExecStart")?);
+    let env = value("EnvironmentFile").map(|e| e.trim_start_matches('-').to_string());
+    (!exec.is_empty()).then_some((exec, env))
+}
+
+/// An `ExecStart=` line's words: the inverse of [`exec_arg`].
+fn split_exec(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let Some(first) = chars.next() else {
+            return words;
+        };
+        let mut word = String::new();
+        let quoted = first == '"';
+        if !quoted {
+            word.push(first);
+        }
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if quoted => break,
+                '\\' if quoted => word.extend(chars.next()),
+                c if c.is_whitespace() && !quoted => break,
+                c => word.push(c),
+            }
+        }
+        words.push(word.replace("$$", "$").replace("%%", "%"));
+    }
+}
+
 /// The member's systemd unit: the pushed binary with the env file and the inventory's extra
 /// flags, restarted on failure, after the network is up.
 pub fn unit_file(inventory: &Inventory, host: &Host) -> String {
@@ -372,6 +424,43 @@ mod tests {
     fn var<'a>(env: &'a str, name: &str) -> Option<&'a str> {
         env.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+    }
+
+    #[test]
+    fn a_unit_and_env_file_read_back_as_written() {
+        let inv = inventory(
+            "extra_flags = [\"--log-level=debug\", \"--x=a b\", \"--y=$HOME%\", \"--z=\\\"q\\\"\"]",
+        );
+        let unit = unit_file(&inv, &inv.hosts[0]);
+        let (exec, env) = parse_unit(&unit).expect("ExecStart");
+        assert_eq!(
+            exec,
+            [
+                layout::binary(ServerKind::Cairn),
+                "--log-level=debug",
+                "--x=a b",
+                "--y=$HOME%",
+                "--z=\"q\""
+            ]
+        );
+        assert_eq!(env.as_deref(), Some(layout::ENV_FILE));
+        let host = &inv.hosts[1];
+        let vars = env_vars(
+            &inv,
+            host,
+            &Bootstrap::new_cluster(&inv),
+            &TlsPaths::on_host(),
+        );
+        let parsed = parse_env_file(&format_env_file(&inv, &vars));
+        let written: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        assert_eq!(parsed, written);
+        assert!(
+            parsed.iter().any(|(_, v)| v == "/data/my cairn"),
+            "{parsed:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::converge::Progress;
 use crate::desired::OWNER;
 use crate::host::{Host, Systemctl, WriteFile};
-use crate::ssh::{connect_all, quote};
+use crate::ssh::quote;
+use crate::transport::connect_all;
 use crate::upgrade::NoHook;
 use crate::{layout, local_file, Clock, Error, Options, Report, Session};
 

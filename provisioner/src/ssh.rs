@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::ChannelMsg;
@@ -101,65 +100,6 @@ impl client::Handler for Checker {
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
                 Ok(false)
             }
-        }
-    }
-}
-
-/// Connects to every host of `inventory`, `parallel` at a time, in inventory order. Any host
-/// that cannot be reached fails the whole call (after the others are closed again) with
-/// `consequence` saying what that left undone.
-pub async fn connect_all(
-    inventory: &cairn_inventory::Inventory,
-    accept_new_host_keys: bool,
-    timeouts: Timeouts,
-    parallel: usize,
-    progress: &dyn crate::converge::Progress,
-    consequence: &'static str,
-) -> Result<Vec<SshHost>, Error> {
-    let key = load_key(inventory)?;
-    let policy = HostKeyPolicy {
-        known_hosts: inventory.ssh.known_hosts.clone(),
-        accept_new: accept_new_host_keys,
-    };
-    let connections: Vec<Result<SshHost, Error>> =
-        futures::stream::iter(inventory.hosts.iter().map(|h| {
-            progress.step(&h.name, "connecting");
-            SshHost::connect(
-                Login::of(inventory, h),
-                key.clone(),
-                &inventory.ssh.identity_file,
-                policy.clone(),
-                timeouts,
-            )
-        }))
-        .buffered(parallel.max(1))
-        .collect()
-        .await;
-    let mut hosts = Vec::new();
-    let mut failed = Vec::new();
-    let mut first = None;
-    for (h, conn) in inventory.hosts.iter().zip(connections) {
-        match conn {
-            Ok(host) => hosts.push(host),
-            Err(e) => {
-                progress.done(&h.name, false, &cairn_client::chain(&e));
-                failed.push(h.name.clone());
-                first.get_or_insert(e);
-            }
-        }
-    }
-    match first {
-        None => Ok(hosts),
-        Some(first) => {
-            for host in hosts {
-                host.close().await;
-            }
-            Err(Error::HostsFailed {
-                failed,
-                total: inventory.hosts.len(),
-                consequence,
-                first: Box::new(first),
-            })
         }
     }
 }

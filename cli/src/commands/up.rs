@@ -1,6 +1,8 @@
 //! `cairn up [INVENTORY]`: the quickstart. A `transport = "local"` inventory's members run
-//! here in the foreground with the provisioner's certificates and env files, their output
-//! prefixed by member name like a Procfile runner, until Ctrl-C (or SIGTERM) stops them all.
+//! here in the foreground with the provisioner's certificates, env files, units and binary,
+//! their output prefixed by member name like a Procfile runner, until Ctrl-C (or SIGTERM)
+//! stops them all. While it runs, the lifecycle commands (`cairn provision`, `certs rotate`,
+//! `destroy`, ...) reach its members through its control socket.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,10 +12,11 @@ use std::time::Duration;
 
 use cairn_inventory::Inventory;
 use cairn_provisioner::converge::Limits;
-use cairn_provisioner::local::{prepare, Console};
+use cairn_provisioner::local::prepare;
 use cairn_provisioner::pki::Outcome;
 use cairn_provisioner::probe::EtcdProbe;
 use cairn_provisioner::status::ClusterStatus;
+use cairn_provisioner::supervisor::Console;
 use cairn_provisioner::SystemClock;
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
@@ -66,7 +69,7 @@ impl Console for Prefixed {
 
 /// Runs the cluster until a signal. While it comes up, a member that exits stops the others
 /// and is the error; once it is up, a member that fails is restarted, and one that keeps
-/// failing is left down while the others serve (see `cairn_provisioner::local`).
+/// failing is left down while the others serve (see `cairn_provisioner::supervisor`).
 pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
     // Absolute, so the printed etcdctl line and the env files work from any directory.
     let path = std::path::absolute(&args.inventory).unwrap_or_else(|_| args.inventory.clone());
@@ -82,29 +85,30 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
         names,
     });
     let say = |line: &str| console.say("cairn", line);
-    let prepared = prepare(&inventory, &SystemClock)?;
-    let issued = prepared
-        .certificates()
-        .iter()
-        .filter(|c| c.outcome != Outcome::Reused)
-        .count();
-    if let Some(tls) = &inventory.tls {
-        say(&format!(
-            "certificates in {}: {issued} issued, {} reused",
-            tls.dir.display(),
-            prepared.certificates().len() - issued
-        ));
-    }
-    for m in prepared.members() {
-        say(&format!(
-            "{}: env file {}, data {}",
-            m.name,
-            m.env_file.display(),
-            m.data_dir.display()
-        ));
-    }
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     runtime.block_on(async {
+        let prepared = prepare(&inventory, &SystemClock).await?;
+        let issued = prepared
+            .certificates()
+            .iter()
+            .filter(|c| c.outcome != Outcome::Reused)
+            .count();
+        if let Some(tls) = &inventory.tls {
+            say(&format!(
+                "certificates in {}: {issued} issued, {} reused",
+                tls.dir.display(),
+                prepared.certificates().len() - issued
+            ));
+        }
+        for m in prepared.members() {
+            say(&format!(
+                "{}: files under {}, env file {}, data {}",
+                m.name,
+                m.root.display(),
+                m.env_file.display(),
+                m.data_dir.display()
+            ));
+        }
         let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
         let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
         let mut shutdown = Box::pin(async move {
@@ -119,11 +123,13 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
             inventory.cluster.name,
             inventory.cluster.binary.display()
         ));
-        let mut running = prepared.start(console.clone()).await?;
-        for (m, pid) in prepared.members().iter().zip(running.pids()) {
-            say(&format!("{}: pid {pid}", m.name));
-        }
         let probe = EtcdProbe::new(&inventory, prepared.pki(), Duration::from_secs(2))?;
+        let etcdctl = prepared.etcdctl(&inventory);
+        let names: Vec<String> = prepared.members().iter().map(|m| m.name.clone()).collect();
+        let mut running = prepared.start(console.clone()).await?;
+        for (name, pid) in names.iter().zip(running.pids()) {
+            say(&format!("{name}: pid {pid}"));
+        }
         let limits = Limits {
             health_timeout: Duration::from_secs(args.timeout.max(1)),
             ..Limits::default()
@@ -136,9 +142,8 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
                         say(line);
                     }
                     say(&format!(
-                        "cluster {} is up; try:  {} member list -w table",
+                        "cluster {} is up; try:  {etcdctl} member list -w table",
                         inventory.cluster.name,
-                        prepared.etcdctl(&inventory)
                     ));
                     say("Ctrl-C stops every member");
                     running.supervise(&mut shutdown).await

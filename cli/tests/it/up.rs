@@ -14,12 +14,12 @@ use cairn_testkit::{run_command, wait_until};
 use crate::BIN;
 
 /// How long the cluster may take to come up (debug builds on a loaded machine).
-const UP_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `cairn up` may take to stop its members.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A local inventory for three members on 127.0.0.1 with ports free right now.
-fn inventory(dir: &Path) -> PathBuf {
+pub(crate) fn inventory(dir: &Path) -> PathBuf {
     let listeners: Vec<TcpListener> = (0..6)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("free port"))
         .collect();
@@ -47,13 +47,13 @@ fn inventory(dir: &Path) -> PathBuf {
 
 /// A running `cairn up`; dropping it interrupts it and, if that is not enough, kills it
 /// (its members get SIGTERM when it dies).
-struct Up {
+pub(crate) struct Up {
     child: Child,
     log: PathBuf,
 }
 
 impl Up {
-    fn start(inventory: &Path) -> Self {
+    pub(crate) fn start(inventory: &Path) -> Self {
         let log = inventory.with_extension(format!("{}.log", std::process::id()));
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
@@ -68,12 +68,12 @@ impl Up {
         Self { child, log }
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits for `text` in the output; fails with the output when `cairn up` exits first.
-    fn wait_for(&mut self, text: &str) {
+    pub(crate) fn wait_for(&mut self, text: &str) {
         let mut exited = None;
         let found = wait_until(&format!("cairn up to print {text:?}"), UP_TIMEOUT, || {
             exited = self.child.try_wait().expect("try_wait");
@@ -87,14 +87,14 @@ impl Up {
     }
 
     /// The members' process IDs, from the `mN: pid P` lines.
-    fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         self.output()
             .lines()
             .filter_map(|l| l.split_once("| m")?.1.split_once(": pid ")?.1.parse().ok())
             .collect()
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -102,7 +102,7 @@ impl Up {
         assert!(status.success());
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let mut status = None;
         wait_until("cairn up to exit", timeout, || {
             status = self.child.try_wait().expect("try_wait");
@@ -129,12 +129,12 @@ impl Drop for Up {
     }
 }
 
-fn gone(pids: &[u32]) -> bool {
+pub(crate) fn gone(pids: &[u32]) -> bool {
     pids.iter()
         .all(|p| !Path::new(&format!("/proc/{p}")).exists())
 }
 
-fn etcdctl(dir: &Path, endpoints: &str, args: &[&str]) -> cairn_testkit::CmdOutput {
+pub(crate) fn etcdctl(dir: &Path, endpoints: &str, args: &[&str]) -> cairn_testkit::CmdOutput {
     let pki = dir.join("pki");
     let mut cmd = Command::new("etcdctl");
     cmd.env("ETCDCTL_API", "3")
@@ -147,7 +147,7 @@ fn etcdctl(dir: &Path, endpoints: &str, args: &[&str]) -> cairn_testkit::CmdOutp
 }
 
 /// The endpoints from the printed etcdctl command line.
-fn endpoints(output: &str) -> String {
+pub(crate) fn endpoints(output: &str) -> String {
     output
         .split("--endpoints=")
         .nth(1)
@@ -170,17 +170,27 @@ fn up_serves_etcdctl_over_tls_and_sigint_stops_every_member() {
     assert_eq!(endpoints.matches("https://127.0.0.1:").count(), 3, "{out}");
     let pids = up.pids();
     assert_eq!(pids.len(), 3, "{out}");
-    // The env file is what a provisioned host gets, with local certificate paths.
-    let env = std::fs::read_to_string(dir.path().join("members/m2/cairn.env")).expect("env");
+    // The files are what a provisioned host gets, under the member's directory standing in
+    // for its `/`.
+    let root = dir.path().join("members/m2");
+    let env = std::fs::read_to_string(root.join("etc/cairn/cairn.env")).expect("env");
     assert!(env.contains("ETCD_NAME=m2\n"), "{env}");
     assert!(env.contains("ETCD_CLIENT_CERT_AUTH=true\n"), "{env}");
     assert!(
-        env.contains(&format!(
-            "ETCD_PEER_CERT_FILE={}\n",
-            dir.path().join("pki/m2.pem").display()
-        )),
+        env.contains("ETCD_PEER_CERT_FILE=/etc/cairn/pki/member.pem\n"),
         "{env}"
     );
+    assert_eq!(
+        std::fs::read(root.join("etc/cairn/pki/member.pem")).expect("pushed certificate"),
+        std::fs::read(dir.path().join("pki/m2.pem")).expect("issued certificate")
+    );
+    let unit =
+        std::fs::read_to_string(root.join("etc/systemd/system/cairn.service")).expect("unit");
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/cairn-server"),
+        "{unit}"
+    );
+    assert!(root.join("usr/local/bin/cairn-server").is_file());
 
     let put = etcdctl(dir.path(), &endpoints, &["put", "greeting", "hello"]);
     assert!(put.success(), "{put:?}");
@@ -265,7 +275,7 @@ fn a_member_that_cannot_start_stops_the_others() {
 }
 
 /// The client endpoints of the printed etcdctl line, and the health of each.
-fn healthy_members(dir: &Path, endpoints: &str) -> usize {
+pub(crate) fn healthy_members(dir: &Path, endpoints: &str) -> usize {
     let health = etcdctl(dir, endpoints, &["endpoint", "health"]);
     format!("{}{}", health.stdout, health.stderr)
         .matches(" is healthy")
@@ -361,6 +371,95 @@ fn a_crash_looping_member_stays_down_while_the_others_serve() {
     assert!(gone(&all), "members left behind: {all:?}");
 }
 
+/// One request to `cairn up`'s control socket, as the local transport sends it; the answer.
+fn control(socket: &Path, member: &str, action: Option<&str>) -> serde_json::Value {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("control socket");
+    let request = serde_json::json!({"member": member, "unit": "cairn.service", "action": action});
+    writeln!(stream, "{request}").expect("send");
+    let mut answer = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut answer)
+        .expect("answer");
+    serde_json::from_str(&answer).expect("json answer")
+}
+
+#[test]
+fn a_member_stopped_through_the_control_socket_stays_down_until_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let mut up = Up::start(&inventory);
+    up.wait_for("Ctrl-C stops every member");
+    let endpoints = endpoints(&up.output());
+    let pids = up.pids();
+    let socket = dir.path().join("members/control.sock");
+    let running = serde_json::json!({"state": {"active": true, "enabled": true}});
+    assert_eq!(control(&socket, "m3", None), running);
+
+    // A second cairn up of the same inventory is refused while this one runs.
+    let second = Command::new(BIN)
+        .arg("up")
+        .arg(&inventory)
+        .output()
+        .expect("run a second cairn up");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains("already runs"), "{err}");
+
+    let stopped = serde_json::json!({"state": {"active": false, "enabled": true}});
+    assert_eq!(control(&socket, "m3", Some("stop")), stopped);
+    assert!(gone(&pids[2..]), "m3 still runs");
+    // Not restarted: the two others serve, m3 stays down.
+    let put = etcdctl(dir.path(), &endpoints, &["put", "while", "stopped"]);
+    assert!(put.success(), "{put:?}");
+    assert_eq!(healthy_members(dir.path(), &endpoints), 2);
+    assert_eq!(control(&socket, "m3", None), stopped);
+    assert!(!up.output().contains("restarted"), "{}", up.output());
+    let started = control(&socket, "m3", Some("start"));
+    assert_eq!(started, running);
+    wait_until("m3 to be healthy again", UP_TIMEOUT, || {
+        healthy_members(dir.path(), &endpoints) == 3
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", up.output()));
+    let other = control(&socket, "m1", Some("start"));
+    assert_eq!(other, running, "starting a running member changes nothing");
+    let unknown_unit = {
+        use std::io::{BufRead, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("socket");
+        writeln!(
+            stream,
+            "{}",
+            serde_json::json!({"member": "m1", "unit": "cairn-backupd.service", "action": "start"})
+        )
+        .expect("send");
+        let mut answer = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut answer)
+            .expect("answer");
+        answer
+    };
+    assert!(unknown_unit.contains("\"refused\""), "{unknown_unit}");
+
+    up.signal("-INT");
+    let exit = up.wait_exit(STOP_TIMEOUT);
+    assert!(exit.success(), "{exit:?}\n{}", up.output());
+    assert!(!socket.exists(), "the control socket is left behind");
+    let out = up.output();
+    let all: Vec<u32> = pids
+        .iter()
+        .copied()
+        .chain(out.lines().filter_map(|l| {
+            l.split_once("[cairn up] started: pid ")?
+                .1
+                .trim()
+                .parse()
+                .ok()
+        }))
+        .collect();
+    assert_eq!(all.len(), 4, "{out}");
+    assert!(gone(&all), "members left behind: {all:?}");
+}
+
 #[test]
 fn members_do_not_outlive_a_killed_cairn_up() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -375,17 +474,35 @@ fn members_do_not_outlive_a_killed_cairn_up() {
 }
 
 #[test]
-fn provision_refuses_a_local_inventory_and_up_refuses_an_ssh_one() {
+fn provision_plans_a_local_inventory_and_up_refuses_an_ssh_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inventory = inventory(dir.path());
+    // With no cairn up running: the plan is the first start, under the member directories.
     let out = Command::new(BIN)
         .args(["provision", "--plan", "-i"])
         .arg(&inventory)
         .output()
         .expect("run cairn provision");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}{err}");
+    for m in ["m1", "m2", "m3"] {
+        assert!(text.contains(m), "{text}");
+    }
+    assert!(text.contains("/etc/cairn/cairn.env"), "{text}");
+    assert!(
+        !dir.path().join("members/m1/etc").exists(),
+        "--plan wrote files"
+    );
+    // Applying it needs the members' supervisor.
+    let out = Command::new(BIN)
+        .args(["provision", "--yes", "-i"])
+        .arg(&inventory)
+        .output()
+        .expect("run cairn provision");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("transport is \"local\""), "{err}");
+    assert!(err.contains("no cairn up answers on"), "{err}");
 
     let ssh = dir.path().join("ssh.toml");
     std::fs::write(

@@ -8,6 +8,7 @@ mod cert_status;
 mod destroy;
 mod etcd_env;
 mod golden;
+mod host_contract;
 mod lifecycle;
 mod live_client;
 mod provision;

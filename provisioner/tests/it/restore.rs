@@ -6,7 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use cairn_inventory::Inventory;
 use cairn_provisioner::converge::Quiet;
 use cairn_provisioner::restore::place_with_chunk;
-use cairn_provisioner::ssh::{connect_all, Timeouts};
+use cairn_provisioner::ssh::Timeouts;
+use cairn_provisioner::transport::connect_all;
 use cairn_testkit::hosts::Hosts;
 
 #[tokio::test(flavor = "multi_thread")]
