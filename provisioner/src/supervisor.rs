@@ -181,6 +181,18 @@ struct Member {
 }
 
 impl Member {
+    /// A member known but not running (until started).
+    fn down(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            child: None,
+            tail: Arc::default(),
+            starts: VecDeque::new(),
+            stopped: true,
+            disabled: false,
+        }
+    }
+
     fn exited(&self, status: ExitStatus) -> Error {
         let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
         Error::MemberExited {
@@ -256,14 +268,7 @@ impl Running {
         let i = match self.members.iter().position(|m| m.name == name) {
             Some(i) => i,
             None => {
-                self.members.push(Member {
-                    name: name.to_string(),
-                    child: None,
-                    tail: Arc::default(),
-                    starts: VecDeque::new(),
-                    stopped: false,
-                    disabled: false,
-                });
+                self.members.push(Member::down(name));
                 self.members.len() - 1
             }
         };
@@ -442,8 +447,15 @@ impl Running {
         match action {
             None | Some(Systemctl::DaemonReload) => {}
             Some(Systemctl::Enable | Systemctl::Disable) => {
-                let Some(i) = index else {
-                    return Err(format!("{member} has never been started here"));
+                let i = match index {
+                    Some(i) => i,
+                    // A unit written but never started (a member about to join), as systemd
+                    // enables a unit file it finds.
+                    None if resolve(&self.spawner.root(member), layout::UNIT_FILE).is_file() => {
+                        self.members.push(Member::down(member));
+                        self.members.len() - 1
+                    }
+                    None => return Err(format!("{member} has no {} here", layout::UNIT_NAME)),
                 };
                 self.members[i].disabled = action == Some(Systemctl::Disable);
             }

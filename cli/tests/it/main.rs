@@ -8,6 +8,7 @@ mod check;
 mod disk_hosts;
 mod import;
 mod inspect;
+mod lifecycle;
 mod provision;
 mod rules;
 mod up;
