@@ -85,14 +85,21 @@ impl Inventory {
     pub fn unlisted_data_dir(&self, name: &str) -> PathBuf {
         match self.cluster.transport {
             Transport::Ssh => self.cluster.data_dir.clone(),
-            Transport::Local => self.cluster.data_dir.join(name).join("data"),
+            Transport::Local => self.local_dir_of(name).join("data"),
         }
     }
 
     /// With `transport = "local"`, the directory of the member's own files (env file, data):
     /// `data_dir/<name>`.
+    /// Absolute, as it is written into the member's env file, which a member reads from
+    /// its own directory.
     pub fn local_dir(&self, host: &Host) -> PathBuf {
-        self.cluster.data_dir.join(&host.name)
+        self.local_dir_of(&host.name)
+    }
+
+    fn local_dir_of(&self, name: &str) -> PathBuf {
+        let dir = self.cluster.data_dir.join(name);
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     /// The `host:port` Prometheus scrapes: the metrics port when set, else the client port.

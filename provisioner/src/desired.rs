@@ -140,6 +140,11 @@ pub fn backupd_files(
     let Some(backup) = &inventory.backup else {
         return Ok(Vec::new());
     };
+    // cairn up runs the members only; next to it the daemon runs in the foreground
+    // (`cairn backupd -i INVENTORY`), reading the operator's own files.
+    if inventory.cluster.transport == cairn_inventory::Transport::Local {
+        return Ok(Vec::new());
+    }
     if inventory.backup_host().map(|h| &h.name) != Some(&host.name) {
         return Ok(Vec::new());
     }

@@ -5,7 +5,7 @@
 //! A run ([`Session`]):
 //! 1. [`pki`]: the CA and every certificate are checked and, where needed, issued into a
 //!    scratch copy of `[tls] dir` (copied back only when the plans are applied);
-//! 2. [`ssh`]: the running cluster's member list read (if one runs), one connection per
+//! 2. [`ssh`] (or [`local_host`]): the running cluster's member list read (if one runs), one connection per
 //!    selected host (`--limit`) and per member the inventory no longer lists, host keys
 //!    checked against known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
 //! 3. [`plan`]: each host's files ([`desired`], [`render`], [`layout`]) compared with what is
@@ -23,7 +23,9 @@
 //! [`restore`] puts restored data directories on the hosts and starts a new cluster on them,
 //! [`destroy`] tears the cluster down, [`import`] writes an inventory for a running cluster,
 //! [`disk_check`] reuses the transport for `cairn check disk` on every host, and [`local`]
-//! runs a `transport = "local"` inventory's members on this machine (`cairn up`).
+//! runs a `transport = "local"` inventory's members on this machine (`cairn up`, with
+//! [`supervisor`]); every command above also works on such an inventory, through
+//! [`transport`] and [`local_host`], while `cairn up` runs.
 //!
 //! Hosts, the cluster and the clock are traits ([`host::Host`], [`probe::Probe`], [`Clock`]):
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests

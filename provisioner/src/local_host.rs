@@ -43,9 +43,10 @@ impl LocalHost {
 
     /// Member `name` rooted at `root`, its services behind the control socket `control`.
     pub fn new(name: &str, root: impl Into<PathBuf>, control: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Self {
             name: name.to_string(),
-            root: root.into(),
+            root: std::path::absolute(&root).unwrap_or(root),
             control: control.into(),
         }
     }
@@ -81,13 +82,19 @@ impl LocalHost {
     }
 }
 
-/// `path` under `root`, unless it is there already (see the module docs).
+/// `path` under `root`, unless it is there already (see the module docs). A relative path is
+/// the operator's (a local inventory's, against the working directory), made absolute first.
 pub fn resolve(root: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.starts_with(root) {
-        return p.to_path_buf();
+    let p = match p.is_relative() {
+        true => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+        false => p.to_path_buf(),
+    };
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    if p.starts_with(&root) {
+        return p;
     }
-    root.join(p.strip_prefix("/").unwrap_or(p))
+    root.join(p.strip_prefix("/").unwrap_or(&p))
 }
 
 /// The file's bytes, `None` when it does not exist.
@@ -203,10 +210,11 @@ impl Host for LocalHost {
         let Some((program, args)) = argv.split_first() else {
             return Ok(Exec::default());
         };
-        // Run as it is, in the root: the programs the provisioner runs are this machine's.
+        // Run as it is, from the operator's working directory: its paths are this machine's
+        // (the provisioner runs programs only on data directories, which are the
+        // inventory's own paths here).
         let out = tokio::process::Command::new(program)
             .args(args)
-            .current_dir(&self.root)
             .stdin(std::process::Stdio::null())
             .output()
             .await

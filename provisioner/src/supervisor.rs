@@ -425,11 +425,17 @@ impl Running {
     async fn carry_out(&mut self, incoming: Incoming) {
         let Incoming { request, reply } = incoming;
         let answer = if request.unit != layout::UNIT_NAME {
-            Err(format!(
-                "only {} runs on a local host, not {}",
-                layout::UNIT_NAME,
-                request.unit
-            ))
+            // No other unit is installed here: inactive, and nothing to stop or disable.
+            match request.action {
+                None | Some(Systemctl::Stop | Systemctl::Disable | Systemctl::DaemonReload) => {
+                    Ok(ServiceState::default())
+                }
+                Some(_) => Err(format!(
+                    "only {} runs on a local host, not {}",
+                    layout::UNIT_NAME,
+                    request.unit
+                )),
+            }
         } else {
             self.act(&request.member, request.action).await
         };

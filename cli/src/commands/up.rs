@@ -154,7 +154,7 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
         };
         say("stopping the members");
         for (name, status) in running.stop(Duration::from_secs(args.grace)).await {
-            let how = status.map_or_else(|| "could not be reaped".to_string(), |s| s.to_string());
+            let how = status.map_or_else(|| "not running".to_string(), |s| s.to_string());
             say(&format!("{name}: {how}"));
         }
         outcome?;

@@ -1,8 +1,9 @@
 //! The lifecycle commands on `cairn up`'s local cluster, as on provisioned hosts, under a
 //! running writer: a provision with a changed flag (members restarted one at a time), a host
 //! added (3 → 4) and removed again (4 → 3), certificate rotation (leaves, then the CA), an
-//! upgrade to another build, then destroy. No acknowledged write is lost and every member is
-//! healthy between steps.
+//! upgrade to another build; no acknowledged write is lost and every member is healthy
+//! between steps. Then a backup restored onto the members (`backup restore --provision`),
+//! and destroy.
 
 use std::path::Path;
 use std::process::Command;
@@ -237,18 +238,68 @@ fn every_lifecycle_command_works_on_the_local_cluster_under_a_writer() {
     }
     settled(dir.path(), &all, 3, &writer, &up);
 
-    // Destroy: every member stopped and its files gone; cairn up keeps waiting.
+    // Every acknowledged write is there.
     let acked = writer.finish();
     assert!(acked.len() > 10, "only {} writes acknowledged", acked.len());
-    let keys = etcdctl(dir.path(), &all, &["get", "w", "--prefix", "--keys-only"]);
-    assert!(keys.success(), "{keys:?}");
-    let stored: std::collections::HashSet<&str> =
-        keys.stdout.lines().filter(|l| !l.is_empty()).collect();
-    let lost: Vec<&String> = acked
-        .iter()
-        .filter(|k| !stored.contains(k.as_str()))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    let stored = |what: &str| {
+        let keys = etcdctl(dir.path(), &all, &["get", "w", "--prefix", "--keys-only"]);
+        assert!(keys.success(), "{what}: {keys:?}");
+        let stored: std::collections::HashSet<String> = keys
+            .stdout
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        let lost: Vec<&String> = acked.iter().filter(|k| !stored.contains(*k)).collect();
+        assert!(
+            lost.is_empty(),
+            "{what}: acknowledged writes lost: {lost:?}"
+        );
+    };
+    stored("after the lifecycle");
+
+    // A backup, a write after it, then the cluster restored from the backup onto the members.
+    edit(&inventory, |t| {
+        format!(
+            "{t}\n[backup]\nstore = \"file://{}\"\n",
+            dir.path().join("backups").display()
+        )
+    });
+    let (code, out) = cairn(&["backup", "now"], &inventory);
+    assert_eq!(code, 0, "{out}");
+    let late = etcdctl(dir.path(), &all, &["put", "after-the-backup", "x"]);
+    assert!(late.success(), "{late:?}");
+    let restored = dir.path().join("restored");
+    let out_dir = restored.display().to_string();
+    let (code, out) = cairn(
+        &[
+            "backup",
+            "restore",
+            "--provision",
+            "--yes",
+            "--out-dir",
+            &out_dir,
+        ],
+        &inventory,
+    );
+    assert_eq!(code, 0, "{out}\n{}", up.output());
+    wait_until("3 healthy restored members", UP_TIMEOUT, || {
+        healthy_members(dir.path(), &all) == 3
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", up.output()));
+    stored("after the restore");
+    let late = etcdctl(
+        dir.path(),
+        &all,
+        &["get", "after-the-backup", "--keys-only"],
+    );
+    assert_eq!(
+        late.stdout.trim(),
+        "",
+        "a write after the backup survived the restore"
+    );
+
+    // Destroy: every member stopped and its files gone; cairn up keeps waiting.
     let (code, out) = cairn(&["destroy", "--yes", "--purge"], &inventory);
     assert_eq!(code, 0, "{out}\n{}", up.output());
     assert!(!dir.path().join("members/m1/etc/cairn/cairn.env").exists());
