@@ -4,10 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use raft::prelude::ConfChangeV2;
 use tokio::sync::watch;
 
 use crate::consensus::membership::Membership;
-use crate::consensus::Peers;
+use crate::consensus::{Peers, RaftStatus};
 use crate::identity::Identity;
 use crate::kv::{Applied, Snapshot};
 use crate::lessor::Lessor;
@@ -95,6 +96,11 @@ impl Node {
             WritePath::Replicated(r) => Some(r),
             WritePath::Standalone(_) => None,
         }
+    }
+
+    /// What membership changes need; `None` on a member that runs alone.
+    pub fn conf_changes(&self) -> Option<ConfChanges<'_>> {
+        self.raft().map(ConfChanges)
     }
 
     /// The membership.
@@ -500,5 +506,25 @@ impl crate::consensus::LeaderState for Node {
 
     fn is_removed(&self, id: u64) -> bool {
         self.cluster.membership.read().is_removed(id)
+    }
+}
+
+/// Membership changes through raft, as the Cluster service makes them.
+pub struct ConfChanges<'a>(&'a Replicated);
+
+impl ConfChanges<'_> {
+    /// Proposes `change`; raft drops it without a word while another change is pending.
+    pub async fn propose(&self, change: ConfChangeV2) -> Result<(), Error> {
+        self.0.raft().propose_conf_change(change).await
+    }
+
+    /// How long a change may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.0.timeout()
+    }
+
+    /// Raft's view: the leader, the commit index and, on the leader, the followers' progress.
+    pub fn status(&self) -> RaftStatus {
+        self.0.raft().status()
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use cairn_testkit::wait_until;
 
-use crate::up::{endpoints, etcdctl, healthy_members, inventory, Up, STOP_TIMEOUT, UP_TIMEOUT};
+use crate::up::{etcdctl, healthy_members, inventory, Up, STOP_TIMEOUT, UP_TIMEOUT};
 use crate::BIN;
 
 /// Puts `w<i>` one after another until stopped (at most `LIMIT`), keeping the keys whose put
@@ -123,9 +123,8 @@ fn member_names(dir: &Path, endpoints: &str) -> Vec<String> {
 fn every_lifecycle_command_works_on_the_local_cluster_under_a_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inventory = inventory(dir.path());
-    let mut up = Up::start(&inventory);
-    up.wait_for("Ctrl-C stops every member");
-    let all = endpoints(&up.output());
+    let mut up = Up::ready(&inventory);
+    let all = up.endpoints();
     let writer = Writer::start(dir.path(), &all);
     settled(dir.path(), &all, 3, &writer, &up);
 

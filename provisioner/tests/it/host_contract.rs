@@ -20,18 +20,22 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+async fn write<H: Host>(host: &H, path: &str, contents: &[u8], mode: u32) {
+    host.write_file(WriteFile {
+        path,
+        contents,
+        mode,
+        owner: "root:root",
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{path}: {e}"));
+}
+
 async fn contract<H: Host>(host: &H, on_disk: impl Fn(&str) -> PathBuf) {
     let file = "/etc/cairn/contract/member-key.pem";
     assert_eq!(host.file_sha256(file).await.expect("sha"), None);
     assert_eq!(host.read_file(file).await.expect("read"), None);
-    host.write_file(WriteFile {
-        path: file,
-        contents: b"secret",
-        mode: 0o600,
-        owner: "root:root",
-    })
-    .await
-    .expect("write");
+    write(host, file, b"secret", 0o600).await;
     assert_eq!(std::fs::read(on_disk(file)).expect("on disk"), b"secret");
     assert_eq!(mode(&on_disk(file)), 0o600);
     assert_eq!(
@@ -43,14 +47,7 @@ async fn contract<H: Host>(host: &H, on_disk: impl Fn(&str) -> PathBuf) {
         Some("2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b")
     );
     // Over an existing file: replaced whole, with the new mode, no temporary left.
-    host.write_file(WriteFile {
-        path: file,
-        contents: b"public",
-        mode: 0o644,
-        owner: "root:root",
-    })
-    .await
-    .expect("rewrite");
+    write(host, file, b"public", 0o644).await;
     assert_eq!(std::fs::read(on_disk(file)).expect("on disk"), b"public");
     assert_eq!(mode(&on_disk(file)), 0o644);
     let dir = on_disk("/etc/cairn/contract");
@@ -77,14 +74,7 @@ async fn contract<H: Host>(host: &H, on_disk: impl Fn(&str) -> PathBuf) {
         0o700,
         "an existing directory keeps its mode"
     );
-    host.write_file(WriteFile {
-        path: &format!("{data}/member/db"),
-        contents: b"db",
-        mode: 0o600,
-        owner: "root:root",
-    })
-    .await
-    .expect("write under");
+    write(host, &format!("{data}/member/db"), b"db", 0o600).await;
     assert!(host.has_entries(data).await.expect("has data"));
 
     host.remove_dir_all(data).await.expect("rm -r");

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::consensus::membership::{conf_change, Membership};
 use crate::identity;
-use crate::node::Node;
+use crate::node::{ConfChanges, Node};
 use crate::proto::cairnpb::internal_request;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::{
@@ -18,7 +18,6 @@ use crate::proto::etcdserverpb::{
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse,
 };
-use crate::replicated::Replicated;
 use crate::{Error, EtcdError};
 
 /// How long a proposed membership change may take to show before it is proposed again.
@@ -48,8 +47,8 @@ impl ClusterService {
     }
 
     /// Membership changes need raft: a single member has no peers to add or remove.
-    fn raft(&self) -> Result<&Replicated, Status> {
-        self.node.raft().ok_or_else(|| {
+    fn raft(&self) -> Result<ConfChanges<'_>, Status> {
+        self.node.conf_changes().ok_or_else(|| {
             Status::failed_precondition(
                 "cairn-server: this member runs alone (one member in --initial-cluster); \
                  membership changes need a cluster started with its members in --initial-cluster",
@@ -60,7 +59,7 @@ impl ClusterService {
     /// Proposes `change` and waits until `done` holds for the applied membership.
     async fn change(
         &self,
-        raft: &Replicated,
+        raft: &ConfChanges<'_>,
         change: ConfChangeV2,
         done: impl Fn(&Membership) -> bool,
     ) -> Result<(), Status> {
@@ -72,7 +71,7 @@ impl ClusterService {
         // or a removal of one that is gone, changes nothing).
         let applied = tokio::time::timeout(raft.timeout(), async {
             loop {
-                match raft.raft().propose_conf_change(change.clone()).await {
+                match raft.propose(change.clone()).await {
                     // Between leaders: the retry below tries again.
                     Ok(()) | Err(Error::Etcd(EtcdError::NoLeader)) => {}
                     Err(e) => return Err(e),
@@ -152,7 +151,7 @@ impl Cluster for ClusterService {
         } else {
             ConfChangeType::AddNode
         };
-        self.change(raft, conf_change(kind, id, member.encode_to_vec()), |m| {
+        self.change(&raft, conf_change(kind, id, member.encode_to_vec()), |m| {
             m.get(id).is_some()
         })
         .await?;
@@ -174,7 +173,7 @@ impl Cluster for ClusterService {
             return Err(Error::Etcd(EtcdError::MemberNotFound).into());
         }
         self.change(
-            raft,
+            &raft,
             conf_change(ConfChangeType::RemoveNode, id, Vec::new()),
             |m| m.get(id).is_none(),
         )
@@ -230,7 +229,7 @@ impl Cluster for ClusterService {
             Some(m) if !m.is_learner => return Err(Error::Etcd(EtcdError::NotLearner).into()),
             Some(_) => {}
         }
-        let status = raft.raft().status();
+        let status = raft.status();
         if !status.is_leader {
             // Only the leader knows how far the learner is.
             return Err(Error::Etcd(EtcdError::NotLeader).into());
@@ -244,7 +243,7 @@ impl Cluster for ClusterService {
             return Err(Error::Etcd(EtcdError::LearnerNotReady).into());
         }
         self.change(
-            raft,
+            &raft,
             conf_change(ConfChangeType::AddNode, id, Vec::new()),
             |m| m.get(id).is_some_and(|x| !x.is_learner),
         )
