@@ -45,11 +45,40 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// No member answered at all.
-    #[error(
-        "no member answered ({0}); check the endpoints, the network and the client certificate"
-    )]
-    NoMemberAnswers(String),
+    /// No member answered at all; the first member's error is the cause.
+    #[error("no member answered; check the endpoints, the network and the client certificate")]
+    NoMemberAnswers(#[source] Box<Error>),
+    /// There was no member to ask.
+    #[error("no endpoints given; list the members in the inventory or pass --endpoints")]
+    NoEndpoints,
+    /// A member served, or the PKI directory holds, something that is not an X.509
+    /// certificate.
+    #[error("not a certificate")]
+    NotACertificate(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// The local PKI directory could not be listed.
+    #[error("{}: cannot read the PKI directory", path.display())]
+    PkiDir {
+        /// `[tls] dir`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate file of the local PKI could not be read.
+    #[error("{}: cannot read the certificate", path.display())]
+    CertificateRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate file of the local PKI is not PEM.
+    #[error("not PEM")]
+    NotPem(#[source] x509_parser::nom::Err<x509_parser::error::PEMError>),
+    /// The backup store could not be listed.
+    #[error("the backup store cannot be listed")]
+    Catalog(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The metrics server failed.
     #[error("serving the inspection metrics failed")]
     Serve {

@@ -46,20 +46,14 @@ pub async fn inspect<S: Source>(
     let limits = &options.limits;
     let targets = source.targets();
     let n = targets.len();
-    let statuses: Vec<Result<MemberStatus, String>> = join_all((0..n).map(|t| source.status(t)))
-        .await
-        .into_iter()
-        .map(|r| r.map_err(|e| cairn_client::chain(&e)))
-        .collect();
+    let mut statuses: Vec<Result<MemberStatus, Error>> =
+        join_all((0..n).map(|t| source.status(t))).await;
     let answering: Vec<usize> = (0..n).filter(|&t| statuses[t].is_ok()).collect();
     let Some(&first) = answering.first() else {
-        let why = statuses
-            .iter()
-            .filter_map(|s| s.as_ref().err())
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "no endpoints given".into());
-        return Err(Error::NoMemberAnswers(why));
+        return Err(match statuses.drain(..).find_map(Result::err) {
+            Some(why) => Error::NoMemberAnswers(Box::new(why)),
+            None => Error::NoEndpoints,
+        });
     };
     let ok = |t: usize| statuses[t].as_ref().ok();
     // The leader answers the scan and the watch; any answering member when none leads.
@@ -69,14 +63,8 @@ pub async fn inspect<S: Source>(
         .find(|&t| ok(t).is_some_and(|s| s.leader_id != 0 && s.leader_id == s.member_id))
         .unwrap_or(first);
 
-    let list = source
-        .member_list(first)
-        .await
-        .map_err(|e| cairn_client::chain(&e));
-    let alarms = source
-        .alarms(first)
-        .await
-        .map_err(|e| cairn_client::chain(&e));
+    let list = source.member_list(first).await;
+    let alarms = source.alarms(first).await;
     let mut results = vec![checks::membership::evaluate(
         targets,
         &options.expected,
@@ -94,24 +82,14 @@ pub async fn inspect<S: Source>(
         .unwrap_or(0);
     let hashes = join_all((0..n).map(|t| async move {
         match ok(t) {
-            Some(_) => Some(
-                source
-                    .hash_kv(t, revision)
-                    .await
-                    .map_err(|e| cairn_client::chain(&e)),
-            ),
+            Some(_) => Some(source.hash_kv(t, revision).await),
             None => None,
         }
     }))
     .await;
     let counts = join_all((0..n).map(|t| async move {
         match ok(t) {
-            Some(_) => Some(
-                source
-                    .count(t, revision)
-                    .await
-                    .map_err(|e| cairn_client::chain(&e)),
-            ),
+            Some(_) => Some(source.count(t, revision).await),
             None => None,
         }
     }))
@@ -237,7 +215,7 @@ pub async fn inspect<S: Source>(
                 tls = true;
                 found.push(Found {
                     name,
-                    not_after: Err(cairn_client::chain(&e)),
+                    not_after: Err(e),
                 });
             }
             Err(_) => {}
@@ -264,24 +242,18 @@ pub async fn inspect<S: Source>(
     ))
 }
 
-async fn median_read<S: Source>(source: &S, t: usize, c: Consistency) -> Result<Duration, String> {
+async fn median_read<S: Source>(source: &S, t: usize, c: Consistency) -> Result<Duration, Error> {
     let mut times = Vec::with_capacity(LATENCY_READS);
     for _ in 0..LATENCY_READS {
-        times.push(
-            source
-                .read(t, c)
-                .await
-                .map_err(|e| cairn_client::chain(&e))?,
-        );
+        times.push(source.read(t, c).await?);
     }
     times.sort();
     Ok(times[times.len() / 2])
 }
 
 /// A DER certificate's expiry, in seconds since the Unix epoch.
-pub fn not_after(der: &[u8]) -> Result<u64, String> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| format!("not a certificate: {e}"))?;
+pub fn not_after(der: &[u8]) -> Result<u64, Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(Error::NotACertificate)?;
     Ok(cert.validity().not_after.timestamp().max(0) as u64)
 }
 
@@ -289,10 +261,13 @@ pub fn not_after(der: &[u8]) -> Result<u64, String> {
 fn local_certificates(dir: &Path) -> Vec<Found> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) => {
+        Err(source) => {
             return vec![Found {
                 name: dir.display().to_string(),
-                not_after: Err(format!("cannot read the PKI directory: {e}")),
+                not_after: Err(Error::PkiDir {
+                    path: dir.to_path_buf(),
+                    source,
+                }),
             }]
         }
     };
@@ -316,10 +291,12 @@ fn local_certificates(dir: &Path) -> Vec<Found> {
                     .unwrap_or_default()
             );
             let not_after = std::fs::read(&p)
-                .map_err(|e| cairn_client::chain(&e))
+                .map_err(|source| Error::CertificateRead {
+                    path: p.clone(),
+                    source,
+                })
                 .and_then(|pem| {
-                    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
-                        .map_err(|e| format!("not PEM: {e}"))?;
+                    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(Error::NotPem)?;
                     not_after(&pem.contents)
                 });
             Found { name, not_after }

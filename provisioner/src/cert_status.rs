@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
-use crate::pki::{self, Client, Pki};
-use crate::{local_file, Clock, Error};
+use crate::{Clock, Error};
+use cairn_pki::local_file;
+use cairn_pki::{self as pki, Client, Pki};
 
 /// Reads the certificate chain a TLS port presents.
 pub trait ServedCerts: Send + Sync {
@@ -392,7 +393,7 @@ fn read(path: &std::path::Path) -> Result<String, Error> {
                 source,
             })
         }
-        _ => local_file::read_string(path),
+        _ => Ok(local_file::read_string(path)?),
     }
 }
 

@@ -632,7 +632,7 @@ mod tests {
             "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n[tls]\n[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n".into(),
         )
         .expect("inventory");
-        let pki = crate::Pki::ensure(&inv, inv.tls.as_ref().expect("tls"), &crate::SystemClock)
+        let pki = cairn_pki::Pki::ensure(&inv, inv.tls.as_ref().expect("tls"), &crate::SystemClock)
             .expect("pki");
         let fake = Fake::new(&["a"], 0);
         let files = host_files(

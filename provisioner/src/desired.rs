@@ -7,8 +7,10 @@ use cairn_inventory::{Host, Inventory};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::pki::Client;
-use crate::{layout, local_file, render, Error, Pki};
+use crate::{layout, render, Error};
+use cairn_pki::local_file;
+use cairn_pki::Client;
+use cairn_pki::Pki;
 
 /// How a change to a file is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

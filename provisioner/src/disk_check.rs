@@ -20,7 +20,8 @@ use crate::desired::{Blob, OWNER};
 use crate::host::{Host, WriteFile};
 use crate::known_hosts::HostKeyPolicy;
 use crate::ssh::{load_key, Login, SshHost, Timeouts};
-use crate::{local_file, Error};
+use crate::Error;
+use cairn_pki::local_file;
 
 /// Where the `cairn` binary is put on each host.
 pub const REMOTE_BINARY: &str = "/usr/local/bin/cairn";

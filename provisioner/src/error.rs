@@ -157,34 +157,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Generating or signing a certificate failed.
-    #[error("cannot issue the {name} certificate")]
-    Issue {
-        /// `ca`, a member name or a client name.
-        name: String,
-        /// rcgen's reason.
-        #[source]
-        source: rcgen::Error,
-    },
-    /// The operator's CA files (`[tls] ca_cert`, `ca_key`) are not a PEM certificate and key.
-    #[error("{} / {}: not a usable CA certificate and key; give PEM files in [tls] ca_cert and ca_key", cert.display(), key.display())]
-    OperatorCa {
-        /// `ca_cert`.
-        cert: PathBuf,
-        /// `ca_key`.
-        key: PathBuf,
-        /// rcgen's reason.
-        #[source]
-        source: rcgen::Error,
-    },
-    /// `[tls] ca_key` is not the key of `ca_cert`.
-    #[error("{} is not the key of {}; give the CA's own key in [tls] ca_key", key.display(), cert.display())]
-    OperatorCaKeyMismatch {
-        /// `ca_cert`.
-        cert: PathBuf,
-        /// `ca_key`.
-        key: PathBuf,
-    },
     /// `--limit` names a host the inventory does not have.
     #[error("--limit {name}: no such host in the inventory (its hosts: {known})")]
     UnknownHost {
@@ -341,14 +313,6 @@ pub enum Error {
         /// The inventory file.
         inventory: PathBuf,
     },
-    /// The CA rotation marker in `[tls] dir` names no phase.
-    #[error("{}: {found:?} is not a CA rotation phase (trust-both, new-leaves, drop-old); restore the file or, if no rotation was started, remove it", path.display())]
-    RotationMarker {
-        /// The marker file.
-        path: PathBuf,
-        /// What it holds.
-        found: String,
-    },
     /// `cairn certs rotate --ca` with the operator's own CA.
     #[error("[tls] ca_cert {} is your own CA, which cairn cannot rotate: rotate it in your PKI, or remove ca_cert and ca_key from [tls] to have cairn generate a CA it can rotate", cert.display())]
     OperatorCaRotation {
@@ -359,10 +323,13 @@ pub enum Error {
     #[error("a CA rotation is under way (phase {phase} in {}); finish it with `cairn certs rotate --ca` first", marker.display())]
     RotationInProgress {
         /// The phase.
-        phase: crate::phase::Phase,
+        phase: cairn_pki::Phase,
         /// The marker file.
         marker: PathBuf,
     },
+    /// The TLS directory could not be brought to what the inventory needs.
+    #[error(transparent)]
+    Pki(#[from] cairn_pki::Error),
     /// A member could not be reached through the client crate, or answered with an error.
     #[error(transparent)]
     Client(#[from] cairn_client::Error),

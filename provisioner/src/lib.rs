@@ -3,7 +3,7 @@
 //! host) over SSH, idempotently, restarting members one at a time and the leader last.
 //!
 //! A run ([`Session`]):
-//! 1. [`pki`]: the CA and every certificate are checked and, where needed, issued into a
+//! 1. [`cairn_pki`]: the CA and every certificate are checked and, where needed, issued into a
 //!    scratch copy of `[tls] dir` (copied back only when the plans are applied);
 //! 2. [`ssh`] (or [`local_host`]): the running cluster's member list read (if one runs), one connection per
 //!    selected host (`--limit`) and per member the inventory no longer lists, host keys
@@ -31,7 +31,6 @@
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests
 //! run real sshd hosts in mount namespaces.
 
-pub mod ca_phase;
 pub mod cert_status;
 
 pub mod converge;
@@ -47,10 +46,7 @@ pub mod known_hosts;
 pub mod layout;
 pub mod local;
 pub mod local_control;
-mod local_file;
 pub mod local_host;
-mod phase;
-pub mod pki;
 pub mod plan;
 pub mod probe;
 pub mod provision;
@@ -67,5 +63,4 @@ pub mod upgrade;
 
 pub use cairn_client::{Clock, FakeClock, SystemClock};
 pub use error::Error;
-pub use pki::Pki;
 pub use provision::{Options, Report, Session};

@@ -17,12 +17,13 @@ use cairn_inventory::{Inventory, Transport};
 use crate::desired::{host_files, Blob};
 use crate::host::{Host, WriteFile};
 use crate::local_control::{socket_path, Control};
-use crate::local_file::read;
 use crate::local_host::LocalHost;
-use crate::pki::{Client, Issued};
 use crate::render::Bootstrap;
 use crate::supervisor::{Console, Running};
-use crate::{desired, layout, Clock, Error, Pki};
+use crate::{desired, layout, Clock, Error};
+use cairn_pki::local_file::read;
+use cairn_pki::Pki;
+use cairn_pki::{Client, Issued};
 
 /// One member, ready to run.
 #[derive(Clone, Debug)]

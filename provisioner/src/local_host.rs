@@ -20,8 +20,8 @@ use cairn_inventory::{Host as InventoryHost, Inventory};
 use crate::desired::sha256_hex;
 use crate::host::{Exec, Host, ServiceState, Systemctl, WriteFile};
 use crate::local_control::{self, Request};
-use crate::local_file::write_atomic;
 use crate::Error;
+use cairn_pki::local_file::write_atomic;
 
 /// One member's directory on this machine, as a host.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ impl Host for LocalHost {
         if let Some(dir) = path.parent() {
             create_dirs(dir, 0o755).map_err(|e| self.write_err(dir, e))?;
         }
-        write_atomic(&path, file.contents, file.mode)
+        Ok(write_atomic(&path, file.contents, file.mode)?)
     }
 
     async fn append_file(&self, path: &str, contents: &[u8]) -> Result<(), Error> {

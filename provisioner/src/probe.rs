@@ -10,8 +10,8 @@ use cairn_client::Connector;
 use cairn_inventory::Inventory;
 use serde::Serialize;
 
-use crate::pki::{self, Pki};
 use crate::Error;
+use cairn_pki::{self as pki, Pki};
 
 /// One member's answer to a status request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

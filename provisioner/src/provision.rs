@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Target};
 use crate::desired::{backupd_files, host_files, Blob};
 use crate::host::Host;
-use crate::pki::{Issued, Renewal};
 use crate::plan::{DaemonAction, HostPlan, ServiceAction};
 use crate::probe::{ClusterMember, EtcdProbe};
 use crate::scale::{self, HostFacts, Join, Removal};
@@ -19,7 +18,10 @@ use crate::ssh::{Login, Timeouts};
 use crate::status::ClusterStatus;
 use crate::transport::{AnyHost, Connector};
 use crate::upgrade::BeforeFirstChange;
-use crate::{local_file, Clock, Error, Pki};
+use crate::{Clock, Error};
+use cairn_pki::local_file;
+use cairn_pki::Pki;
+use cairn_pki::{Issued, Renewal};
 
 /// How long each member may take to answer the member-list question that finds a running
 /// cluster.
@@ -85,7 +87,7 @@ impl Report {
             || self
                 .certificates
                 .iter()
-                .any(|c| c.outcome != crate::pki::Outcome::Reused)
+                .any(|c| c.outcome != cairn_pki::Outcome::Reused)
     }
 }
 

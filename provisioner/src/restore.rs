@@ -17,7 +17,8 @@ use crate::host::{Host, Systemctl, WriteFile};
 use crate::ssh::quote;
 use crate::transport::connect_all;
 use crate::upgrade::NoHook;
-use crate::{layout, local_file, Clock, Error, Options, Report, Session};
+use crate::{layout, Clock, Error, Options, Report, Session};
+use cairn_pki::local_file;
 
 /// What was put on one host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

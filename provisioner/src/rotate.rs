@@ -4,7 +4,7 @@
 //! one is back with a leader and caught up, the leader last after handing leadership away.
 //!
 //! A leaf rotation reissues every member and client certificate from the same CA in one
-//! roll-out. A CA rotation rolls out the three phases of [`crate::ca_phase`] (where the order
+//! roll-out. A CA rotation rolls out the three phases of [`cairn_pki::rotation`] (where the order
 //! and what clients see in each is explained), resuming a phase an earlier run left under
 //! way.
 
@@ -14,11 +14,11 @@ use cairn_inventory::{Inventory, Tls};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::ca_phase::{self, Phase};
 use crate::converge::Progress;
-use crate::pki::Renewal;
 use crate::provision::scratch_copy;
 use crate::{Clock, Error, Options, Report, Session};
+use cairn_pki::rotation::{self, Phase};
+use cairn_pki::Renewal;
 
 /// One roll-out of new certificates to every member.
 #[derive(Clone, Debug, Serialize)]
@@ -55,10 +55,10 @@ pub async fn rotate_leaves(
 ) -> Result<Rotation, Error> {
     let started = Instant::now();
     let tls = tls_of(inventory)?;
-    if let Some(phase) = ca_phase::current(&tls.dir)? {
+    if let Some(phase) = rotation::current(&tls.dir)? {
         return Err(Error::RotationInProgress {
             phase,
-            marker: tls.dir.join(ca_phase::MARKER),
+            marker: tls.dir.join(rotation::MARKER),
         });
     }
     let options = Options {
@@ -98,7 +98,7 @@ pub async fn rotate_ca(
             return Err(Error::NoClientCertificate { path, source });
         }
     }
-    let resumed = ca_phase::current(&tls.dir)?;
+    let resumed = rotation::current(&tls.dir)?;
     let mut phases = Phase::remaining(resumed);
     // Every phase restarts every member: a phase resumed after its files were written
     // everywhere but not every member restarted has no file left to change.
@@ -113,7 +113,7 @@ pub async fn rotate_ca(
     if options.plan_only {
         let scratch = scratch_copy(tls)?;
         let first = phases.remove(0);
-        ca_phase::enter(scratch.path(), first, now)?;
+        rotation::enter(scratch.path(), first, now)?;
         let mut planned = inventory.clone();
         planned.tls = Some(Tls {
             dir: scratch.path().to_path_buf(),
@@ -126,14 +126,14 @@ pub async fn rotate_ca(
         });
     } else {
         for phase in phases.drain(..) {
-            ca_phase::enter(&tls.dir, phase, now)?;
+            rotation::enter(&tls.dir, phase, now)?;
             let report = run(inventory, &options, clock, progress).await?;
             rollouts.push(Rollout {
                 phase: Some(phase),
                 report,
             });
         }
-        ca_phase::finish(&tls.dir)?;
+        rotation::finish(&tls.dir)?;
     }
     Ok(Rotation {
         plan_only: options.plan_only,
@@ -171,7 +171,9 @@ mod tests {
 
     use super::*;
     use crate::converge::Quiet;
-    use crate::{Pki, SystemClock};
+    use cairn_pki::Pki;
+
+    use crate::SystemClock;
 
     fn inventory(dir: &Path, tls_extra: &str) -> Inventory {
         let text = format!(
@@ -187,7 +189,7 @@ mod tests {
         let inv = inventory(dir.path(), "");
         let tls = inv.tls.as_ref().expect("tls");
         Pki::ensure(&inv, tls, &SystemClock).expect("pki");
-        ca_phase::enter(&tls.dir, Phase::TrustBoth, OffsetDateTime::now_utc()).expect("enter");
+        rotation::enter(&tls.dir, Phase::TrustBoth, OffsetDateTime::now_utc()).expect("enter");
         let err = rotate_leaves(&inv, &Options::default(), &SystemClock, &Quiet)
             .await
             .expect_err("refused");

@@ -212,8 +212,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
         let inventory = cairn_inventory::Inventory::load(path)?;
         spec.endpoints = inventory.endpoints();
         if let (Some(tls), None) = (&inventory.tls, &spec.tls) {
-            let pki = cairn_provisioner::Pki::existing(tls);
-            let admin = cairn_provisioner::pki::Client::Admin;
+            let pki = cairn_pki::Pki::existing(tls);
+            let admin = cairn_pki::Client::Admin;
             spec.tls = Some(Tls {
                 ca: Some(pki.ca_cert()),
                 identity: Some((pki.client_cert(admin), pki.client_key(admin))),

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cairn_inventory::InventoryArg;
+use cairn_pki::Pki;
 use cairn_provisioner::cert_status::{CertStatus, TlsServedCerts};
 use cairn_provisioner::converge::Limits;
 use cairn_provisioner::rotate::{rotate_ca, rotate_leaves, Rotation};
-use cairn_provisioner::{Options, Pki, SystemClock};
+use cairn_provisioner::{Options, SystemClock};
 use clap::{Args, Subcommand};
 
 use crate::commands::provision::print_certificates;

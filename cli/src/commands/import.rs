@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cairn_inventory::Inventory;
+use cairn_pki::{Client, Pki};
 use cairn_provisioner::import::{inventory_text, read_cluster, Options};
-use cairn_provisioner::pki::{Client, Pki};
 use clap::Args;
 
 use crate::Error;

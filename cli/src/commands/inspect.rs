@@ -18,8 +18,8 @@ use cairn_inspector::{
     StateStore, SystemClock, Target, TlsFiles,
 };
 use cairn_inventory::{Inventory, DEFAULT_FILE};
-use cairn_provisioner::pki::Client;
-use cairn_provisioner::Pki;
+use cairn_pki::Client;
+use cairn_pki::Pki;
 use clap::{Args, ValueEnum};
 
 use crate::Error;
@@ -155,15 +155,21 @@ fn from_inventory(inventory: &Inventory) -> Plan {
 struct StoreCatalog(Inventory);
 
 impl Catalog for StoreCatalog {
-    fn newest(&self) -> Pin<Box<dyn Future<Output = Result<Option<Newest>, String>> + Send + '_>> {
+    fn newest(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Newest>, cairn_inspector::Error>> + Send + '_>>
+    {
         Box::pin(async move {
             let backups = cairn_backupd::Backups::from_inventory(
                 &self.0,
                 Arc::new(cairn_backupd::SystemClock),
             )
             .await
-            .map_err(|e| cairn_client::chain(&e))?;
-            let listed = backups.list().await.map_err(|e| cairn_client::chain(&e))?;
+            .map_err(|e| cairn_inspector::Error::Catalog(Box::new(e)))?;
+            let listed = backups
+                .list()
+                .await
+                .map_err(|e| cairn_inspector::Error::Catalog(Box::new(e)))?;
             Ok(listed
                 .into_iter()
                 .max_by_key(|m| m.finished_at)

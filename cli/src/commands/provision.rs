@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use cairn_inventory::InventoryArg;
+use cairn_pki::Outcome;
 use cairn_provisioner::converge::Limits;
-use cairn_provisioner::pki::Outcome;
 use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::upgrade::{BeforeFirstChange, HookError};
 use cairn_provisioner::{Options, Report, Session, SystemClock};
@@ -137,7 +137,7 @@ impl BeforeFirstChange for BackupBeforeChange<'_> {
     }
 }
 
-pub(crate) fn print_certificates(certificates: &[cairn_provisioner::pki::Issued]) {
+pub(crate) fn print_certificates(certificates: &[cairn_pki::Issued]) {
     for c in certificates {
         match &c.outcome {
             Outcome::Reused => {}

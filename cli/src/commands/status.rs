@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cairn_inventory::InventoryArg;
+use cairn_pki::Pki;
 use cairn_provisioner::probe::EtcdProbe;
 use cairn_provisioner::status::ClusterStatus;
-use cairn_provisioner::Pki;
 use clap::Args;
 
 use crate::{Error, Output};

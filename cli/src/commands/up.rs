@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_inventory::Inventory;
+use cairn_pki::Outcome;
 use cairn_provisioner::converge::Limits;
 use cairn_provisioner::local::prepare;
-use cairn_provisioner::pki::Outcome;
 use cairn_provisioner::probe::EtcdProbe;
 use cairn_provisioner::status::ClusterStatus;
 use cairn_provisioner::supervisor::Console;

@@ -9,13 +9,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::Error;
 use crate::{CheckId, CheckResult, Figure, Limit, Status, Unit};
+use cairn_client::chain;
 
 /// Where the newest backup is looked up: the CLI lists the inventory's backup store, unit
-/// tests answer from memory. The error is the store's message, shown in the check.
+/// tests answer from memory. The error ([`Error::Catalog`]) is shown in the check with its causes.
 pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// The newest listed backup, or none yet.
-    fn newest(&self) -> Pin<Box<dyn Future<Output = Result<Option<Newest>, String>> + Send + '_>>;
+    fn newest(&self) -> Pin<Box<dyn Future<Output = Result<Option<Newest>, Error>> + Send + '_>>;
 }
 
 /// The backups check of an inventory with a `[backup]` table.
@@ -53,10 +55,10 @@ pub struct Newest {
 }
 
 /// What the backup store said, and what the schedule promises.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Freshness {
     /// The newest backup, none yet, or why the store could not be listed.
-    pub newest: Result<Option<Newest>, String>,
+    pub newest: Result<Option<Newest>, Error>,
     /// The longest gap between two scheduled backups.
     pub every: Duration,
     /// `[alerts] backup_stale_after`.
@@ -73,7 +75,7 @@ pub fn evaluate(freshness: &Freshness, now: SystemTime) -> CheckResult {
         Err(e) => CheckResult::new(
             CheckId::Backups,
             Status::Fail,
-            format!("the backup store cannot be listed: {e}; {fix}"),
+            format!("{}; {fix}", chain(e)),
             Vec::new(),
         ),
         Ok(None) => CheckResult::new(
@@ -146,7 +148,7 @@ mod tests {
         assert_eq!(at(0, false).status, Status::Fail);
         let broken = evaluate(
             &Freshness {
-                newest: Err("connection refused".into()),
+                newest: Err(Error::Catalog("connection refused".into())),
                 every: HOUR,
                 stale_after: HOUR * 2,
             },

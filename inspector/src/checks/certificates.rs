@@ -6,15 +6,17 @@ use std::time::SystemTime;
 
 use super::summarize;
 use crate::unix_seconds;
+use crate::Error;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
+use cairn_client::chain;
 
 /// One certificate found, or why it could not be read.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Found {
     /// Its name in the report (`m1-server`, `pki/ca.pem`).
     pub name: String,
     /// Its expiry (seconds since the Unix epoch), or why there is none.
-    pub not_after: Result<u64, String>,
+    pub not_after: Result<u64, Error>,
 }
 
 /// Grades `found` at `now`; `tls` says whether the cluster serves TLS at all.
@@ -30,7 +32,7 @@ pub fn evaluate(found: &[Found], tls: bool, now: SystemTime, limits: &Limits) ->
         match &c.not_after {
             Err(e) => {
                 floor = Status::Fail;
-                findings.push(format!("{}: {e}", c.name));
+                findings.push(format!("{}: {}", c.name, chain(e)));
             }
             Ok(t) => {
                 let days = (*t as f64 - now) / 86_400.0;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use super::{summarize, Statuses};
 use crate::source::{HashKv, Target};
+use crate::Error;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
+use cairn_client::chain;
 
 /// Grades consistency at `revision`; `hashes` and `counts` are per target (`None` for
 /// members without a status).
@@ -14,8 +16,8 @@ pub fn evaluate(
     targets: &[Target],
     statuses: &Statuses,
     revision: i64,
-    hashes: &[Option<Result<HashKv, String>>],
-    counts: &[Option<Result<u64, String>>],
+    hashes: &[Option<Result<HashKv, Error>>],
+    counts: &[Option<Result<u64, Error>>],
     limits: &Limits,
 ) -> CheckResult {
     let mut figures = Vec::new();
@@ -28,9 +30,11 @@ pub fn evaluate(
                 .entry((h.hash, h.compact_revision))
                 .or_default()
                 .push(&t.name),
-            Some(Err(e)) => {
-                findings.push(format!("{} did not hash revision {revision}: {e}", t.name))
-            }
+            Some(Err(e)) => findings.push(format!(
+                "{} did not hash revision {revision}: {}",
+                t.name,
+                chain(e)
+            )),
             None => {}
         }
     }
@@ -71,7 +75,9 @@ pub fn evaluate(
     for (t, c) in targets.iter().zip(counts) {
         match c {
             Some(Ok(n)) => count_groups.entry(*n).or_default().push(&t.name),
-            Some(Err(e)) => findings.push(format!("{} did not count its keys: {e}", t.name)),
+            Some(Err(e)) => {
+                findings.push(format!("{} did not count its keys: {}", t.name, chain(e)))
+            }
             None => {}
         }
     }
@@ -158,7 +164,7 @@ mod tests {
             .collect()
     }
 
-    fn statuses() -> Vec<Result<MemberStatus, String>> {
+    fn statuses() -> Vec<Result<MemberStatus, Error>> {
         (1..=3)
             .map(|i| {
                 Ok(MemberStatus {
@@ -172,7 +178,7 @@ mod tests {
             .collect()
     }
 
-    fn h(hash: u32) -> Option<Result<HashKv, String>> {
+    fn h(hash: u32) -> Option<Result<HashKv, Error>> {
         Some(Ok(HashKv {
             hash,
             compact_revision: -1,

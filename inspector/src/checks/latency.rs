@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use super::summarize;
 use crate::source::Target;
+use crate::Error;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
+use cairn_client::chain;
 
 /// One member's measurements.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Measured {
     /// Median serializable read, or why there is none.
-    pub serializable: Option<Result<Duration, String>>,
+    pub serializable: Option<Result<Duration, Error>>,
     /// Median linearizable read, or why there is none.
-    pub linearizable: Option<Result<Duration, String>>,
+    pub linearizable: Option<Result<Duration, Error>>,
     /// Its `/metrics`, when reachable.
     pub metrics: Option<crate::Metrics>,
 }
@@ -37,7 +39,7 @@ pub fn evaluate(targets: &[Target], measured: &[Measured], limits: &Limits) -> C
                 None => {}
                 Some(Err(e)) => {
                     floor = Status::Fail;
-                    findings.push(format!("{} failed a {name}: {e}", t.name));
+                    findings.push(format!("{} failed a {name}: {}", t.name, chain(e)));
                 }
                 Some(Ok(d)) => {
                     let ms = d.as_secs_f64() * 1000.0;

@@ -3,7 +3,9 @@
 
 use super::{member_name, summarize, Statuses};
 use crate::source::{Alarm, ListedMember, Target};
+use crate::Error;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
+use cairn_client::chain;
 
 /// A member the operator expects: by name (inventory) or, without one, by client URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +34,8 @@ pub fn evaluate(
     targets: &[Target],
     expected: &[Expected],
     statuses: &Statuses,
-    list: &Result<Vec<ListedMember>, String>,
-    alarms: &Result<Vec<Alarm>, String>,
+    list: &Result<Vec<ListedMember>, Error>,
+    alarms: &Result<Vec<Alarm>, Error>,
     limits: &Limits,
 ) -> CheckResult {
     let mut figures = Vec::new();
@@ -41,7 +43,7 @@ pub fn evaluate(
     for (t, s) in targets.iter().zip(statuses) {
         let healthy = match s {
             Err(e) => {
-                findings.push(format!("{} does not answer: {e}", t.name));
+                findings.push(format!("{} does not answer: {}", t.name, chain(e)));
                 false
             }
             Ok(s) if s.leader_id == 0 => {
@@ -121,7 +123,7 @@ pub fn evaluate(
         }
     }
     match list {
-        Err(e) => findings.push(format!("no member list: {e}")),
+        Err(e) => findings.push(format!("no member list: {}", chain(e))),
         Ok(list) => {
             figures.push(Figure::info(
                 "cluster",
@@ -163,7 +165,7 @@ pub fn evaluate(
         }
     }
     match alarms {
-        Err(e) => findings.push(format!("no alarm list: {e}")),
+        Err(e) => findings.push(format!("no alarm list: {}", chain(e))),
         Ok(alarms) => {
             for a in alarms {
                 let who = member_name(targets, statuses, a.member_id);
@@ -210,7 +212,7 @@ mod tests {
             .collect()
     }
 
-    fn status(id: u64, leader: u64) -> Result<MemberStatus, String> {
+    fn status(id: u64, leader: u64) -> Result<MemberStatus, Error> {
         Ok(MemberStatus {
             member_id: id,
             leader_id: leader,
@@ -220,7 +222,7 @@ mod tests {
         })
     }
 
-    fn listed(names: &[&str]) -> Result<Vec<ListedMember>, String> {
+    fn listed(names: &[&str]) -> Result<Vec<ListedMember>, Error> {
         Ok(names
             .iter()
             .enumerate()
@@ -262,7 +264,15 @@ mod tests {
         let r = evaluate(
             &targets(),
             &expected(&["m1", "m2", "m3"]),
-            &[status(1, 1), Err("refused".into()), status(3, 1)],
+            &[
+                status(1, 1),
+                Err(cairn_client::Error::Unreachable {
+                    endpoint: "https://m2:2379".into(),
+                    source: std::io::ErrorKind::ConnectionRefused.into(),
+                }
+                .into()),
+                status(3, 1),
+            ],
             &listed(&["m1", "m2", "m3", "m4"]),
             &Ok(vec![Alarm {
                 member_id: 3,
@@ -273,7 +283,7 @@ mod tests {
         assert_eq!(r.status, Status::Fail);
         assert_eq!(
             r.summary,
-            "m2 does not answer: refused; member m4 is not in the inventory; alarm NOSPACE on m3 (see docs/runbooks.md)"
+            "m2 does not answer: cannot reach https://m2:2379 (is the member running, and is the endpoint right?): connection refused; member m4 is not in the inventory; alarm NOSPACE on m3 (see docs/runbooks.md)"
         );
     }
 

@@ -12,9 +12,10 @@ pub mod latency;
 pub mod membership;
 
 use crate::source::{MemberStatus, Target};
+use crate::Error;
 
 /// Each target's status, or why it has none.
-pub type Statuses = [Result<MemberStatus, String>];
+pub type Statuses = [Result<MemberStatus, Error>];
 
 /// The name of the member with `id`, from the targets' statuses; the hex ID when no target
 /// has it.

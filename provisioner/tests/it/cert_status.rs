@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_inventory::Inventory;
+use cairn_pki::Pki;
+use cairn_pki::Renewal;
 use cairn_provisioner::cert_status::{CertStatus, ServedCerts};
-use cairn_provisioner::pki::Renewal;
-use cairn_provisioner::{Error, FakeClock, Pki};
+use cairn_provisioner::{Error, FakeClock};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

@@ -8,8 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use cairn_inventory::Inventory;
-use cairn_provisioner::pki::Client;
-use cairn_provisioner::{render, Pki, SystemClock};
+use cairn_pki::Client;
+use cairn_pki::Pki;
+use cairn_provisioner::{render, SystemClock};
 use cairn_testkit::{free_port, wait_until, Daemon};
 
 use cairn_testkit::hosts::mount_point;

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_inventory::Inventory;
-use cairn_provisioner::pki::Client;
+use cairn_pki::Client;
+use cairn_pki::Pki;
 use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::scale::Join;
-use cairn_provisioner::{Error, Pki};
+use cairn_provisioner::Error;
 use cairn_testkit::hosts::Hosts;
 use etcd_client::{Certificate, ConnectOptions, GetOptions, Identity, TlsOptions};
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_inventory::Inventory;
-use cairn_provisioner::pki::Client as Cert;
-use cairn_provisioner::Pki;
+use cairn_pki::Client as Cert;
+use cairn_pki::Pki;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 /// Most operations one run does.

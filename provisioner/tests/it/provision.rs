@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_inventory::Inventory;
+use cairn_pki::Client;
+use cairn_pki::Pki;
 use cairn_provisioner::converge::{Limits, Quiet};
-use cairn_provisioner::pki::Client;
 use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::probe::{EtcdProbe, Probe};
 use cairn_provisioner::upgrade::NoHook;
-use cairn_provisioner::{Error, Options, Pki, Report, Session, SystemClock};
+use cairn_provisioner::{Error, Options, Report, Session, SystemClock};
 
 use cairn_testkit::hosts::{Hosts, TestHost};
 

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_inventory::Inventory;
-use cairn_provisioner::ca_phase::{self, Phase};
+use cairn_pki::rotation::{self, Phase};
+use cairn_pki::Pki;
 use cairn_provisioner::cert_status::{CertStatus, Port, TlsServedCerts};
 use cairn_provisioner::converge::{Progress, Quiet};
 use cairn_provisioner::plan::ServiceAction;
 use cairn_provisioner::rotate::{rotate_ca, rotate_leaves, Rotation};
-use cairn_provisioner::{Pki, SystemClock};
+use cairn_provisioner::SystemClock;
 use cairn_testkit::hosts::Hosts;
 
 use crate::live_client::{assert_all_present, LiveClient, Tally};
@@ -306,7 +307,7 @@ async fn a_ca_rotation_interrupted_in_its_second_phase_resumes_and_drops_the_old
     assert!(stopped.is_ok(), "phase 2 not reached in 600 s");
     let interrupted = t0.elapsed();
     assert_eq!(
-        ca_phase::current(&tls_dir).expect("marker"),
+        rotation::current(&tls_dir).expect("marker"),
         Some(Phase::NewLeaves)
     );
     assert_eq!(subjects(&tls_dir.join("ca.pem")).len(), 2, "both trusted");
@@ -330,7 +331,7 @@ async fn a_ca_rotation_interrupted_in_its_second_phase_resumes_and_drops_the_old
     let new_ca = subjects(&tls_dir.join("ca.pem"));
     assert_eq!(new_ca.len(), 1);
     assert_ne!(new_ca, old_ca);
-    assert_eq!(ca_phase::current(&tls_dir).expect("no marker"), None);
+    assert_eq!(rotation::current(&tls_dir).expect("no marker"), None);
     for gone in ["ca-next.pem", "ca-next-key.pem", "ca-prev.pem"] {
         assert!(!tls_dir.join(gone).exists(), "{gone} left behind");
     }

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cairn_inventory::Inventory;
+use cairn_pki::Pki;
 use cairn_provisioner::converge::Quiet;
 use cairn_provisioner::plan::{sha256_hex, ServiceAction};
 use cairn_provisioner::probe::{EtcdProbe, Probe};
 use cairn_provisioner::upgrade::{BeforeFirstChange, HookError};
-use cairn_provisioner::{Error, Pki, Session, SystemClock};
+use cairn_provisioner::{Error, Session, SystemClock};
 use cairn_testkit::hosts::Hosts;
 
 use crate::provision::{edit_inventory, options, provision, QuorumWatch};

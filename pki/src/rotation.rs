@@ -39,7 +39,8 @@ use std::path::Path;
 
 use time::OffsetDateTime;
 
-use crate::{local_file, pki, Error};
+use crate::issue::generate_ca;
+use crate::{local_file, Error};
 
 /// The marker file naming the phase under way.
 pub const MARKER: &str = "ca-rotation";
@@ -57,7 +58,7 @@ pub fn current(dir: &Path) -> Result<Option<Phase>, Error> {
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(Error::LocalRead { path, source }),
+        Err(source) => return Err(Error::Read { path, source }),
     };
     Phase::ALL
         .into_iter()
@@ -85,7 +86,7 @@ pub fn enter(dir: &Path, phase: Phase, now: OffsetDateTime) -> Result<(), Error>
                     now.minute(),
                     now.second()
                 );
-                let (cert, key) = pki::generate_ca(&name, now)?;
+                let (cert, key) = generate_ca(&name, now)?;
                 local_file::write_atomic(&dir.join(NEXT), cert.as_bytes(), 0o644)?;
                 local_file::write_atomic(&dir.join(NEXT_KEY), key.as_bytes(), 0o600)?;
             }
@@ -131,7 +132,7 @@ fn remove(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::LocalWrite {
+        Err(source) => Err(Error::Write {
             path: path.to_path_buf(),
             source,
         }),
@@ -145,8 +146,9 @@ mod tests {
     use cairn_inventory::Inventory;
 
     use super::*;
-    use crate::pki::{Outcome, Reason};
-    use crate::{FakeClock, Pki};
+    use cairn_client::FakeClock;
+
+    use crate::{Outcome, Pki, Reason};
 
     fn inventory(dir: &Path) -> Inventory {
         let text = "[cluster]\nname = \"c\"\nbinary = \"b\"\ntoken = \"t\"\n[tls]\n\
@@ -166,7 +168,7 @@ mod tests {
 
     fn subjects(path: &Path) -> Vec<String> {
         let pem = std::fs::read_to_string(path).expect("read");
-        pki::bundle(&pem)
+        crate::bundle(&pem)
             .iter()
             .map(|der| {
                 let (_, c) = x509_parser::parse_x509_certificate(der).expect("x509");

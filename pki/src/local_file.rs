@@ -8,20 +8,20 @@ use std::path::Path;
 use crate::Error;
 
 /// Creates `dir` (and parents) readable by the owner only, if missing.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<(), Error> {
+pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| Error::LocalWrite {
+        .map_err(|source| Error::Write {
             path: dir.to_path_buf(),
             source,
         })
 }
 
 /// The whole file as text.
-pub(crate) fn read_string(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::LocalRead {
+pub fn read_string(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -29,11 +29,11 @@ pub(crate) fn read_string(path: &Path) -> Result<String, Error> {
 
 /// Every regular file under `dir`, as (path relative to `dir` with `/` separators, path),
 /// sorted, so a directory tree can be pushed file by file.
-pub(crate) fn walk(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Error> {
+pub fn walk(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Error> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
-        let err = |source| Error::LocalRead {
+        let err = |source| Error::Read {
             path: d.clone(),
             source,
         };
@@ -60,8 +60,8 @@ pub(crate) fn walk(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Erro
 }
 
 /// The whole file.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::LocalRead {
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -69,8 +69,8 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>, Error> {
 
 /// Writes `contents` to a temporary file next to `path` with `mode`, syncs it and renames it
 /// over `path`.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let err = |source| Error::LocalWrite {
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    let err = |source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
