@@ -1,6 +1,6 @@
 //! `cairn check disk` on every host of the inventory: the operator's own `cairn` binary is
-//! pushed to each host (over the provisioner's SSH transport, host keys checked as
-//! `cairn provision` checks them), run there as `cairn check disk DIR --output json`, and its
+//! pushed to each host (through the inventory's transport: over SSH with host keys checked as
+//! `cairn provision` checks them, or into a local member's directory), run there as `cairn check disk DIR --output json`, and its
 //! report read back. Hosts are checked in parallel with a bound; a host that cannot be reached
 //! or checked is reported by name and does not stop the others.
 //!
@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use crate::desired::{Blob, OWNER};
 use crate::host::{Host, WriteFile};
-use crate::known_hosts::HostKeyPolicy;
-use crate::ssh::{load_key, Login, SshHost, Timeouts};
+use crate::ssh::{Login, Timeouts};
+use crate::transport::Connector;
 use crate::Error;
 use cairn_pki::local_file;
 
@@ -74,23 +74,12 @@ pub async fn check_all(
     options: &Options,
 ) -> Result<Vec<HostDisk>, Error> {
     let binary = Blob::new(local_file::read(cairn)?);
-    let key = load_key(inventory)?;
-    let policy = HostKeyPolicy {
-        known_hosts: inventory.ssh.known_hosts.clone(),
-        accept_new: options.accept_new_host_keys,
-    };
+    let connector = Connector::new(inventory, options.accept_new_host_keys, options.timeouts)?;
     let results = futures::stream::iter(inventory.hosts.iter().map(|h| {
-        let (key, policy, binary) = (key.clone(), policy.clone(), &binary);
+        let (connector, binary) = (&connector, &binary);
         async move {
             let result = async {
-                let host = SshHost::connect(
-                    Login::of(inventory, h),
-                    key,
-                    &inventory.ssh.identity_file,
-                    policy,
-                    options.timeouts,
-                )
-                .await?;
+                let host = connector.connect(Login::of(inventory, h)).await?;
                 let data_dir = inventory.data_dir(h).display().to_string();
                 let result = check_host(&host, binary, options, &data_dir).await;
                 host.close().await;

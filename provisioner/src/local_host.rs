@@ -210,10 +210,15 @@ impl Host for LocalHost {
         let Some((program, args)) = argv.split_first() else {
             return Ok(Exec::default());
         };
-        // Run as it is, from the operator's working directory: its paths are this machine's
-        // (the provisioner runs programs only on data directories, which are the
-        // inventory's own paths here).
-        let out = tokio::process::Command::new(program)
+        // Run from the operator's working directory: its paths are this machine's (the
+        // provisioner runs programs only on data directories, which are the inventory's own
+        // paths here). A program installed on the host (an absolute path the member's
+        // directory holds, like the `cairn` that `cairn check disk` pushes) runs from there.
+        let installed = Path::new(program)
+            .is_absolute()
+            .then(|| self.resolve(program))
+            .filter(|p| p.is_file());
+        let out = tokio::process::Command::new(installed.as_deref().unwrap_or(Path::new(program)))
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()

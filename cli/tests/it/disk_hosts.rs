@@ -1,6 +1,7 @@
 //! `cairn check disk -i`: the check on every host of an inventory over SSH, against real sshd
 //! test hosts (testkit's hosts, each in its own mount namespace): as root and through sudo,
-//! and a host with nothing listening named while the others are still checked.
+//! and a host with nothing listening named while the others are still checked; and on a local
+//! inventory, where each member's directory stands in for its host.
 
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
@@ -167,4 +168,41 @@ fn check_disk_on_hosts_runs_through_sudo_for_a_non_root_login() {
         let meta = std::fs::metadata(h.path("/usr/local/bin/cairn")).expect("pushed binary");
         assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o755), "{}", h.name);
     }
+}
+
+#[test]
+fn check_disk_on_a_local_inventory_runs_in_each_members_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = crate::up::inventory(dir.path());
+    let out = cairn(&[
+        "check",
+        "disk",
+        "-i",
+        path.to_str().expect("utf-8 path"),
+        "--size-mib",
+        "1",
+        "--output",
+        "json",
+    ]);
+    let stderr = &out.stderr;
+    let rows: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{stderr}", out.stdout));
+    let rows = rows.as_array().expect("one entry per host");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let mut all_passed = true;
+    for (i, row) in rows.iter().enumerate() {
+        let name = format!("m{}", i + 1);
+        let member = std::path::absolute(dir.path().join("members").join(&name)).expect("path");
+        assert_eq!(row["host"], name.as_str(), "{row}");
+        let report = &row["report"];
+        assert_eq!(report["dir"], member.to_str().expect("utf-8"), "{row}");
+        assert_eq!(report["writes"], 1024 * 1024 / 2300, "{row}");
+        all_passed &= report["passed"].as_bool().expect("passed");
+        assert_eq!(
+            std::fs::read(member.join("usr/local/bin/cairn")).expect("installed binary"),
+            std::fs::read(BIN).expect("cairn"),
+            "{name}"
+        );
+    }
+    assert_eq!(out.code, if all_passed { 0 } else { 1 }, "{stderr}");
 }
