@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use cairn_server::kv::{apply, range, Snapshot};
-use cairn_server::mvcc::{Backend, MvccStore, SledBackend};
 use cairn_server::proto::cairnpb::{internal_request::Request, InternalRequest};
 use cairn_server::proto::etcdserverpb::{PutRequest, RangeRequest};
+use cairn_server::{apply, range, Snapshot};
+use cairn_server::{Backend, MvccStore, SledBackend};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const GROUP: u64 = 100;

@@ -81,6 +81,7 @@ impl Lessor {
     }
 
     /// The shortest TTL granted, in seconds.
+    #[cfg(test)]
     pub fn min_ttl(&self) -> i64 {
         self.min_ttl
     }

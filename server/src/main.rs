@@ -14,11 +14,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("snapshot") {
-        return cairn_server::maintenance::cli::snapshot_main(std::env::args().collect());
+        return cairn_server::snapshot_main(std::env::args().collect());
     }
     let config = match Config::try_parse_etcd_args(std::env::args()) {
         Ok(c) => c,
-        Err(e) => return cairn_server::config::exit_for_args_error(&e, "cairn-server"),
+        Err(e) => return cairn_server::exit_for_args_error(&e, "cairn-server"),
     };
     let filter = EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| EnvFilter::new(config.log_level.directive()));
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     std::thread::Builder::new()
         .name("fatal".into())
         .spawn(|| {
-            let failure = cairn_server::fatal::wait_for_failure();
+            let failure = cairn_server::wait_for_failure();
             eprintln!("cairn-server: storage failure, stopping: {failure}");
             std::process::exit(1);
         })
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cairn_server::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn-server: {}", cairn_server::error::chain(&e));
+            eprintln!("cairn-server: {}", cairn_server::chain(&e));
             ExitCode::FAILURE
         }
     }

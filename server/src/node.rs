@@ -22,9 +22,6 @@ use crate::standalone::Standalone;
 use crate::watch::log::EventLog;
 use crate::{Error, EtcdError};
 
-/// What a lease costs against the backend quota (etcd's `leaseOverhead`).
-const LEASE_OVERHEAD_BYTES: i64 = 64;
-
 /// How commands are ordered: by this member alone, or through raft.
 enum WritePath {
     Standalone(Standalone),
@@ -106,11 +103,6 @@ impl Node {
     /// The membership.
     pub fn cluster(&self) -> &Arc<ClusterState> {
         &self.cluster
-    }
-
-    /// The transport to the other members, when replicated.
-    pub fn peers(&self) -> Option<&Arc<Peers>> {
-        self.peers.as_ref()
     }
 
     /// The limits requests must respect.
@@ -214,14 +206,9 @@ impl Node {
         &self.shared.events
     }
 
-    /// Lease deadlines.
-    pub fn lessor(&self) -> &Lessor {
-        &self.shared.lessor
-    }
-
     /// Grants a lease: TTL and ID are settled here, existence is decided when applied.
     pub async fn grant_lease(&self, ttl: i64, id: i64) -> Result<Applied, Error> {
-        self.check_quota(LEASE_OVERHEAD_BYTES).await?;
+        self.check_quota(crate::kv::quota::LEASE_OVERHEAD).await?;
         let (id, ttl) = {
             let store = self.shared.store.read();
             self.shared

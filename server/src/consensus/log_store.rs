@@ -97,6 +97,7 @@ impl RaftLogStore {
     }
 
     /// Whether the log has ever been written (a member with state ignores bootstrap flags).
+    #[cfg(test)]
     pub fn is_initialized(&self) -> bool {
         let s = self.state.read();
         !s.conf.voters.is_empty() || s.last > 0 || s.hard.term > 0

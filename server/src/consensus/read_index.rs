@@ -169,6 +169,7 @@ impl ReadIndexRounds {
     }
 
     /// Rounds waiting.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.rounds.len()
     }

@@ -9,7 +9,7 @@ pub mod validate;
 pub mod view;
 
 pub use apply::{apply, Applied};
-pub use view::{ReadView, Snapshot};
+pub use view::Snapshot;
 
 #[cfg(test)]
 mod model_test;

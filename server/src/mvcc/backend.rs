@@ -1,11 +1,6 @@
 //! The storage boundary of the MVCC store: an ordered byte map with atomic batches and an
-//! explicit durability point. sled implements it in production; [`MemBackend`] lets the MVCC
+//! explicit durability point. sled implements it in production; an in-memory map (`mem_backend`, tests only) lets the MVCC
 //! logic be tested without disk.
-
-use std::collections::BTreeMap;
-use std::ops::Bound;
-
-use parking_lot::RwLock;
 
 use crate::Error;
 
@@ -97,71 +92,4 @@ pub trait Backend: Send + Sync + 'static {
     /// file system; the contents are unchanged and durable when it returns. Callers keep writers
     /// out for the duration (the store's write lock), as etcd's defragment does.
     fn defragment(&self) -> Result<(), Error>;
-}
-
-/// A backend in memory, for tests of the logic above storage.
-#[derive(Debug, Default)]
-pub struct MemBackend {
-    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
-}
-
-impl MemBackend {
-    /// An empty in-memory backend.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl Backend for MemBackend {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.map.read().get(key).cloned())
-    }
-
-    fn scan(&self, start: &[u8], end: &[u8], limit: Option<usize>) -> Result<Vec<Entry>, Error> {
-        let map = self.map.read();
-        let it = map
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .map(|(k, v)| (k.clone(), v.clone()));
-        Ok(match limit {
-            Some(n) => it.take(n).collect(),
-            None => it.collect(),
-        })
-    }
-
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Result<Option<Entry>, Error> {
-        let map = self.map.read();
-        Ok(map
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .next_back()
-            .map(|(k, v)| (k.clone(), v.clone())))
-    }
-
-    fn write(&self, batch: WriteBatch) -> Result<(), Error> {
-        let mut map = self.map.write();
-        for (k, v) in batch.ops {
-            match v {
-                Some(v) => map.insert(k, v),
-                None => map.remove(&k),
-            };
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn defragment(&self) -> Result<(), Error> {
-        // A BTreeMap holds no freed space: nothing to reclaim.
-        Ok(())
-    }
-
-    fn size(&self) -> Result<u64, Error> {
-        Ok(self
-            .map
-            .read()
-            .iter()
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum())
-    }
 }

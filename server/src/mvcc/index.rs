@@ -316,11 +316,6 @@ impl Index {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
-
-    /// Whether the index holds no key at all.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 pub mod backend;
 pub mod index;
 pub mod lease;
+#[cfg(test)]
+mod mem_backend;
 pub mod revision;
 pub mod sled_backend;
 pub mod store;
 
-pub use backend::{Backend, MemBackend, WriteBatch};
+pub use backend::{Backend, WriteBatch};
 pub use index::KeyRange;
-pub use lease::{Lease, LeaseTable};
-pub use revision::Revision;
+#[cfg(test)]
+pub use mem_backend::MemBackend;
 pub use sled_backend::SledBackend;
 pub use store::{CompactionJob, MvccStore, RangeOptions, RangeResult, WriteTxn};

@@ -123,7 +123,7 @@ async fn an_etcd_env_file_alone_configures_the_member() {
     assert_eq!(got.kvs()[0].value(), b"env");
     // The IDs are etcd's derivation from these variables, not defaults.
     let header = got.header().expect("header");
-    let want = cairn_server::identity::member_id(std::slice::from_ref(&peer), "env-token");
+    let want = cairn_server::member_id(std::slice::from_ref(&peer), "env-token");
     assert_eq!(header.member_id(), want);
     assert!(dir.path().join("data/member").is_dir());
 }

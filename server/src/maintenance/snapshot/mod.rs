@@ -49,10 +49,10 @@ pub mod version;
 
 pub use capture::*;
 pub use file::*;
-pub use format::*;
 
 #[cfg(test)]
 mod tests {
+    use super::format::*;
     use super::*;
     use std::path::Path;
     use std::sync::Arc;
