@@ -10,10 +10,9 @@ use futures::StreamExt;
 use crate::host::{Host, Systemctl};
 use crate::plan::{plan_host, HostPlan, ServiceAction};
 use crate::probe::Probe;
-use crate::steps::{converge_daemon, poll_until, wait_healthy, write_host};
 use crate::{layout, scale, upgrade, Error};
 
-pub use crate::steps::{Limits, Progress, Quiet, ServiceEvent, Target};
+pub use crate::steps::{Limits, Progress, Quiet, ServiceEvent, Steps, Target};
 
 /// Plans every target, `limits.parallel` at a time, in target order. Nothing is changed.
 pub async fn plan_all<H: Host>(
@@ -38,19 +37,17 @@ pub async fn plan_all<H: Host>(
 pub async fn apply<H: Host, P: Probe>(
     targets: &[Target<H>],
     plans: &[HostPlan],
-    probe: &P,
-    all_members: &[String],
-    limits: &Limits,
-    progress: &dyn Progress,
+    steps: Steps<'_, P>,
 ) -> Result<Vec<ServiceEvent>, Error> {
+    let progress = steps.progress;
     let written: Vec<(&str, Result<(), Error>)> = futures::stream::iter(
         targets
             .iter()
             .zip(plans)
             .filter(|(_, p)| p.service != ServiceAction::Restart && p.membership.is_none())
-            .map(|(t, p)| async move { (t.host.name(), write_host(t, p, progress).await) }),
+            .map(|(t, p)| async move { (t.host.name(), steps.write_host(t, p).await) }),
     )
-    .buffered(limits.parallel.max(1))
+    .buffered(steps.limits.parallel.max(1))
     .collect()
     .await;
     let mut failed = Vec::new();
@@ -89,15 +86,15 @@ pub async fn apply<H: Host, P: Probe>(
         for t in &starting {
             let name = t.host.name();
             progress.step(name, "waiting for health");
-            wait_healthy(probe, name, limits).await?;
+            steps.wait_healthy(name).await?;
             events.push(ServiceEvent {
                 host: name.to_string(),
                 action: ServiceAction::Start,
                 healthy_after_ms: started.elapsed().as_millis(),
             });
         }
-        if starting.len() == all_members.len() {
-            wait_member_list(probe, all_members, limits).await?;
+        if starting.len() == steps.members.len() {
+            wait_member_list(steps).await?;
         }
     }
     // Joiners, one at a time; each one that is in votes for the next.
@@ -111,38 +108,35 @@ pub async fn apply<H: Host, P: Probe>(
         let Some(how) = p.membership else {
             continue;
         };
-        let event = scale::join(t, p, how, probe, &voters, limits, progress).await?;
+        let event = scale::join(t, p, how, steps.with_members(&voters)).await?;
         events.push(event);
         voters.push(t.host.name().to_string());
     }
-    events.extend(upgrade::roll(targets, plans, probe, all_members, limits, progress).await?);
+    events.extend(upgrade::roll(targets, plans, steps).await?);
     for (t, p) in targets.iter().zip(plans) {
-        converge_daemon(t, p, progress).await?;
+        steps.converge_daemon(t, p).await?;
     }
     Ok(events)
 }
 
 /// Waits until the member list has exactly the inventory's names (every member has
 /// published itself).
-async fn wait_member_list<P: Probe>(
-    probe: &P,
-    members: &[String],
-    limits: &Limits,
-) -> Result<(), Error> {
-    let Some(first) = members.first() else {
+async fn wait_member_list<P: Probe>(steps: Steps<'_, P>) -> Result<(), Error> {
+    let Some(first) = steps.members.first() else {
         return Ok(());
     };
-    let mut want = members.to_vec();
+    let mut want = steps.members.to_vec();
     want.sort();
-    poll_until(first, limits, || {
-        let want = &want;
-        async move {
-            let mut names = probe.member_names(first).await?;
-            names.sort();
-            Ok((names == *want, format!("member list {names:?}")))
-        }
-    })
-    .await
+    steps
+        .poll_until(first, || {
+            let want = &want;
+            async move {
+                let mut names = steps.probe.member_names(first).await?;
+                names.sort();
+                Ok((names == *want, format!("member list {names:?}")))
+            }
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -211,10 +205,7 @@ mod tests {
         let events = apply(
             &targets,
             &plans,
-            &FakeProbe(fake.clone()),
-            &members(),
-            &limits(),
-            &Quiet,
+            Steps::new(&FakeProbe(fake.clone()), &members(), &limits(), &Quiet),
         )
         .await
         .expect("apply");
@@ -299,7 +290,12 @@ mod tests {
             .into_iter()
             .collect::<Result<_, _>>()?;
         let probe = FakeProbe(fake.clone());
-        apply(&targets, &plans, &probe, &members(), &limits(), &Quiet).await?;
+        apply(
+            &targets,
+            &plans,
+            Steps::new(&probe, &members(), &limits(), &Quiet),
+        )
+        .await?;
         Ok(plans)
     }
 
@@ -536,10 +532,7 @@ mod tests {
         let err = apply(
             &targets,
             &plans,
-            &FakeProbe(fake.clone()),
-            &members(),
-            &l,
-            &Quiet,
+            Steps::new(&FakeProbe(fake.clone()), &members(), &l, &Quiet),
         )
         .await
         .expect_err("a never healthy");
@@ -586,10 +579,7 @@ mod tests {
         let err = apply(
             &targets,
             &plans,
-            &FakeProbe(fake.clone()),
-            &members(),
-            &limits(),
-            &Quiet,
+            Steps::new(&FakeProbe(fake.clone()), &members(), &limits(), &Quiet),
         )
         .await
         .expect_err("c is gone");

@@ -172,7 +172,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::converge::{apply, plan_all, Limits, Quiet, Target};
+    use crate::converge::{apply, plan_all, Limits, Quiet, Steps, Target};
     use crate::desired::{host_files, Blob};
     use crate::fake::{Event, Fake, FakeProbe};
     use crate::render::Bootstrap;
@@ -219,10 +219,7 @@ mod tests {
         apply(
             &targets,
             &plans,
-            &FakeProbe(fake.clone()),
-            &["a".into()],
-            &limits,
-            &Quiet,
+            Steps::new(&FakeProbe(fake.clone()), &["a".into()], &limits, &Quiet),
         )
         .await
         .expect("apply");

@@ -8,7 +8,7 @@ use cairn_inventory::{Inventory, Tls};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Target};
+use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Steps, Target};
 use crate::desired::{backupd_files, host_files, Blob};
 use crate::host::Host;
 use crate::plan::{DaemonAction, HostPlan, ServiceAction};
@@ -419,15 +419,8 @@ impl Session {
             .iter()
             .map(|h| h.name.clone())
             .collect();
-        let mut events = apply(
-            &self.targets,
-            &self.plans,
-            &probe,
-            &members,
-            &self.options.limits,
-            progress,
-        )
-        .await?;
+        let steps = Steps::new(&probe, &members, &self.options.limits, progress);
+        let mut events = apply(&self.targets, &self.plans, steps).await?;
         for plan in &self.plans {
             let summary = match (plan.files.len(), plan.service, plan.membership) {
                 (n, _, Some(_)) => format!("{n} files written, joined"),
@@ -450,7 +443,7 @@ impl Session {
                 .unlisted_data_dir(&removal.name)
                 .display()
                 .to_string();
-            scale::remove(host, removal, &data_dir, &probe, &members, progress).await?;
+            scale::remove(host, removal, &data_dir, steps).await?;
             progress.done(&removal.name, true, "removed");
             events.push(ServiceEvent {
                 host: removal.name.clone(),

@@ -17,10 +17,7 @@ use crate::host::{Host, Systemctl};
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::{ClusterMember, Probe};
 use crate::render::Bootstrap;
-use crate::steps::{
-    poll_until, restart_until_caught_up, wait_healthy, write_host, Limits, Progress, ServiceEvent,
-    Target,
-};
+use crate::steps::{ServiceEvent, Steps, Target};
 use crate::{layout, Error};
 
 pub use crate::plan::Join;
@@ -214,17 +211,15 @@ pub async fn join<H: Host, P: Probe>(
     target: &Target<H>,
     plan: &HostPlan,
     join: Join,
-    probe: &P,
-    voters: &[String],
-    limits: &Limits,
-    progress: &dyn Progress,
+    steps: Steps<'_, P>,
 ) -> Result<ServiceEvent, Error> {
+    let (probe, voters, progress) = (steps.probe, steps.members, steps.progress);
     let name = target.host.name();
     let peer_url = target.peer_url.as_str();
     // One membership change at a time, each only while the cluster is whole: a second new
     // member added before the first runs would leave 2 of 5 unable to vote.
     for v in voters {
-        wait_healthy(probe, v, limits).await?;
+        steps.wait_healthy(v).await?;
     }
     let via = healthy_voter(probe, voters)
         .await
@@ -245,18 +240,19 @@ pub async fn join<H: Host, P: Probe>(
         progress.step(name, "member add");
         probe.member_add(via, peer_url).await?;
     }
-    write_host(target, plan, progress).await?;
+    steps.write_host(target, plan).await?;
     target.host.create_dir(&target.data_dir, 0o700).await?;
     progress.step(name, "starting (initial-cluster-state=existing)");
     let started = std::time::Instant::now();
     // A resumed member's unit may be active and failing: restart starts it either way.
-    restart_until_caught_up(target, probe, voters, limits, progress).await?;
-    poll_until(name, limits, || async {
-        let list = probe.member_list(via).await?;
-        let named = list.iter().any(|m| m.has_peer_url(peer_url) && m.started());
-        Ok((named, "it has not published its name yet".to_string()))
-    })
-    .await?;
+    steps.restart_until_caught_up(target).await?;
+    steps
+        .poll_until(name, || async {
+            let list = probe.member_list(via).await?;
+            let named = list.iter().any(|m| m.has_peer_url(peer_url) && m.started());
+            Ok((named, "it has not published its name yet".to_string()))
+        })
+        .await?;
     Ok(ServiceEvent {
         host: name.to_string(),
         action: ServiceAction::Start,
@@ -272,10 +268,9 @@ pub async fn remove<H: Host, P: Probe>(
     host: &H,
     removal: &Removal,
     data_dir: &str,
-    probe: &P,
-    voters: &[String],
-    progress: &dyn Progress,
+    steps: Steps<'_, P>,
 ) -> Result<(), Error> {
+    let (probe, voters, progress) = (steps.probe, steps.members, steps.progress);
     let via = healthy_voter(probe, voters)
         .await
         .ok_or_else(|| Error::NoMemberReachable {
@@ -320,7 +315,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::converge::{plan_all, Quiet};
+    use crate::converge::{plan_all, Limits, Quiet};
     use crate::desired::{host_files, Blob};
     use crate::fake::{Event, Fake, FakeHost, FakeProbe};
     use crate::render::ClusterState;
@@ -503,9 +498,13 @@ mod tests {
             }
         }
         let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
-        crate::converge::apply(&targets, &plans, &probe, &names, &limits, &Quiet)
-            .await
-            .expect("apply");
+        crate::converge::apply(
+            &targets,
+            &plans,
+            Steps::new(&probe, &names, &limits, &Quiet),
+        )
+        .await
+        .expect("apply");
         plans
     }
 
@@ -594,9 +593,7 @@ mod tests {
             &fake.host("d"),
             &removal("d", 4),
             "/var/lib/cairn",
-            &probe,
-            &voters,
-            &Quiet,
+            Steps::new(&probe, &voters, &Limits::default(), &Quiet),
         )
         .await
         .expect("remove d");
@@ -626,9 +623,7 @@ mod tests {
             &fake.host("d"),
             &removal("d", 4),
             "/d",
-            &probe,
-            &voters,
-            &Quiet,
+            Steps::new(&probe, &voters, &Limits::default(), &Quiet),
         )
         .await
         .expect_err("b and c are down");
@@ -648,9 +643,12 @@ mod tests {
             &alone.host("a"),
             &removal("a", 1),
             "/d",
-            &FakeProbe(alone.clone()),
-            &["a".to_string()],
-            &Quiet,
+            Steps::new(
+                &FakeProbe(alone.clone()),
+                &["a".to_string()],
+                &Limits::default(),
+                &Quiet,
+            ),
         )
         .await
         .expect_err("last member");

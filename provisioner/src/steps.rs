@@ -75,232 +75,259 @@ pub struct ServiceEvent {
     pub healthy_after_ms: u128,
 }
 
-/// The backup daemon, once the members are done (it backs the cluster up through them):
-/// checked on its host with its own inventory and environment, then started or restarted;
-/// or stopped and removed where it is no longer wanted.
-pub(crate) async fn converge_daemon<H: Host>(
-    target: &Target<H>,
-    plan: &HostPlan,
-    progress: &dyn Progress,
-) -> Result<(), Error> {
-    let host = &target.host;
-    let name = host.name();
-    let unit = layout::BACKUPD_UNIT_NAME;
-    let action = match plan.backupd {
-        DaemonAction::None => return Ok(()),
-        DaemonAction::Remove => {
-            progress.step(name, "removing the backup daemon");
-            host.systemctl(Systemctl::Stop, unit).await?;
-            host.systemctl(Systemctl::Disable, unit).await?;
-            for path in layout::BACKUPD_FILES {
-                host.remove_file(path).await?;
-            }
-            host.remove_dir_all(layout::BACKUPD_DIR).await?;
-            return host.systemctl(Systemctl::DaemonReload, unit).await;
-        }
-        DaemonAction::Start => Systemctl::Start,
-        DaemonAction::Restart => Systemctl::Restart,
-    };
-    // What the daemon will do, once, in the foreground: a daemon that cannot reach the
-    // store or the cluster would otherwise only show up as a missing backup hours later.
-    progress.step(
-        name,
-        "checking the backup daemon's store and cluster access",
-    );
-    let script = format!(
-        "set -a; [ ! -f {env} ] || . {env}; set +a; exec {cairn} backupd --check --inventory {inventory}",
-        env = layout::BACKUPD_ENV_FILE,
-        cairn = layout::CAIRN_BINARY,
-        inventory = layout::BACKUPD_INVENTORY,
-    );
-    let check = host.run(&["sh", "-c", &script]).await?;
-    if check.code != Some(0) {
-        let output = String::from_utf8_lossy(&check.stderr);
-        return Err(Error::DaemonCheck {
-            host: name.to_string(),
-            output: output
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("no output")
-                .to_string(),
-        });
-    }
-    progress.step(name, &format!("{} {unit}", action.verb()));
-    host.systemctl(action, unit).await
+/// What every step needs: how members are asked, the members a step waits on (the
+/// inventory's, or a joiner's voters), the run's bounds and where it reports. A run makes one
+/// and hands it down, in place of the same six arguments on every call.
+pub struct Steps<'a, P> {
+    /// How members are asked.
+    pub probe: &'a P,
+    /// The members whose health and leader the steps look at.
+    pub members: &'a [String],
+    /// Bounds on the run.
+    pub limits: &'a Limits,
+    /// Where the run reports.
+    pub progress: &'a dyn Progress,
 }
 
-/// Moves leadership from `leader` to another healthy member before `leader` restarts, so the
-/// cluster never waits out an election timeout; if that fails the restart goes ahead anyway
-/// (as a plain restart of a leader would).
-pub(crate) async fn hand_over_leadership<P: Probe>(
-    probe: &P,
-    leader: &str,
-    own_id: u64,
-    all_members: &[String],
-    limits: &Limits,
-    progress: &dyn Progress,
-) {
-    let mut successor = None;
-    for m in all_members.iter().filter(|m| *m != leader) {
-        if let Ok(s) = probe.status(m).await {
-            if s.has_leader() {
-                successor = Some((m.as_str(), s.member_id));
-                break;
-            }
+impl<P> Clone for Steps<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for Steps<'_, P> {}
+
+impl<'a, P: Probe> Steps<'a, P> {
+    /// Steps over `members`, asked through `probe`.
+    pub fn new(
+        probe: &'a P,
+        members: &'a [String],
+        limits: &'a Limits,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Self {
+            probe,
+            members,
+            limits,
+            progress,
         }
     }
-    let Some((to, to_id)) = successor else {
-        return;
-    };
-    progress.step(leader, &format!("moving leadership to {to}"));
-    let moved = async {
-        probe.move_leader(leader, to_id).await?;
-        poll_until(leader, limits, || async {
-            let s = probe.status(to).await?;
+
+    /// The same steps looking at other members (a joiner's voters).
+    pub fn with_members(self, members: &'a [String]) -> Self {
+        Self { members, ..self }
+    }
+
+    /// The backup daemon, once the members are done (it backs the cluster up through them):
+    /// checked on its host with its own inventory and environment, then started or restarted;
+    /// or stopped and removed where it is no longer wanted.
+    pub(crate) async fn converge_daemon<H: Host>(
+        &self,
+        target: &Target<H>,
+        plan: &HostPlan,
+    ) -> Result<(), Error> {
+        let progress = self.progress;
+        let host = &target.host;
+        let name = host.name();
+        let unit = layout::BACKUPD_UNIT_NAME;
+        let action = match plan.backupd {
+            DaemonAction::None => return Ok(()),
+            DaemonAction::Remove => {
+                progress.step(name, "removing the backup daemon");
+                host.systemctl(Systemctl::Stop, unit).await?;
+                host.systemctl(Systemctl::Disable, unit).await?;
+                for path in layout::BACKUPD_FILES {
+                    host.remove_file(path).await?;
+                }
+                host.remove_dir_all(layout::BACKUPD_DIR).await?;
+                return host.systemctl(Systemctl::DaemonReload, unit).await;
+            }
+            DaemonAction::Start => Systemctl::Start,
+            DaemonAction::Restart => Systemctl::Restart,
+        };
+        // What the daemon will do, once, in the foreground: a daemon that cannot reach the
+        // store or the cluster would otherwise only show up as a missing backup hours later.
+        progress.step(
+            name,
+            "checking the backup daemon's store and cluster access",
+        );
+        let script = format!(
+            "set -a; [ ! -f {env} ] || . {env}; set +a; exec {cairn} backupd --check --inventory {inventory}",
+            env = layout::BACKUPD_ENV_FILE,
+            cairn = layout::CAIRN_BINARY,
+            inventory = layout::BACKUPD_INVENTORY,
+        );
+        let check = host.run(&["sh", "-c", &script]).await?;
+        if check.code != Some(0) {
+            let output = String::from_utf8_lossy(&check.stderr);
+            return Err(Error::DaemonCheck {
+                host: name.to_string(),
+                output: output
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or("no output")
+                    .to_string(),
+            });
+        }
+        progress.step(name, &format!("{} {unit}", action.verb()));
+        host.systemctl(action, unit).await
+    }
+
+    /// Moves leadership from `leader` to another healthy member before `leader` restarts, so the
+    /// cluster never waits out an election timeout; if that fails the restart goes ahead anyway
+    /// (as a plain restart of a leader would).
+    pub(crate) async fn hand_over_leadership(&self, leader: &str, own_id: u64) {
+        let (probe, progress) = (self.probe, self.progress);
+        let mut successor = None;
+        for m in self.members.iter().filter(|m| *m != leader) {
+            if let Ok(s) = probe.status(m).await {
+                if s.has_leader() {
+                    successor = Some((m.as_str(), s.member_id));
+                    break;
+                }
+            }
+        }
+        let Some((to, to_id)) = successor else {
+            return;
+        };
+        progress.step(leader, &format!("moving leadership to {to}"));
+        let moved = async {
+            probe.move_leader(leader, to_id).await?;
+            self.poll_until(leader, || async {
+                let s = probe.status(to).await?;
+                Ok((
+                    s.is_leader() && s.member_id != own_id,
+                    format!("{to} does not lead yet"),
+                ))
+            })
+            .await
+        };
+        if let Err(e) = moved.await {
+            progress.step(
+                leader,
+                &format!(
+                    "leadership stays ({}); restarting anyway",
+                    cairn_client::chain(&e)
+                ),
+            );
+        }
+    }
+
+    /// Writes the plan's files on the target's host, reloads and enables the unit as planned, and
+    /// creates the data directory before a first start.
+    pub(crate) async fn write_host<H: Host>(
+        &self,
+        target: &Target<H>,
+        plan: &HostPlan,
+    ) -> Result<(), Error> {
+        let progress = self.progress;
+        let host = &target.host;
+        for change in &plan.files {
+            let Some(file) = target.files.iter().find(|f| f.path == change.path) else {
+                continue;
+            };
+            progress.step(host.name(), &format!("writing {}", file.path));
+            host.write_file(WriteFile {
+                path: &file.path,
+                contents: &file.contents.bytes,
+                mode: file.mode,
+                owner: OWNER,
+            })
+            .await?;
+        }
+        if plan.daemon_reload {
+            host.systemctl(Systemctl::DaemonReload, layout::UNIT_NAME)
+                .await?;
+        }
+        if plan.enable {
+            host.systemctl(Systemctl::Enable, layout::UNIT_NAME).await?;
+        }
+        if plan.backupd_enable {
+            host.systemctl(Systemctl::Enable, layout::BACKUPD_UNIT_NAME)
+                .await?;
+        }
+        if plan.service == ServiceAction::Start {
+            host.create_dir(&target.data_dir, 0o700).await?;
+        }
+        Ok(())
+    }
+
+    /// Polls `check` until it returns `Ok(true)` or `limits.health_timeout` passes; the last thing
+    /// seen goes into the error.
+    pub(crate) async fn poll_until<F, Fut>(&self, member: &str, mut check: F) -> Result<(), Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(bool, String), Error>>,
+    {
+        let limits = self.limits;
+        let deadline = Instant::now() + limits.health_timeout;
+        loop {
+            let last = match check().await {
+                Ok((true, _)) => return Ok(()),
+                Ok((false, seen)) => seen,
+                Err(e) => cairn_client::chain(&e),
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::Unhealthy {
+                    member: member.to_string(),
+                    after: limits.health_timeout,
+                    last,
+                });
+            }
+            tokio::time::sleep(limits.poll).await;
+        }
+    }
+
+    /// Waits until `member` answers and knows a leader.
+    pub(crate) async fn wait_healthy(&self, member: &str) -> Result<(), Error> {
+        self.poll_until(member, || async {
+            let s = self.probe.status(member).await?;
+            Ok((s.has_leader(), "it answers but knows no leader".to_string()))
+        })
+        .await
+    }
+
+    /// Restarts the member's unit (which also starts a stopped or failing one), then waits until
+    /// it answers with a leader and has caught up with the leader's revision.
+    pub(crate) async fn restart_until_caught_up<H: Host>(
+        &self,
+        target: &Target<H>,
+    ) -> Result<(), Error> {
+        let progress = self.progress;
+        let name = target.host.name();
+        target
+            .host
+            .systemctl(Systemctl::Restart, layout::UNIT_NAME)
+            .await?;
+        progress.step(name, "waiting for health");
+        self.wait_healthy(name).await?;
+        progress.step(name, "catching up with the leader");
+        self.wait_caught_up(name).await
+    }
+
+    /// Waits until `member` has applied what the leader had when asked: its revision reaches the
+    /// leader's (a restarted or new member serves reads only once it has caught up).
+    pub(crate) async fn wait_caught_up(&self, member: &str) -> Result<(), Error> {
+        let probe = self.probe;
+        let mut target = None;
+        for m in self.members {
+            if let Ok(s) = probe.status(m).await {
+                if s.is_leader() {
+                    target = Some(s.revision);
+                    break;
+                }
+            }
+        }
+        let Some(target) = target else {
+            return Ok(());
+        };
+        self.poll_until(member, || async {
+            let s = probe.status(member).await?;
             Ok((
-                s.is_leader() && s.member_id != own_id,
-                format!("{to} does not lead yet"),
+                s.revision >= target,
+                format!("at revision {} of the leader's {target}", s.revision),
             ))
         })
         .await
-    };
-    if let Err(e) = moved.await {
-        progress.step(
-            leader,
-            &format!(
-                "leadership stays ({}); restarting anyway",
-                cairn_client::chain(&e)
-            ),
-        );
     }
-}
-
-/// Writes the plan's files on the target's host, reloads and enables the unit as planned, and
-/// creates the data directory before a first start.
-pub(crate) async fn write_host<H: Host>(
-    target: &Target<H>,
-    plan: &HostPlan,
-    progress: &dyn Progress,
-) -> Result<(), Error> {
-    let host = &target.host;
-    for change in &plan.files {
-        let Some(file) = target.files.iter().find(|f| f.path == change.path) else {
-            continue;
-        };
-        progress.step(host.name(), &format!("writing {}", file.path));
-        host.write_file(WriteFile {
-            path: &file.path,
-            contents: &file.contents.bytes,
-            mode: file.mode,
-            owner: OWNER,
-        })
-        .await?;
-    }
-    if plan.daemon_reload {
-        host.systemctl(Systemctl::DaemonReload, layout::UNIT_NAME)
-            .await?;
-    }
-    if plan.enable {
-        host.systemctl(Systemctl::Enable, layout::UNIT_NAME).await?;
-    }
-    if plan.backupd_enable {
-        host.systemctl(Systemctl::Enable, layout::BACKUPD_UNIT_NAME)
-            .await?;
-    }
-    if plan.service == ServiceAction::Start {
-        host.create_dir(&target.data_dir, 0o700).await?;
-    }
-    Ok(())
-}
-
-/// Polls `check` until it returns `Ok(true)` or `limits.health_timeout` passes; the last thing
-/// seen goes into the error.
-pub(crate) async fn poll_until<F, Fut>(
-    member: &str,
-    limits: &Limits,
-    mut check: F,
-) -> Result<(), Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(bool, String), Error>>,
-{
-    let deadline = Instant::now() + limits.health_timeout;
-    loop {
-        let last = match check().await {
-            Ok((true, _)) => return Ok(()),
-            Ok((false, seen)) => seen,
-            Err(e) => cairn_client::chain(&e),
-        };
-        if Instant::now() >= deadline {
-            return Err(Error::Unhealthy {
-                member: member.to_string(),
-                after: limits.health_timeout,
-                last,
-            });
-        }
-        tokio::time::sleep(limits.poll).await;
-    }
-}
-
-/// Waits until `member` answers and knows a leader.
-pub(crate) async fn wait_healthy<P: Probe>(
-    probe: &P,
-    member: &str,
-    limits: &Limits,
-) -> Result<(), Error> {
-    poll_until(member, limits, || async {
-        let s = probe.status(member).await?;
-        Ok((s.has_leader(), "it answers but knows no leader".to_string()))
-    })
-    .await
-}
-
-/// Restarts the member's unit (which also starts a stopped or failing one), then waits until
-/// it answers with a leader and has caught up with the leader's revision.
-pub(crate) async fn restart_until_caught_up<H: Host, P: Probe>(
-    target: &Target<H>,
-    probe: &P,
-    members: &[String],
-    limits: &Limits,
-    progress: &dyn Progress,
-) -> Result<(), Error> {
-    let name = target.host.name();
-    target
-        .host
-        .systemctl(Systemctl::Restart, layout::UNIT_NAME)
-        .await?;
-    progress.step(name, "waiting for health");
-    wait_healthy(probe, name, limits).await?;
-    progress.step(name, "catching up with the leader");
-    wait_caught_up(probe, name, members, limits).await
-}
-
-/// Waits until `member` has applied what the leader had when asked: its revision reaches the
-/// leader's (a restarted or new member serves reads only once it has caught up).
-pub(crate) async fn wait_caught_up<P: Probe>(
-    probe: &P,
-    member: &str,
-    all_members: &[String],
-    limits: &Limits,
-) -> Result<(), Error> {
-    let mut target = None;
-    for m in all_members {
-        if let Ok(s) = probe.status(m).await {
-            if s.is_leader() {
-                target = Some(s.revision);
-                break;
-            }
-        }
-    }
-    let Some(target) = target else {
-        return Ok(());
-    };
-    poll_until(member, limits, || async {
-        let s = probe.status(member).await?;
-        Ok((
-            s.revision >= target,
-            format!("at revision {} of the leader's {target}", s.revision),
-        ))
-    })
-    .await
 }

@@ -24,7 +24,7 @@ use crate::local_control::{Control, Incoming};
 use crate::local_host::resolve;
 use crate::probe::Probe;
 use crate::render::{parse_env_file, parse_unit};
-use crate::steps::{wait_healthy, Limits};
+use crate::steps::{Limits, Quiet, Steps};
 use crate::{layout, Error};
 
 /// Log lines kept per member, shown when it exits unexpectedly.
@@ -296,8 +296,9 @@ impl Running {
     pub async fn wait_ready<P: Probe>(&mut self, probe: &P, limits: &Limits) -> Result<(), Error> {
         let names: Vec<String> = self.members.iter().map(|m| m.name.clone()).collect();
         let ready = async {
+            let steps = Steps::new(probe, &names, limits, &Quiet);
             for name in &names {
-                wait_healthy(probe, name, limits).await?;
+                steps.wait_healthy(name).await?;
             }
             Ok(())
         };

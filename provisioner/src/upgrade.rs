@@ -14,10 +14,7 @@ use std::time::Instant;
 use crate::host::Host;
 use crate::plan::{HostPlan, ServiceAction};
 use crate::probe::Probe;
-use crate::steps::{
-    hand_over_leadership, restart_until_caught_up, wait_healthy, write_host, Limits, Progress,
-    ServiceEvent, Target,
-};
+use crate::steps::{ServiceEvent, Steps, Target};
 use crate::Error;
 
 /// Why a [`BeforeFirstChange`] hook failed: whatever its own error type is.
@@ -46,11 +43,9 @@ impl BeforeFirstChange for NoHook {
 pub async fn roll<H: Host, P: Probe>(
     targets: &[Target<H>],
     plans: &[HostPlan],
-    probe: &P,
-    all_members: &[String],
-    limits: &Limits,
-    progress: &dyn Progress,
+    steps: Steps<'_, P>,
 ) -> Result<Vec<ServiceEvent>, Error> {
+    let (probe, all_members, progress) = (steps.probe, steps.members, steps.progress);
     let mut restarting: Vec<(&Target<H>, &HostPlan)> = targets
         .iter()
         .zip(plans)
@@ -66,7 +61,7 @@ pub async fn roll<H: Host, P: Probe>(
         // it costs nothing.)
         let mut healthy = Ok(());
         for member in all_members.iter().filter(|m| *m != name) {
-            if let Err(e) = wait_healthy(probe, member, limits).await {
+            if let Err(e) = steps.wait_healthy(member).await {
                 healthy = Err((member.clone(), e));
                 break;
             }
@@ -77,12 +72,12 @@ pub async fn roll<H: Host, P: Probe>(
         }
         let started = Instant::now();
         let restarted = async {
-            write_host(target, plan, progress).await?;
+            steps.write_host(target, plan).await?;
             if let Some(own_id) = leader_id {
-                hand_over_leadership(probe, name, own_id, all_members, limits, progress).await;
+                steps.hand_over_leadership(name, own_id).await;
             }
             progress.step(name, "restarting");
-            restart_until_caught_up(target, probe, all_members, limits, progress).await
+            steps.restart_until_caught_up(target).await
         };
         if let Err(e) = restarted.await {
             return Err(stopped(name.to_string(), e, &restarting, Some(name)));
