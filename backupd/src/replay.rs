@@ -19,6 +19,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// TTL of leases granted during replay when an event does not carry the granted one (the
 /// lease had expired when the increment was taken, or an older increment).
 const REPLAY_LEASE_TTL: i64 = 3600;
+/// The replay server's transaction limits. One revision is replayed as one transaction, and a
+/// revision can hold any number of events (a prefix delete removes every key under it in
+/// one revision), so the server must take what the source's limits never had to: as many
+/// operations as a count can say, and requests up to what a gRPC message can carry.
+const REPLAY_MAX_TXN_OPS: &str = "4294967295";
+const REPLAY_MAX_REQUEST_BYTES: &str = "2147483647";
 
 /// A free loopback port (the replay server binds it right after).
 fn free_port() -> Result<u16, Error> {
@@ -82,6 +88,8 @@ impl ReplayServer {
             ])
             .args(["--initial-cluster", &format!("replay={peer_url}")])
             .args(["--initial-cluster-token", "cairn-replay"])
+            .args(["--max-txn-ops", REPLAY_MAX_TXN_OPS])
+            .args(["--max-request-bytes", REPLAY_MAX_REQUEST_BYTES])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
