@@ -22,6 +22,11 @@ impl Backups {
         Ok(manifests)
     }
 
+    /// The newest backup (full or increment), for commands whose ID is optional.
+    pub async fn newest(&self) -> Result<Manifest, Error> {
+        self.list().await?.pop().ok_or(Error::Empty)
+    }
+
     /// The backup `id`.
     pub async fn manifest(&self, id: &str) -> Result<Manifest, Error> {
         let data = self

@@ -80,6 +80,9 @@ pub enum Error {
     /// A backup ID that the store does not have.
     #[error("no backup {0} in the store; `cairn backup list` shows the IDs")]
     NotFound(String),
+    /// The store holds no backup of the cluster at all.
+    #[error("the store has no backup of this cluster yet; take one with `cairn backup now`")]
+    Empty,
     /// A backup that is encrypted, and no key was given.
     #[error("backup {0} is encrypted; set [backup] encryption_key_file to its key")]
     KeyNeeded(String),

@@ -1,6 +1,9 @@
 //! A directory as a store: objects are files under their keys; an upload writes a hidden
 //! temporary file beside its key and renames it into place when it completes, so a crash
 //! leaves at most a `.upload-*` file, which [`ObjectStore::pending_uploads`] lists.
+//!
+//! A backup holds every key, secrets included: objects are written 0600 and the directories
+//! the store creates 0700, as etcd writes its snapshots (existing directories keep their mode).
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +15,10 @@ use super::object_store::{ObjectStore, Upload};
 use crate::Error;
 
 const UPLOAD_MARK: &str = ".upload-";
+/// Objects: the owner's only.
+const OBJECT_MODE: u32 = 0o600;
+/// Directories the store creates.
+const DIR_MODE: u32 = 0o700;
 
 /// Objects as files below a directory.
 #[derive(Clone, Debug)]
@@ -39,7 +46,12 @@ impl FileStore {
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let temp = temp_path(&path, &id);
-        let file = tokio::fs::File::create(&temp)
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(OBJECT_MODE)
+            .open(&temp)
             .await
             .map_err(|e| Error::file(&temp, e))?;
         Ok(FileUpload { temp, path, file })
@@ -48,7 +60,10 @@ impl FileStore {
 
 async fn parent_dir(path: &Path) -> Result<(), Error> {
     if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent)
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(parent)
             .await
             .map_err(|e| Error::file(parent, e))?;
     }
@@ -243,4 +258,53 @@ async fn walk(root: &Path) -> Result<Vec<String>, Error> {
         }
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// Backups were 0644 in 0755 directories: anyone on the host could read every key.
+    #[tokio::test]
+    async fn objects_are_the_owners_only_whichever_way_they_are_written() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(root.path().join("store"));
+        store
+            .put("main/a/manifest.json", Bytes::from_static(b"{}"))
+            .await
+            .expect("put");
+        assert!(store
+            .put_if_absent("main/lock", Bytes::from_static(b"l"))
+            .await
+            .expect("put_if_absent"));
+        let mut upload = store
+            .start_upload("main/b/snapshot.db.zst")
+            .await
+            .expect("upload");
+        upload
+            .part(Bytes::from_static(b"data"))
+            .await
+            .expect("part");
+        upload.complete().await.expect("complete");
+        for file in [
+            "main/a/manifest.json",
+            "main/lock",
+            "main/b/snapshot.db.zst",
+        ] {
+            assert_eq!(mode(&root.path().join("store").join(file)), 0o600, "{file}");
+        }
+        for dir in ["store", "store/main", "store/main/a", "store/main/b"] {
+            assert_eq!(mode(&root.path().join(dir)), 0o700, "{dir}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `cairn backup now | list | verify ID | prune [--dry-run] | restore ID | export --logical
 //! FILE | import FILE`: one-off backup operations with the inventory's `[backup]` settings.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,8 +29,8 @@ pub enum BackupCommand {
         /// Inventory and output.
         #[command(flatten)]
         common: Common,
-        /// The backup's ID (`cairn backup list`).
-        id: String,
+        /// The backup's ID (`cairn backup list`); the newest backup when absent.
+        id: Option<String>,
     },
     /// Apply `[backup.retention]`.
     Prune {
@@ -55,7 +56,7 @@ pub enum BackupCommand {
         /// The cluster as it was at this time (RFC 3339), to the precision of the increments:
         /// the newest full backup started at or before it, plus the increments finished by
         /// then.
-        #[arg(long, conflicts_with = "id")]
+        #[arg(long, conflicts_with = "id", value_parser = rfc3339)]
         to_time: Option<chrono::DateTime<chrono::Utc>>,
         /// Where `<member>/` data directories are written.
         #[arg(long, default_value = "restored")]
@@ -66,7 +67,7 @@ pub enum BackupCommand {
         #[arg(long)]
         provision: bool,
         /// Do not ask before replacing the cluster's data (scripts).
-        #[arg(long, requires = "provision")]
+        #[arg(short = 'y', long, requires = "provision")]
         yes: bool,
         /// How hosts are reached (with `--provision`).
         #[command(flatten)]
@@ -101,7 +102,13 @@ pub struct Common {
     #[command(flatten)]
     pub inventory: InventoryArg,
     /// Output format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 
@@ -131,6 +138,19 @@ fn print<T: serde::Serialize>(
     Ok(())
 }
 
+/// `--to-time`: RFC 3339, with a message that shows the format (chrono's own says only
+/// "input contains invalid characters").
+fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            format!(
+                "{s:?} is not an RFC 3339 time; write it like {}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+            )
+        })
+}
+
 /// Runs one backup command.
 pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
     let common = cmd.common();
@@ -145,7 +165,15 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 source: e,
             };
             let moved = if matches!(cmd, BackupCommand::Export { .. }) {
-                let f = std::fs::File::create(file).map_err(io)?;
+                // Every key and value, secrets included: the owner's only, as etcd writes
+                // its snapshots.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(file)
+                    .map_err(io)?;
                 logical::export(&spec, &mut std::io::BufWriter::new(f)).await?
             } else {
                 let f = std::fs::File::open(file).map_err(io)?;
@@ -188,7 +216,11 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 })?;
             }
             BackupCommand::Verify { id, .. } => {
-                let v = backups.verify(id).await?;
+                let id = match id {
+                    Some(id) => id.clone(),
+                    None => backups.newest().await?.id,
+                };
+                let v = backups.verify(&id).await?;
                 print(output, &v.manifest, || {
                     format!("{id}: every hash checks out\n")
                 })?;

@@ -1,6 +1,8 @@
 //! `cairn backup` as operators run it: an inventory with a `file://` store, against a real
 //! cairn-server member.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{cairn, BIN};
@@ -85,6 +87,47 @@ fn backup_now_list_verify_prune_and_restore() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
+    // No ID: the newest backup.
+    let newest = cairn_backup(&inventory, &["verify"]);
+    assert!(
+        newest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&newest.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&newest.stdout),
+        format!("{id}: every hash checks out\n")
+    );
+    // A backup holds every key: nobody but its owner reads it (they were 0644 in 0755
+    // directories), nor a logical export.
+    for entry in walkdir(&dir.path().join("store")) {
+        let mode = std::fs::metadata(&entry)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777;
+        let want = if entry.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{}", entry.display());
+    }
+    let export = dir.path().join("export.jsonl");
+    let exported = Command::new(BIN)
+        .args(["backup", "export", "--logical"])
+        .arg(&export)
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .expect("run cairn");
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let mode = std::fs::metadata(&export)
+        .expect("export")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
     let prune = cairn_backup(&inventory, &["prune", "--dry-run"]);
     assert_eq!(String::from_utf8_lossy(&prune.stdout), "1 kept\n");
     let out = dir.path().join("restored");
@@ -106,5 +149,34 @@ fn backup_now_list_verify_prune_and_restore() {
     assert_eq!(
         String::from_utf8_lossy(&missing.stderr),
         "cairn: no backup nope in the store; `cairn backup list` shows the IDs\n"
+    );
+}
+
+/// `root` and everything below it.
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut all = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < all.len() {
+        if all[i].is_dir() {
+            let children = std::fs::read_dir(&all[i]).expect("read_dir");
+            all.extend(children.map(|e| e.expect("entry").path()));
+        }
+        i += 1;
+    }
+    all
+}
+
+/// `--to-time yesterday` said only "input contains invalid characters".
+#[test]
+fn a_time_that_is_not_rfc3339_shows_the_format() {
+    let out = Command::new(BIN)
+        .args(["backup", "restore", "--to-time", "yesterday"])
+        .output()
+        .expect("run cairn");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"yesterday\" is not an RFC 3339 time; write it like 20"),
+        "{err}"
     );
 }
