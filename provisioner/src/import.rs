@@ -126,6 +126,25 @@ pub fn inventory_text(
         let (_, _, peer) = parts(&m.peer_url).ok_or_else(|| bad(m))?;
         hosts.push((m, scheme, address, client, peer));
     }
+    // Members sharing an address run on one machine: an SSH inventory has one member per
+    // host, so only loopback members (this machine's) can be written, as a local inventory.
+    let mut seen = std::collections::HashMap::new();
+    let mut local = false;
+    for (m, _, address, _, _) in &hosts {
+        if let Some(first) = seen.insert(address.as_str(), m.name.as_str()) {
+            if !address
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            {
+                return Err(Error::SharedAddress {
+                    address: address.clone(),
+                    first: first.to_string(),
+                    second: m.name.clone(),
+                });
+            }
+            local = true;
+        }
+    }
     let tls = hosts.iter().any(|h| h.1 == "https");
     let shared = |port: fn(&(&ImportedMember, String, String, u16, u16)) -> u16| {
         let first = hosts.first().map(port)?;
@@ -156,6 +175,13 @@ pub fn inventory_text(
         toml_string(name),
         cluster.version,
     );
+    if local {
+        let _ = writeln!(
+            out,
+            "# The members share a loopback address: they run on this machine.\n\
+             transport = \"local\""
+        );
+    }
     if let Some(p) = client_port {
         let _ = writeln!(out, "client_port = {p}");
     }
@@ -267,6 +293,37 @@ mod tests {
         let inv = load(&text);
         assert_eq!(inv.client_port(&inv.hosts[1]), 3002);
         assert_eq!(inv.peer_port(&inv.hosts[0]), 4001);
+    }
+
+    /// Members on one loopback address (a local cluster) made an inventory that did not
+    /// load ("address is already used"); on another shared address it is refused.
+    #[test]
+    fn members_sharing_an_address_are_local_on_loopback_and_refused_elsewhere() {
+        let cluster = Imported {
+            members: vec![
+                member("a", "127.0.0.1", 12379, 12380),
+                member("b", "127.0.0.1", 22379, 22380),
+                member("c", "127.0.0.1", 32379, 32380),
+            ],
+            version: "3.4.0".into(),
+        };
+        let text = inventory_text(&cluster, "dev", &[], "pki").expect("text");
+        let inv = load(&text);
+        assert_eq!(inv.cluster.transport, cairn_inventory::Transport::Local);
+        assert_eq!(inv.client_port(&inv.hosts[2]), 32379);
+        let cluster = Imported {
+            members: vec![
+                member("a", "10.0.0.1", 2379, 2380),
+                member("b", "10.0.0.1", 3379, 3380),
+            ],
+            version: "3.4.23".into(),
+        };
+        let err = inventory_text(&cluster, "prod", &[], "pki").expect_err("shared host");
+        assert!(
+            matches!(&err, Error::SharedAddress { address, first, second }
+                if address == "10.0.0.1" && first == "a" && second == "b"),
+            "{err}"
+        );
     }
 
     #[test]

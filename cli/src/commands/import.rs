@@ -57,6 +57,9 @@ pub fn run(args: ImportArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     let cluster = runtime.block_on(read_cluster(&options))?;
     let text = inventory_text(&cluster, &args.name, &args.endpoints, TLS_DIR)?;
+    // Checked before anything is written: an inventory that does not load must not be left
+    // behind (a rerun is refused while the file exists).
+    Inventory::parse(&args.out, text.clone())?;
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::write(path, bytes).map_err(|source| Error::Write {
             path: path.to_path_buf(),
