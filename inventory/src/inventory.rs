@@ -105,6 +105,9 @@ impl Inventory {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // Absolute, so a resolved path means the same file from any working directory and in
+        // any file written elsewhere (a prometheus.yml in another directory, a unit).
+        let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let model::File {
             mut cluster,
             mut ssh,
@@ -382,9 +385,11 @@ mod tests {
         let inv = Inventory::parse(Path::new("x/cairn.toml"), format!("{MINIMAL}[tls]\n"))
             .expect("valid");
         let tls = inv.tls.expect("tls");
+        // Resolved against the inventory's directory, made absolute.
+        let want = std::env::current_dir().expect("cwd").join("x/pki");
         assert_eq!(
             (tls.dir.as_path(), tls.renew_before_days),
-            (Path::new("x/pki"), 30)
+            (want.as_path(), 30)
         );
     }
 

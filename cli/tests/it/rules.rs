@@ -136,3 +136,44 @@ fn inventory_warnings_go_to_stderr_and_the_files_are_still_written() {
     );
     assert!(dir.path().join("out/prometheus.yml").is_file());
 }
+
+/// An inventory named by a relative path, files written to another directory: the
+/// `prometheus.yml` there still names the TLS files where they are (its paths were relative
+/// to the inventory's directory, and promtool, like Prometheus, resolved them against the
+/// output directory).
+#[test]
+fn prometheus_yml_names_the_tls_files_wherever_it_is_written() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cluster = root.path().join("cluster");
+    let pki = cluster.join("pki");
+    std::fs::create_dir_all(&pki).expect("pki dir");
+    // Metrics on the client port, so Prometheus scrapes them with the client certificate.
+    std::fs::write(
+        cluster.join("cairn.toml"),
+        "[cluster]\nname = \"c\"\nbinary = \"etcd\"\ntoken = \"t-1\"\n\n\
+         [tls]\ndir = \"pki\"\n\n\
+         [[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n",
+    )
+    .expect("inventory");
+    for file in ["ca.pem", "prometheus.pem", "prometheus-key.pem"] {
+        std::fs::write(pki.join(file), "").expect("tls file");
+    }
+    let out = root.path().join("monitoring");
+    let run = Command::new(BIN)
+        .args(["rules", "-i", "cairn.toml", "--out"])
+        .arg(&out)
+        .current_dir(&cluster)
+        .output()
+        .expect("run cairn");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let config = std::fs::read_to_string(out.join("prometheus.yml")).expect("prometheus.yml");
+    assert!(
+        config.contains(&pki.join("ca.pem").display().to_string()),
+        "{config}"
+    );
+    promtool(&["check", "config", "prometheus.yml"], &out);
+}
