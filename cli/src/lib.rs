@@ -92,3 +92,59 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Up(args) => commands::up::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command, with its path (`cairn backup restore`).
+    fn walk(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name());
+            out.push((p.clone(), sub.clone()));
+            walk(sub, p, out);
+        }
+    }
+
+    /// The flags every command shares are spelled the same everywhere (ARCHITECTURE.md, "The
+    /// command line"): `-i/--inventory`, `-o/--output` (with `-w`), `-y/--yes`, `-v/--verbose`.
+    #[test]
+    fn shared_flags_are_spelled_the_same_on_every_command() {
+        let mut all = Vec::new();
+        walk(&Cli::command(), "cairn".into(), &mut all);
+        assert!(all.len() > 20, "{} commands", all.len());
+        let mut checked = 0;
+        for (path, cmd) in &all {
+            for arg in cmd.get_arguments() {
+                let (short, long) = match arg.get_id().as_str() {
+                    "inventory" => ('i', "inventory"),
+                    "output" => ('o', "output"),
+                    "yes" => ('y', "yes"),
+                    "verbose" => ('v', "verbose"),
+                    _ => continue,
+                };
+                checked += 1;
+                assert_eq!(arg.get_short(), Some(short), "{path}: --{long}");
+                assert_eq!(arg.get_long(), Some(long), "{path}: -{short}");
+                if long == "output" {
+                    assert!(
+                        arg.get_visible_short_aliases()
+                            .is_some_and(|a| a.contains(&'w')),
+                        "{path}: -w, as etcdctl users type it"
+                    );
+                }
+                if long == "inventory" {
+                    assert!(!arg.is_positional(), "{path}");
+                }
+            }
+        }
+        assert!(checked > 20, "{checked} shared flags");
+    }
+
+    #[test]
+    fn the_command_line_definition_holds_together() {
+        Cli::command().debug_assert();
+    }
+}

@@ -8,7 +8,13 @@ use crate::{Error, Inventory, DEFAULT_FILE};
 #[derive(Clone, Debug, clap::Args)]
 pub struct InventoryArg {
     /// The cluster's inventory.
-    #[arg(short = 'i', long = "inventory", value_name = "FILE", default_value = DEFAULT_FILE)]
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "FILE",
+        env = "CAIRN_INVENTORY",
+        default_value = DEFAULT_FILE
+    )]
     pub inventory: PathBuf,
 }
 

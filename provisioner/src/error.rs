@@ -22,7 +22,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// An action on a local member's service, with no `cairn up` to carry it out.
-    #[error("no cairn up answers on {} (start the local cluster with `cairn up INVENTORY` first)", socket.display())]
+    #[error("no cairn up answers on {} (start the local cluster with `cairn up -i INVENTORY` first)", socket.display())]
     LocalControlDown {
         /// The control socket.
         socket: PathBuf,
@@ -394,6 +394,16 @@ pub enum Error {
     UnstartedMember {
         /// Its peer URL.
         peer_url: String,
+    },
+    /// `cairn import` found two members on one host that is not this machine's loopback.
+    #[error("members {first} and {second} share the address {address}; cairn manages one member per host, so this cluster cannot be imported (members on this machine's loopback can: they become a transport = \"local\" inventory)")]
+    SharedAddress {
+        /// The address.
+        address: String,
+        /// The member first at it.
+        first: String,
+        /// The other member.
+        second: String,
     },
     /// The hook run before the first change to a running cluster (a backup) failed.
     #[error("the step before changing the running cluster (backup) failed, nothing was changed")]

@@ -128,7 +128,14 @@ pub struct CommonArgs {
     #[arg(long, global = true, requires = "cert")]
     pub key: Option<PathBuf>,
     /// Output format.
-    #[arg(long, short = 'w', global = true, value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        global = true,
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 

@@ -112,7 +112,13 @@ pub struct PerfArgs {
     #[arg(long, hide = true, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Output format.
-    #[arg(long, short = 'w', value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 
@@ -174,7 +180,13 @@ pub struct DatascaleArgs {
     #[arg(long, hide = true, value_delimiter = ',')]
     pub steps: Option<Vec<u64>>,
     /// Output format.
-    #[arg(long, short = 'w', value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 
@@ -234,7 +246,13 @@ pub struct DiskArgs {
     #[arg(long, default_value_t = 22)]
     pub size_mib: u64,
     /// Output format.
-    #[arg(long, short = 'w', value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 

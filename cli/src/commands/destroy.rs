@@ -29,7 +29,13 @@ pub struct DestroyArgs {
     #[command(flatten)]
     pub ssh: SshArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 

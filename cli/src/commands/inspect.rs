@@ -75,9 +75,16 @@ pub struct InspectArgs {
     /// How long each request to a member may take, in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    /// Output format (`--format` is its old name).
+    #[arg(
+        short = 'o',
+        long,
+        alias = "format",
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
+    pub output: Format,
     /// Every figure in the table, not only those of checks that are not a pass.
     #[arg(long, short)]
     pub verbose: bool,
@@ -273,7 +280,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
         store.as_ref(),
         &plan.options,
     ))?;
-    match args.format {
+    match args.output {
         Format::Json => print!("{}", render::json::render(&report)?),
         Format::Markdown => print!("{}", render::markdown::render(&report)),
         Format::Html => print!("{}", render::html::render(&report)),

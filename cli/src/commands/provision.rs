@@ -43,7 +43,13 @@ pub struct ProvisionArgs {
     #[arg(long, requires = "allow_remove")]
     pub purge: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 

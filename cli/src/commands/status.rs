@@ -22,7 +22,13 @@ pub struct StatusArgs {
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     pub timeout: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(
+        short = 'o',
+        long,
+        visible_short_alias = 'w',
+        value_enum,
+        default_value_t
+    )]
     pub output: Output,
 }
 

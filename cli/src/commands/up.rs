@@ -1,16 +1,15 @@
-//! `cairn up [INVENTORY]`: the quickstart. A `transport = "local"` inventory's members run
+//! `cairn up [-i INVENTORY]`: the quickstart. A `transport = "local"` inventory's members run
 //! here in the foreground with the provisioner's certificates, env files, units and binary,
 //! their output prefixed by member name like a Procfile runner, until Ctrl-C (or SIGTERM)
 //! stops them all. While it runs, the lifecycle commands (`cairn provision`, `certs rotate`,
 //! `destroy`, ...) reach its members through its control socket.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_inventory::Inventory;
+use cairn_inventory::{Inventory, InventoryArg};
 use cairn_pki::Outcome;
 use cairn_provisioner::converge::Limits;
 use cairn_provisioner::local::prepare;
@@ -27,8 +26,8 @@ use crate::Error;
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The cluster: an inventory with `transport = "local"` (try examples/local.toml).
-    #[arg(value_name = "INVENTORY", default_value = cairn_inventory::DEFAULT_FILE)]
-    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub inventory: InventoryArg,
     /// How long the members may take to elect a leader and answer, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub timeout: u64,
@@ -72,7 +71,8 @@ impl Console for Prefixed {
 /// failing is left down while the others serve (see `cairn_provisioner::supervisor`).
 pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
     // Absolute, so the printed etcdctl line and the env files work from any directory.
-    let path = std::path::absolute(&args.inventory).unwrap_or_else(|_| args.inventory.clone());
+    let given = &args.inventory.inventory;
+    let path = std::path::absolute(given).unwrap_or_else(|_| given.clone());
     let inventory = Inventory::load(&path)?;
     for warning in inventory.warnings() {
         eprintln!("cairn: warning: {warning}");

@@ -58,7 +58,7 @@ impl Up {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(BIN)
-            .arg("up")
+            .args(["up", "-i"])
             .arg(inventory)
             .stdin(Stdio::null())
             .stdout(out)
@@ -412,7 +412,7 @@ fn a_member_stopped_through_the_control_socket_stays_down_until_started() {
 
     // A second cairn up of the same inventory is refused while this one runs.
     let second = Command::new(BIN)
-        .arg("up")
+        .args(["up", "-i"])
         .arg(&inventory)
         .output()
         .expect("run a second cairn up");
@@ -515,7 +515,7 @@ fn provision_plans_a_local_inventory_and_up_refuses_an_ssh_one() {
     )
     .expect("write");
     let out = Command::new(BIN)
-        .arg("up")
+        .args(["up", "-i"])
         .arg(&ssh)
         .output()
         .expect("run cairn up");
