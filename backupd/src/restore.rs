@@ -59,11 +59,7 @@ impl Backups {
     /// Verifies the backups `target` needs (a full one, and for a revision or time past it
     /// the increments up to there, replayed) and writes every member's data directory.
     pub async fn restore(&self, target: &Target, plan: &RestorePlan) -> Result<Restored, Error> {
-        let manifest = self.pick(target).await?;
-        if manifest.kind != Kind::Full {
-            return Err(Error::NoFullBackup);
-        }
-        let increments = self.increments_for(&manifest, target).await?;
+        let (manifest, increments) = self.chain_for(target).await?;
         let verified = self.verify_manifest(manifest).await?;
         let work = tempfile::tempdir()?;
         let (snapshot, revision) = if increments.is_empty() {
@@ -91,6 +87,17 @@ impl Backups {
             revision,
             data_dirs,
         })
+    }
+
+    /// What a restore of `target` would use, without downloading it: the full backup and
+    /// the increments after it, in revision order (for `backup restore --plan`).
+    pub async fn chain_for(&self, target: &Target) -> Result<(Manifest, Vec<Manifest>), Error> {
+        let manifest = self.pick(target).await?;
+        if manifest.kind != Kind::Full {
+            return Err(Error::NoFullBackup);
+        }
+        let increments = self.increments_for(&manifest, target).await?;
+        Ok((manifest, increments))
     }
 
     /// The increments of `full`'s chain a target needs, in revision order.

@@ -7,6 +7,7 @@ pub mod error;
 pub mod progress;
 mod prompt;
 pub mod ssh_args;
+pub mod ui;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// -q, -v and --color.
+    #[command(flatten)]
+    pub ui: ui::Ui,
 }
 
 /// The commands.
@@ -35,6 +39,9 @@ pub enum Command {
     /// Load generation with etcd benchmark's workloads and flags: throughput, latency
     /// percentiles and a histogram.
     Bench(commands::bench::BenchArgs),
+    /// Shell completions from the command line's own definition: `cairn completions bash >
+    /// /etc/bash_completion.d/cairn`.
+    Completions(commands::completions::CompletionsArgs),
     /// Certificates: rotate them (or the CA) one member at a time, or show every one of
     /// them, locally and as served, with expiry and drift.
     Certs(commands::certs::CertsArgs),
@@ -49,6 +56,8 @@ pub enum Command {
     /// Inspect every member: membership, consistency, database, large values, key counts,
     /// hot prefixes, latency and certificates, graded pass/warn/fail (exit 0/1/2).
     Inspect(commands::inspect::InspectArgs),
+    /// Man pages (cairn.1 and one per command) from the command line's own definition.
+    Man(commands::man::ManArgs),
     /// Converge every host to the inventory over SSH: certificates, the server binary, env
     /// file and systemd unit; new members start together, changed ones restart one at a time
     /// (a new binary rolls as an upgrade), hosts new to a running cluster join one at a time,
@@ -77,12 +86,15 @@ pub enum Output {
 /// Runs `cli`; a check that fails exits 1, like etcdctl's checks (`cairn inspect` exits 1 on
 /// a warning and 2 on a failure).
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    ui::set(cli.ui);
     match cli.command {
         Command::Backup(cmd) => commands::backup::run(cmd),
         Command::Backupd(args) => commands::backupd::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Certs(args) => commands::certs::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Completions(args) => commands::completions::run(&args),
+        Command::Man(args) => commands::man::run(&args),
         Command::Destroy(args) => commands::destroy::run(args),
         Command::Import(args) => commands::import::run(args),
         Command::Inspect(args) => commands::inspect::run(args),

@@ -20,6 +20,7 @@ impl HostProgress {
     /// Spinners when stderr is a terminal and `quiet` is false, lines otherwise; nothing at
     /// all when `quiet` (JSON output).
     pub fn new(hosts: &[&str], quiet: bool) -> Self {
+        let quiet = quiet || crate::ui::get().quiet;
         if quiet || !std::io::stderr().is_terminal() {
             return Self {
                 bars: None,
@@ -137,9 +138,10 @@ impl cairn_backupd::TransferProgress for TransferBar {
     }
 }
 
-/// Backup transfers' progress: a bar when stderr is a terminal, nothing otherwise.
+/// Backup transfers' progress: a bar when stderr is a terminal (and not `--quiet`),
+/// nothing otherwise.
 pub fn transfer_progress() -> std::sync::Arc<dyn cairn_backupd::TransferProgress> {
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && !crate::ui::get().quiet {
         std::sync::Arc::new(TransferBar(Mutex::new(None)))
     } else {
         std::sync::Arc::new(cairn_backupd::NoProgress)

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A TLS file (CA, client certificate or key) does not exist.
-    #[error("{}: no such file; `cairn provision` issues the certificates there: run it first, or give --cacert/--cert/--key", path.display())]
+    #[error("{}: no such file; `cairn provision` (`cairn up` on a local inventory) issues the cluster's certificates: run it first, or name certificate files that exist", path.display())]
     TlsFileMissing {
         /// The file.
         path: PathBuf,
@@ -57,6 +57,16 @@ pub enum Error {
         /// The connection's failure.
         #[source]
         source: std::io::Error,
+    },
+    /// The TLS handshake with a member failed: the CA, the client certificate or the
+    /// address does not fit the member's certificate.
+    #[error("{endpoint}: the TLS handshake failed; {}", tls_hint(source))]
+    TlsHandshake {
+        /// The member's client URL.
+        endpoint: String,
+        /// rustls' reason.
+        #[source]
+        source: tokio_rustls::rustls::Error,
     },
     /// A member's API answered with an error.
     #[error("{endpoint}: the request failed")]
@@ -146,6 +156,12 @@ impl Error {
             etcd_client::Error::IoError(e) => Some(e),
             _ => None,
         };
+        if let Some(tls) = io.and_then(tls_cause) {
+            return Self::TlsHandshake {
+                endpoint,
+                source: tls,
+            };
+        }
         if let Some(io) = io {
             let io = match io.raw_os_error() {
                 Some(code) => std::io::Error::from_raw_os_error(code),
@@ -194,6 +210,41 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         .join(": ")
 }
 
+/// What to do about a failed handshake, by rustls' reason.
+fn tls_hint(e: &tokio_rustls::rustls::Error) -> &'static str {
+    use tokio_rustls::rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "the member's certificate is not signed by a CA this client trusts: give the cluster's CA with --cacert (ca.pem in the inventory's [tls] dir)"
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the member's certificate does not name this address: use an address it was issued for, or add it to [tls] extra_sans and run cairn certs rotate"
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the member's certificate has expired: renew it with cairn certs rotate"
+        }
+        E::AlertReceived(A::CertificateRequired | A::HandshakeFailure) => {
+            "the member wants a client certificate: give --cert and --key (admin.pem and admin-key.pem in the inventory's [tls] dir)"
+        }
+        E::AlertReceived(A::BadCertificate | A::UnknownCA | A::CertificateUnknown) => {
+            "the member refuses this client certificate: give one issued by the cluster's CA with --cert and --key"
+        }
+        _ => "check that --cacert is the cluster's CA and that --cert/--key are issued by it",
+    }
+}
+
+/// The TLS error behind an I/O error, as rustls' stream reports it.
+fn tls_cause(io: &std::io::Error) -> Option<tokio_rustls::rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = io.get_ref().map(|e| e as _);
+    while let Some(c) = cause {
+        if let Some(tls) = c.downcast_ref::<tokio_rustls::rustls::Error>() {
+            return Some(tls.clone());
+        }
+        cause = c.source();
+    }
+    None
+}
+
 /// The first I/O error in `e`'s chain of causes.
 fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -222,6 +273,21 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_from_an_unknown_ca_says_to_give_the_ca() {
+        use tokio_rustls::rustls::{CertificateError, Error as Tls};
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            Tls::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        let e = Error::from_etcd("https://127.0.0.1:1", etcd_client::Error::IoError(io));
+        assert!(matches!(e, Error::TlsHandshake { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "https://127.0.0.1:1: the TLS handshake failed; the member's certificate is not signed by a CA this client trusts: give the cluster's CA with --cacert (ca.pem in the inventory's [tls] dir)"
+        );
+    }
+
+    #[test]
     fn an_answered_error_stays_the_members() {
         let status = tonic::Status::invalid_argument("etcdserver: key is not provided");
         let e = Error::from_etcd("http://127.0.0.1:1", etcd_client::Error::GRpcStatus(status));
@@ -234,6 +300,10 @@ mod tests {
             Path::new("/pki/ca.pem"),
             std::io::Error::from(std::io::ErrorKind::NotFound),
         );
-        assert!(e.to_string().contains("`cairn provision` issues"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("`cairn provision` (`cairn up` on a local inventory) issues"),
+            "{e}"
+        );
     }
 }

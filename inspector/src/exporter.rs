@@ -2,8 +2,8 @@
 //! `cairn_inspection_check_status{check}` (0 pass, 1 warn, 2 fail),
 //! `cairn_inspection_last_run_timestamp_seconds`, and
 //! `cairn_certificate_expiry_timestamp_seconds{certificate}`; plus graded figures as
-//! `cairn_inspection_figure{check,subject,name}` for dashboards (not the per-key ones). The cluster label comes from
-//! the scrape configuration `cairn rules` writes.
+//! `cairn_inspection_figure{check,subject,name}` for dashboards (never a key or a prefix as a
+//! label value). The cluster label comes from the scrape configuration `cairn rules` writes.
 
 use std::sync::atomic::AtomicU64;
 
@@ -125,13 +125,18 @@ impl Exporter {
                     check: c.check.as_str().into(),
                 })
                 .set(c.status.gauge());
-            // Keys are not label values (unbounded, and up to megabytes long): the large
-            // values check exports only its status; others at most MAX_FIGURES_PER_CHECK.
+            // Keys and prefixes are not label values (unbounded in number, and up to
+            // megabytes long): checks whose subjects are keys export only their cluster-wide
+            // figures; the others at most MAX_FIGURES_PER_CHECK.
+            let keyed = matches!(
+                c.check,
+                CheckId::LargeValues | CheckId::KeyCountGrowth | CheckId::HotPrefixes
+            );
             let figures = c
                 .figures
                 .iter()
                 .filter(|f| f.limit.is_some())
-                .filter(|_| c.check != CheckId::LargeValues)
+                .filter(|f| !keyed || f.subject == "cluster")
                 .take(MAX_FIGURES_PER_CHECK);
             for f in figures {
                 self.figure
@@ -214,5 +219,41 @@ mod tests {
         }
         e.record_error();
         assert!(e.encode().contains("cairn_inspection_errors_total 1"));
+    }
+
+    /// Key names and prefixes are unbounded: never label values.
+    #[test]
+    fn figures_about_keys_and_prefixes_are_not_exported() {
+        let limit = Limit::above(10.0, 20.0);
+        let report = Report::new(
+            "main".into(),
+            1,
+            1.0,
+            [
+                CheckId::KeyCountGrowth,
+                CheckId::HotPrefixes,
+                CheckId::LargeValues,
+            ]
+            .into_iter()
+            .map(|check| {
+                CheckResult::new(
+                    check,
+                    Status::Pass,
+                    "z".into(),
+                    vec![
+                        Figure::graded("/registry/pods/", "growth", 1.0, Unit::Percent, limit),
+                        Figure::graded("cluster", "growth", 2.0, Unit::Percent, limit),
+                    ],
+                )
+            })
+            .collect(),
+        );
+        let e = Exporter::new();
+        e.record(&report);
+        let text = e.encode();
+        assert!(!text.contains("/registry"), "{text}");
+        assert!(text.contains(
+            "cairn_inspection_figure{check=\"hot_prefixes\",subject=\"cluster\",name=\"growth\"} 2.0"
+        ), "{text}");
     }
 }

@@ -200,7 +200,7 @@ pub async fn inspect<S: Source>(
     let served = join_all((0..n).map(|t| source.served_certificate(t))).await;
     let mut found = Vec::new();
     let mut tls = false;
-    for (t, s) in targets.iter().zip(served) {
+    for ((t, s), status) in targets.iter().zip(served).zip(&statuses) {
         let name = format!("{}-server", t.name);
         match s {
             Ok(None) => {}
@@ -209,6 +209,7 @@ pub async fn inspect<S: Source>(
                 found.push(Found {
                     name,
                     not_after: not_after(&der),
+                    member_silent: false,
                 });
             }
             Err(e) if t.endpoint.starts_with("https://") => {
@@ -216,6 +217,7 @@ pub async fn inspect<S: Source>(
                 found.push(Found {
                     name,
                     not_after: Err(e),
+                    member_silent: status.is_err(),
                 });
             }
             Err(_) => {}
@@ -233,6 +235,11 @@ pub async fn inspect<S: Source>(
 
     if let Some(state) = next_state {
         store.save(&state)?;
+    }
+    for r in &mut results {
+        if r.status != crate::Status::Pass {
+            r.runbook = r.check.runbook_section().map(|s| limits.alerts.runbook(s));
+        }
     }
     Ok(Report::new(
         options.cluster.clone(),
@@ -268,6 +275,7 @@ fn local_certificates(dir: &Path) -> Vec<Found> {
                     path: dir.to_path_buf(),
                     source,
                 }),
+                member_silent: false,
             }]
         }
     };
@@ -299,7 +307,11 @@ fn local_certificates(dir: &Path) -> Vec<Found> {
                     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(Error::NotPem)?;
                     not_after(&pem.contents)
                 });
-            Found { name, not_after }
+            Found {
+                name,
+                not_after,
+                member_silent: false,
+            }
         })
         .collect()
 }

@@ -35,6 +35,21 @@ pub enum CheckId {
 }
 
 impl CheckId {
+    /// The alert whose runbook section covers this check's findings.
+    pub fn runbook_section(self) -> Option<&'static str> {
+        Some(match self {
+            CheckId::Membership => "etcdMembersDown",
+            CheckId::Consistency => "CairnConsistencyMismatch",
+            CheckId::Database => "etcdDatabaseQuotaLowSpace",
+            CheckId::LargeValues => "CairnLargeValues",
+            CheckId::KeyCountGrowth => "CairnKeyCountGrowth",
+            CheckId::HotPrefixes => return None,
+            CheckId::Latency => "etcdGRPCRequestsSlow",
+            CheckId::Certificates => "CairnCertificateExpiry",
+            CheckId::Backups => "CairnBackupStale",
+        })
+    }
+
     /// Every check, in report order.
     pub const ALL: [CheckId; 9] = [
         CheckId::Membership,
@@ -167,6 +182,10 @@ pub struct CheckResult {
     pub summary: String,
     /// The measurements behind it.
     pub figures: Vec<Figure>,
+    /// The runbook section for what was found (`[alerts] runbook_url`), when it is not a
+    /// pass and the check has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
 }
 
 impl CheckResult {
@@ -183,6 +202,7 @@ impl CheckResult {
             status,
             summary,
             figures,
+            runbook: None,
         }
     }
 

@@ -237,6 +237,15 @@ impl Inventory {
                 Ok(_) => std::io::Error::other("not a regular file"),
                 Err(e) => e,
             };
+            if !crate::location::is_set(&self.source, &key_path) {
+                return Err(Error::MissingDefaultFile {
+                    file: self.path.clone(),
+                    table: key_path[0],
+                    key,
+                    path: path.to_path_buf(),
+                    source: problem,
+                });
+            }
             return Err(Error::MissingFile {
                 at: Location::of_key(&self.path, &self.source, &key_path),
                 key,
@@ -495,5 +504,26 @@ mod tests {
         );
         std::fs::write(dir.path().join("id"), "").expect("identity");
         inv.check_local_files().expect("all files there");
+    }
+
+    /// A default that is not in the file gets no `line:column` of a line that does not name it.
+    #[test]
+    fn a_missing_default_file_says_the_key_is_not_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cairn.toml");
+        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+        std::fs::write(dir.path().join("bin/cairn-server"), "").expect("binary");
+        let mut inv = Inventory::parse(&path, MINIMAL.into()).expect("valid");
+        inv.ssh.identity_file = dir.path().join("home/.ssh/id_ed25519");
+        let err = inv.check_local_files().expect_err("no identity");
+        assert!(matches!(err, Error::MissingDefaultFile { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: [ssh] identity_file is not set and its default, {}, cannot be read; set identity_file in [ssh] to the file to use",
+                path.display(),
+                inv.ssh.identity_file.display()
+            )
+        );
     }
 }

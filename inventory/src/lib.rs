@@ -31,6 +31,6 @@ pub use error::Error;
 pub use location::Location;
 pub use model::{
     cron_expression, Alerts, Backup, Cluster, Compression, Host, Inspection, Retention, ServerKind,
-    Ssh, Tls, Transport,
+    Ssh, Tls, Transport, DEFAULT_RUNBOOK_URL,
 };
 pub use warning::Warning;

@@ -54,6 +54,16 @@ pub enum Transport {
     Local,
 }
 
+impl Transport {
+    /// The command that issues the certificates and starts the members, for hints.
+    pub fn setup_command(self) -> &'static str {
+        match self {
+            Transport::Ssh => "cairn provision",
+            Transport::Local => "cairn up",
+        }
+    }
+}
+
 /// `[cluster]`: what every member shares.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -281,6 +291,22 @@ pub struct Alerts {
     /// interval`s when absent.
     #[serde(default)]
     pub inspection_stale_after: Option<String>,
+    /// Where the runbooks are: alerts' `runbook_url` and the inspector's hints link to
+    /// `<this>#<alert name>`. Point it at your own copy of docs/runbooks.md (a wiki, an internal
+    /// Git server) when the operators on call cannot reach GitHub.
+    #[serde(default = "default_runbook_url")]
+    pub runbook_url: String,
+}
+
+/// `[alerts] runbook_url` by default: cairn's own runbooks.
+pub const DEFAULT_RUNBOOK_URL: &str =
+    "https://github.com/cairn-ops/cairn/blob/main/docs/runbooks.md";
+
+impl Alerts {
+    /// The runbook section of `alert` (GitHub's anchor of a `## name` heading).
+    pub fn runbook(&self, alert: &str) -> String {
+        format!("{}#{}", self.runbook_url, alert.to_lowercase())
+    }
 }
 
 impl Default for Alerts {
@@ -500,6 +526,9 @@ fn default_tls_dir() -> PathBuf {
 }
 fn default_renew_before_days() -> u32 {
     30
+}
+fn default_runbook_url() -> String {
+    DEFAULT_RUNBOOK_URL.into()
 }
 fn default_job() -> String {
     "etcd".into()

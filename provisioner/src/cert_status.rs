@@ -218,7 +218,9 @@ impl CertStatus {
         served: &S,
         clock: &dyn Clock,
     ) -> Result<Self, Error> {
+        let setup = inventory.cluster.transport.setup_command();
         let tls = inventory.tls.as_ref().ok_or_else(|| Error::NoTls {
+            setup,
             inventory: inventory.path.clone(),
         })?;
         let pki = Pki::existing(tls);
@@ -232,7 +234,7 @@ impl CertStatus {
         };
         let mut local = Vec::new();
         let ca_path = pki.ca_cert();
-        let ca = pki::bundle(&read(&ca_path)?);
+        let ca = pki::bundle(&read(&ca_path, setup)?);
         for (i, der) in ca.iter().enumerate() {
             local.push(LocalCert {
                 name: if i == 0 {
@@ -254,7 +256,7 @@ impl CertStatus {
                     .map(|c| (c.stem().to_string(), pki.client_cert(c))),
             );
         for (name, path) in leaves {
-            let der = pki::bundle(&read(&path)?)
+            let der = pki::bundle(&read(&path, setup)?)
                 .into_iter()
                 .next()
                 .unwrap_or_default();
@@ -385,10 +387,11 @@ impl fmt::Display for CertStatus {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<String, Error> {
+fn read(path: &std::path::Path, setup: &'static str) -> Result<String, Error> {
     match std::fs::read_to_string(path) {
         Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
             Err(Error::NoClientCertificate {
+                setup,
                 path: path.to_path_buf(),
                 source,
             })

@@ -283,8 +283,10 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// The admin client certificate (or the CA) is not in `[tls] dir`.
-    #[error("{}: cannot read it; cairn provision issues the certificates there, run it first", path.display())]
+    #[error("{}: cannot read it; {setup} issues the certificates there, run it first", path.display())]
     NoClientCertificate {
+        /// What issues them: `cairn provision`, or `cairn up` on a local inventory.
+        setup: &'static str,
         /// The missing file.
         path: PathBuf,
         /// Why it cannot be read.
@@ -308,8 +310,10 @@ pub enum Error {
         last: String,
     },
     /// Certificates were asked for but the inventory has no `[tls]`.
-    #[error("{}: there is no [tls] section, so no certificates to rotate or show; add [tls] and run cairn provision", inventory.display())]
+    #[error("{}: there is no [tls] section, so no certificates to rotate or show; add [tls] and run {setup}", inventory.display())]
     NoTls {
+        /// What issues them: `cairn provision`, or `cairn up` on a local inventory.
+        setup: &'static str,
         /// The inventory file.
         inventory: PathBuf,
     },

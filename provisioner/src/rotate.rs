@@ -95,7 +95,11 @@ pub async fn rotate_ca(
     for file in ["ca.pem", "ca-key.pem"] {
         let path = tls.dir.join(file);
         if let Err(source) = std::fs::metadata(&path) {
-            return Err(Error::NoClientCertificate { path, source });
+            return Err(Error::NoClientCertificate {
+                setup: inventory.cluster.transport.setup_command(),
+                path,
+                source,
+            });
         }
     }
     let resumed = rotation::current(&tls.dir)?;
@@ -146,6 +150,7 @@ pub async fn rotate_ca(
 
 fn tls_of(inventory: &Inventory) -> Result<&Tls, Error> {
     inventory.tls.as_ref().ok_or_else(|| Error::NoTls {
+        setup: inventory.cluster.transport.setup_command(),
         inventory: inventory.path.clone(),
     })
 }

@@ -55,9 +55,9 @@ pub fn alerts(inv: &Inventory, options: &Options) -> (Vec<Alert>, Vec<Alert>) {
 /// The generated files' contents, by file name.
 pub fn render(inv: &Inventory, options: &Options) -> Result<Vec<(&'static str, String)>, Error> {
     let (etcd, cairn) = alerts(inv, options);
-    let rules = RuleFile::new(&[("etcd", &etcd), ("cairn", &cairn)]);
+    let rules = RuleFile::new(&[("etcd", &etcd), ("cairn", &cairn)], &inv.alerts);
     let all: Vec<Alert> = etcd.into_iter().chain(cairn).collect();
-    let tests = TestFile::new(RULES_FILE, &all);
+    let tests = TestFile::new(RULES_FILE, &all, &inv.alerts);
     let config = PrometheusConfig::new(inv, RULES_FILE);
     let dashboard = dashboard::dashboard(&Ctx::new(inv, options));
     Ok(vec![

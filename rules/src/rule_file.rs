@@ -3,12 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use cairn_inventory::Alerts;
 use serde::Serialize;
 
 use crate::alert::Alert;
-
-/// Where each alert's runbook section is (`docs/runbooks.md`, one section per alert name).
-pub const RUNBOOKS: &str = "https://github.com/cairn-ops/cairn/blob/main/docs/runbooks.md";
 
 /// A Prometheus rule file.
 #[derive(Debug, Serialize)]
@@ -42,11 +40,6 @@ pub struct Rule {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The runbook link of an alert name (GitHub's anchor for a `## name` heading).
-pub fn runbook_url(alert: &str) -> String {
-    format!("{RUNBOOKS}#{}", alert.to_lowercase())
-}
-
 /// A duration in Prometheus' notation (`20m`, `90s`, `1500ms`).
 pub fn duration(ms: u64) -> String {
     match ms {
@@ -58,8 +51,8 @@ pub fn duration(ms: u64) -> String {
 }
 
 impl Rule {
-    /// The rule of `alert`.
-    pub fn of(alert: &Alert) -> Self {
+    /// The rule of `alert`, its runbook under `[alerts] runbook_url`.
+    pub fn of(alert: &Alert, runbooks: &Alerts) -> Self {
         Self {
             alert: alert.name.into(),
             expr: alert.expr.clone(),
@@ -68,7 +61,7 @@ impl Rule {
             annotations: BTreeMap::from([
                 ("summary".into(), alert.summary.clone()),
                 ("description".into(), alert.description.template()),
-                ("runbook_url".into(), runbook_url(alert.name)),
+                ("runbook_url".into(), runbooks.runbook(alert.name)),
             ]),
         }
     }
@@ -76,13 +69,13 @@ impl Rule {
 
 impl RuleFile {
     /// One group per `(name, alerts)`.
-    pub fn new(groups: &[(&str, &[Alert])]) -> Self {
+    pub fn new(groups: &[(&str, &[Alert])], runbooks: &Alerts) -> Self {
         Self {
             groups: groups
                 .iter()
                 .map(|(name, alerts)| Group {
                     name: (*name).into(),
-                    rules: alerts.iter().map(Rule::of).collect(),
+                    rules: alerts.iter().map(|a| Rule::of(a, runbooks)).collect(),
                 })
                 .collect(),
         }

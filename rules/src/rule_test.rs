@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use cairn_inventory::Alerts;
 use serde::Serialize;
 
 use crate::alert::{Alert, Scenario};
-use crate::rule_file::{runbook_url, Rule};
+use crate::rule_file::Rule;
 
 /// A promtool unit test file.
 #[derive(Debug, Serialize)]
@@ -64,11 +65,12 @@ pub struct ExpAlert {
 
 impl TestFile {
     /// Tests of `alerts` against the rule file `rules` (a path relative to the test file).
-    pub fn new(rules: &str, alerts: &[Alert]) -> Self {
+    /// Each alert's `runbook_url` is under `runbooks`' `runbook_url`.
+    pub fn new(rules: &str, alerts: &[Alert], runbooks: &Alerts) -> Self {
         let mut tests = Vec::new();
         for alert in alerts {
             for (firing, scenario) in [(true, &alert.probe.fire), (false, &alert.probe.quiet)] {
-                tests.push(group(alert, alerts, firing, scenario));
+                tests.push(group(alert, alerts, firing, scenario, runbooks));
             }
         }
         Self {
@@ -79,11 +81,17 @@ impl TestFile {
     }
 }
 
-fn group(owner: &Alert, alerts: &[Alert], firing: bool, scenario: &Scenario) -> TestGroup {
+fn group(
+    owner: &Alert,
+    alerts: &[Alert],
+    firing: bool,
+    scenario: &Scenario,
+    runbooks: &Alerts,
+) -> TestGroup {
     let exp_alerts = alerts
         .iter()
         .filter(|a| a.name == owner.name && a.fires_in(owner, scenario, firing))
-        .map(|a| expected(a, scenario))
+        .map(|a| expected(a, scenario, runbooks))
         .collect();
     TestGroup {
         name: format!(
@@ -109,8 +117,8 @@ fn group(owner: &Alert, alerts: &[Alert], firing: bool, scenario: &Scenario) -> 
     }
 }
 
-fn expected(alert: &Alert, scenario: &Scenario) -> ExpAlert {
-    let rule = Rule::of(alert);
+fn expected(alert: &Alert, scenario: &Scenario, runbooks: &Alerts) -> ExpAlert {
+    let rule = Rule::of(alert, runbooks);
     let mut exp_labels = scenario.labels.clone();
     exp_labels.extend(rule.labels);
     ExpAlert {
@@ -120,7 +128,7 @@ fn expected(alert: &Alert, scenario: &Scenario) -> ExpAlert {
                 "description".into(),
                 alert.description.expand(&exp_labels, scenario.value),
             ),
-            ("runbook_url".into(), runbook_url(alert.name)),
+            ("runbook_url".into(), runbooks.runbook(alert.name)),
         ]),
         exp_labels,
     }

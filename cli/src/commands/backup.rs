@@ -69,6 +69,10 @@ pub enum BackupCommand {
         /// Do not ask before replacing the cluster's data (scripts).
         #[arg(short = 'y', long, requires = "provision")]
         yes: bool,
+        /// Only say which backups the restore would use and what it would do on each host;
+        /// nothing is downloaded or changed.
+        #[arg(long, requires = "provision", conflicts_with = "yes")]
+        plan: bool,
         /// How hosts are reached (with `--provision`).
         #[command(flatten)]
         ssh: SshArgs,
@@ -149,6 +153,80 @@ fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
                 chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
             )
         })
+}
+
+/// What `backup restore --provision --plan` shows.
+#[derive(Debug, serde::Serialize)]
+struct RestorePlanView {
+    cluster: String,
+    full: String,
+    full_revision: i64,
+    increments: Vec<String>,
+    /// The revision the restored cluster starts at, when the target names one.
+    to_revision: Option<i64>,
+    hosts: Vec<(String, String, String)>,
+}
+
+fn restore_plan(
+    inventory: &cairn_inventory::Inventory,
+    full: &cairn_backupd::Manifest,
+    increments: &[cairn_backupd::Manifest],
+    target: &Target,
+) -> RestorePlanView {
+    let last = increments.last().map_or(full.revision, |m| m.revision);
+    RestorePlanView {
+        cluster: inventory.cluster.name.clone(),
+        full: full.id.clone(),
+        full_revision: full.revision,
+        increments: increments.iter().map(|m| m.id.clone()).collect(),
+        to_revision: Some(match target {
+            Target::Revision(r) => (*r).min(last),
+            _ => last,
+        }),
+        hosts: inventory
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    h.address.clone(),
+                    inventory.data_dir(h).display().to_string(),
+                )
+            })
+            .collect(),
+    }
+}
+
+impl std::fmt::Display for RestorePlanView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "would restore full backup {} (revision {})",
+            self.full, self.full_revision
+        )?;
+        if !self.increments.is_empty() {
+            write!(f, " plus {} increment(s)", self.increments.len())?;
+        }
+        if let Some(r) = self.to_revision {
+            write!(f, " up to revision {r}")?;
+        }
+        writeln!(
+            f,
+            ", verified first, as a new cluster {} on {} hosts:",
+            self.cluster,
+            self.hosts.len()
+        )?;
+        for (name, address, data_dir) in &self.hosts {
+            writeln!(
+                f,
+                "  {name} ({address}): stop the member, keep {data_dir} as {data_dir}.pre-restore-<time>, push the restored data, start"
+            )?;
+        }
+        writeln!(
+            f,
+            "nothing was changed (--plan); run without --plan to restore"
+        )
+    }
 }
 
 /// Runs one backup command.
@@ -244,6 +322,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 out_dir,
                 provision,
                 yes,
+                plan: only_plan,
                 ssh,
                 ..
             } => {
@@ -253,6 +332,12 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                     (_, _, Some(t)) => Target::Time(*t),
                     _ => Target::Latest,
                 };
+                if *only_plan {
+                    let (full, increments) = backups.chain_for(&target).await?;
+                    let plan = restore_plan(&inventory, &full, &increments, &target);
+                    print(output, &plan, || plan.to_string())?;
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let plan = RestorePlan::from_inventory(&inventory, out_dir.clone());
                 let r = backups.restore(&target, &plan).await?;
                 let dirs: Vec<String> = r

@@ -193,6 +193,7 @@ fn status(args: StatusArgs) -> Result<ExitCode, Error> {
     let inventory = args.inventory.load()?;
     let Some(tls) = &inventory.tls else {
         return Err(cairn_provisioner::Error::NoTls {
+            setup: inventory.cluster.transport.setup_command(),
             inventory: inventory.path.clone(),
         }
         .into());

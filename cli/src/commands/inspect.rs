@@ -85,9 +85,6 @@ pub struct InspectArgs {
         default_value_t
     )]
     pub output: Format,
-    /// Every figure in the table, not only those of checks that are not a pass.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// Keep inspecting and serve the results at http://ADDR/metrics (`cairn_inspection_*`)
     /// until interrupted, instead of printing one report.
     #[arg(long, value_name = "ADDR")]
@@ -285,10 +282,11 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
         Format::Markdown => print!("{}", render::markdown::render(&report)),
         Format::Html => print!("{}", render::html::render(&report)),
         Format::Table => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            // -v (global): every figure, not only those of checks that are not a pass.
+            let ui = crate::ui::get();
             let style = Style {
-                color,
-                verbose: args.verbose,
+                color: ui.color(std::io::stdout().is_terminal()),
+                verbose: ui.verbose,
             };
             print!("{}", render::table::render(&report, style));
         }

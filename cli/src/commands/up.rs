@@ -81,7 +81,7 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
     names.push("cairn".into());
     let console = Arc::new(Prefixed {
         width: names.iter().map(String::len).max().unwrap_or(5),
-        colour: std::io::stdout().is_terminal(),
+        colour: crate::ui::get().color(std::io::stdout().is_terminal()),
         names,
     });
     let say = |line: &str| console.say("cairn", line);

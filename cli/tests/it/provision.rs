@@ -148,7 +148,7 @@ fn status_before_provisioning_says_where_the_certificates_come_from() {
     assert_eq!(
         error_line(&out),
         format!(
-            "cairn: {}: no such file; `cairn provision` issues the certificates there: run it first, or give --cacert/--cert/--key",
+            "cairn: {}: no such file; `cairn provision` (`cairn up` on a local inventory) issues the cluster's certificates: run it first, or name certificate files that exist",
             dir.path().join("pki/ca.pem").display()
         )
     );

@@ -17,6 +17,10 @@ pub struct Found {
     pub name: String,
     /// Its expiry (seconds since the Unix epoch), or why there is none.
     pub not_after: Result<u64, Error>,
+    /// The member serving it did not answer at all (the membership check fails for it): a
+    /// certificate that could not be read is then unknown, not wrong, and reissuing it would
+    /// not help.
+    pub member_silent: bool,
 }
 
 /// Grades `found` at `now`; `tls` says whether the cluster serves TLS at all.
@@ -28,8 +32,13 @@ pub fn evaluate(found: &[Found], tls: bool, now: SystemTime, limits: &Limits) ->
     let mut findings = Vec::new();
     let mut floor = Status::Pass;
     let mut soonest: Option<(f64, &str)> = None;
+    let mut unchecked = Vec::new();
     for c in found {
         match &c.not_after {
+            Err(_) if c.member_silent => {
+                floor = floor.max(Status::Warn);
+                unchecked.push(c.name.as_str());
+            }
             Err(e) => {
                 floor = Status::Fail;
                 findings.push(format!("{}: {}", c.name, chain(e)));
@@ -59,6 +68,12 @@ pub fn evaluate(found: &[Found], tls: bool, now: SystemTime, limits: &Limits) ->
     if !findings.is_empty() {
         summary.push_str("; run `cairn provision` to reissue and roll them out");
     }
+    if !unchecked.is_empty() {
+        summary.push_str(&format!(
+            "; {} not checked: the member does not answer (see membership)",
+            unchecked.join(", ")
+        ));
+    }
     CheckResult::new(CheckId::Certificates, floor, summary, figures)
 }
 
@@ -74,10 +89,12 @@ mod tests {
             Found {
                 name: "m1-server".into(),
                 not_after: Ok(1_000_000_000 + 3 * 86_400),
+                member_silent: false,
             },
             Found {
                 name: "pki/ca.pem".into(),
                 not_after: Ok(1_000_000_000 + 3650 * 86_400),
+                member_silent: false,
             },
         ];
         let r = evaluate(&found, true, now, &Limits::default());
@@ -95,5 +112,43 @@ mod tests {
             r.summary,
             "the cluster does not use TLS: no certificates to check"
         );
+    }
+
+    /// A paused member's certificate cannot be read; that is no reason to reissue it.
+    #[test]
+    fn a_silent_members_certificate_is_unknown_not_failed() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let timeout = || Error::NoEndpoints;
+        let found = [
+            Found {
+                name: "m1-server".into(),
+                not_after: Ok(1_000_000_000 + 300 * 86_400),
+                member_silent: false,
+            },
+            Found {
+                name: "m2-server".into(),
+                not_after: Err(timeout()),
+                member_silent: true,
+            },
+        ];
+        let r = evaluate(&found, true, now, &Limits::default());
+        assert_eq!(r.status, Status::Warn, "{}", r.summary);
+        assert_eq!(
+            r.summary,
+            "1 certificates, the first to expire is m1-server in 300 days; m2-server not checked: the member does not answer (see membership)"
+        );
+        assert!(!r.summary.contains("reissue"));
+        let r = evaluate(
+            &[Found {
+                name: "m2-server".into(),
+                not_after: Err(timeout()),
+                member_silent: false,
+            }],
+            true,
+            now,
+            &Limits::default(),
+        );
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.summary.contains("reissue"), "{}", r.summary);
     }
 }

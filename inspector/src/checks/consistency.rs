@@ -67,7 +67,7 @@ pub fn evaluate(
             .map(|((hash, _), members)| format!("{} hash {hash:08x}", members.join(", ")))
             .collect();
         findings.push(format!(
-            "members disagree at revision {revision}: {}; their data has diverged (docs/runbooks.md#cairnconsistencymismatch)",
+            "members disagree at revision {revision}: {}; their data has diverged",
             described.join(" vs ")
         ));
     }
@@ -140,6 +140,25 @@ pub fn evaluate(
         Status::Pass
     };
     let checked = hashes.iter().flatten().filter(|h| h.is_ok()).count();
+    // A member that does not answer is not known to agree: two agreeing members out of three
+    // is not a pass.
+    let silent: Vec<&str> = targets
+        .iter()
+        .zip(hashes)
+        .filter(|(_, h)| h.is_none())
+        .map(|(t, _)| t.name.as_str())
+        .collect();
+    let floor = if silent.is_empty() {
+        floor
+    } else {
+        findings.push(format!(
+            "only {} of {} members compared at revision {revision}: {} did not answer (see membership)",
+            targets.len() - silent.len(),
+            targets.len(),
+            silent.join(", ")
+        ));
+        floor.max(Status::Warn)
+    };
     let fine = format!("{checked} members agree at revision {revision}");
     CheckResult::new(
         CheckId::Consistency,
@@ -235,5 +254,25 @@ mod tests {
             .find(|f| f.subject == "m3" && f.name == "hash")
             .expect("m3");
         assert_eq!(m3.status, Status::Fail);
+    }
+
+    /// A paused member: the two that answer agree, which says nothing about the third.
+    #[test]
+    fn a_member_that_does_not_answer_is_not_counted_as_agreeing() {
+        let mut statuses = statuses();
+        statuses[1] = Err(Error::NoEndpoints);
+        let r = evaluate(
+            &targets(),
+            &statuses,
+            100,
+            &[h(7), None, h(7)],
+            &[Some(Ok(5)), None, Some(Ok(5))],
+            &Limits::default(),
+        );
+        assert_eq!(r.status, Status::Warn, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "only 2 of 3 members compared at revision 100: m2 did not answer (see membership)"
+        );
     }
 }

@@ -78,7 +78,7 @@ pub fn evaluate(
     };
     let mut summary = summarize(&findings, fine);
     if !findings.is_empty() {
-        summary.push_str("; find the writer (docs/runbooks.md#cairnkeycountgrowth)");
+        summary.push_str("; find the writer");
     }
     CheckResult::new(CheckId::KeyCountGrowth, Status::Pass, summary, figures)
 }
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(r.status, Status::Fail, "{r:?}");
         assert_eq!(
             r.summary,
-            "cluster grew from 300 to 640 keys (+113%); /b/ grew from 100 to 400 keys (+300%); find the writer (docs/runbooks.md#cairnkeycountgrowth)"
+            "cluster grew from 300 to 640 keys (+113%); /b/ grew from 100 to 400 keys (+300%); find the writer"
         );
         assert!(!r
             .figures

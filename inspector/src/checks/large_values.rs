@@ -67,7 +67,7 @@ pub fn evaluate(scan: &ScanSummary, limits: &Limits) -> CheckResult {
     };
     if !failing.is_empty() {
         findings.push(format!(
-            "{} value(s) of at least {}: {}; find their writers and shrink them (docs/runbooks.md#cairnlargevalues)",
+            "{} value(s) of at least {}: {}; find their writers and shrink them",
             failing.len(),
             bytes(i.large_value_fail_bytes),
             listed(&failing)
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(r.status, Status::Fail);
         assert_eq!(
             r.summary,
-            "1 value(s) of at least 1.0 MiB: /big (1.2 MiB); find their writers and shrink them (docs/runbooks.md#cairnlargevalues); 1 value(s) of at least 100.0 KiB"
+            "1 value(s) of at least 1.0 MiB: /big (1.2 MiB); find their writers and shrink them; 1 value(s) of at least 100.0 KiB"
         );
         let statuses: Vec<_> = r
             .findings()

@@ -24,7 +24,12 @@ impl Expected {
     fn matches(&self, m: &ListedMember) -> bool {
         match &self.name {
             Some(n) => *n == m.name,
-            None => m.client_urls.contains(&self.client_url),
+            None => {
+                let bare = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
+                m.client_urls
+                    .iter()
+                    .any(|u| bare(u) == bare(&self.client_url))
+            }
         }
     }
 }
@@ -151,7 +156,19 @@ pub fn evaluate(
                         } else {
                             m.name.clone()
                         };
-                        findings.push(format!("member {label} is not in the inventory"));
+                        let by_url = m.client_urls.join(", ");
+                        findings.push(if expected.iter().all(|e| e.name.is_none()) {
+                            format!(
+                                "member {label} ({}) is not among the --endpoints",
+                                if by_url.is_empty() {
+                                    "no client URL yet"
+                                } else {
+                                    &by_url
+                                }
+                            )
+                        } else {
+                            format!("member {label} is not in the inventory")
+                        });
                         figures.push(Figure::judged(
                             label,
                             "expected",
@@ -190,11 +207,12 @@ pub fn evaluate(
         targets.len(),
         leader.map_or_else(|| "none".into(), |l| member_name(targets, statuses, l))
     );
-    let mut summary = summarize(&findings, fine);
-    if !findings.is_empty() {
-        summary.push_str(" (see docs/runbooks.md)");
-    }
-    CheckResult::new(CheckId::Membership, floor, summary, figures)
+    CheckResult::new(
+        CheckId::Membership,
+        floor,
+        summarize(&findings, fine),
+        figures,
+    )
 }
 
 #[cfg(test)]
@@ -283,7 +301,36 @@ mod tests {
         assert_eq!(r.status, Status::Fail);
         assert_eq!(
             r.summary,
-            "m2 does not answer: cannot reach https://m2:2379 (is the member running, and is the endpoint right?): connection refused; member m4 is not in the inventory; alarm NOSPACE on m3 (see docs/runbooks.md)"
+            "m2 does not answer: cannot reach https://m2:2379 (is the member running, and is the endpoint right?): connection refused; member m4 is not in the inventory; alarm NOSPACE on m3"
+        );
+    }
+
+    /// `inspect --endpoints`: members are known by URL; a member of the list answers to its
+    /// URL however it is spelled, and one that is not given is named as not among them.
+    #[test]
+    fn with_endpoints_members_are_matched_by_url() {
+        let expected: Vec<Expected> = ["https://127.0.0.1:2379/", "https://127.0.0.1:22379"]
+            .iter()
+            .map(|u| Expected {
+                name: None,
+                client_url: u.to_string(),
+            })
+            .collect();
+        let mut list = listed(&["e1", "e2", "e3"]).expect("list");
+        list[0].client_urls = vec!["https://127.0.0.1:2379".into()];
+        list[1].client_urls = vec!["HTTPS://127.0.0.1:22379".into()];
+        list[2].client_urls = vec!["https://127.0.0.1:32379".into()];
+        let r = evaluate(
+            &targets()[..2],
+            &expected,
+            &[status(1, 1), status(2, 1)],
+            &Ok(list),
+            &Ok(vec![]),
+            &Limits::default(),
+        );
+        assert_eq!(
+            r.summary,
+            "member e3 (https://127.0.0.1:32379) is not among the --endpoints"
         );
     }
 

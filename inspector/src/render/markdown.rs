@@ -36,6 +36,9 @@ pub fn render(report: &Report) -> String {
     }
     for c in &report.checks {
         let _ = writeln!(s, "\n## {}: {}\n\n{}", c.check, c.status, c.summary);
+        if let Some(url) = &c.runbook {
+            let _ = writeln!(s, "\nRunbook: <{url}>");
+        }
         if c.figures.is_empty() {
             continue;
         }

@@ -64,10 +64,15 @@ pub fn render(report: &Report, style: Style) -> String {
         );
     }
     for c in &report.checks {
-        if c.figures.is_empty() || (c.status == Status::Pass && !style.verbose) {
+        if (c.figures.is_empty() && c.runbook.is_none())
+            || (c.status == Status::Pass && !style.verbose)
+        {
             continue;
         }
         let _ = writeln!(s, "\n{}:", c.check);
+        if let Some(url) = &c.runbook {
+            let _ = writeln!(s, "  runbook: {url}");
+        }
         let rows: Vec<[String; 4]> = c
             .figures
             .iter()

@@ -183,13 +183,18 @@ async fn a_stopped_member_fails_membership_and_the_others_are_still_inspected() 
         .map(|f| (f.subject.as_str(), f.value))
         .collect();
     assert_eq!(healthy, [("m1", 1.0), ("m2", 1.0), ("m3", 0.0)]);
-    // The two members that answer still agree.
+    // The two members that answer still agree, which says nothing of the third: a warning
+    // naming it, with the runbook.
     let consistency = report.check(CheckId::Consistency).expect("consistency");
-    assert_eq!(consistency.status, Status::Pass, "{consistency:?}");
+    assert_eq!(consistency.status, Status::Warn, "{consistency:?}");
+    assert!(consistency
+        .runbook
+        .as_deref()
+        .is_some_and(|u| u.ends_with("docs/runbooks.md#cairnconsistencymismatch")));
     assert_eq!(
         consistency.summary,
         format!(
-            "2 members agree at revision {}",
+            "only 2 of 3 members compared at revision {}: m3 did not answer (see membership)",
             consistency
                 .figures
                 .iter()
