@@ -87,6 +87,7 @@ pub enum Output {
 /// a warning and 2 on a failure).
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     ui::set(cli.ui);
+    cairn_provisioner::ssh_auth::set_passphrase_prompt(Box::new(prompt::TerminalPassphrase));
     match cli.command {
         Command::Backup(cmd) => commands::backup::run(cmd),
         Command::Backupd(args) => commands::backupd::run(args),

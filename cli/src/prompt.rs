@@ -25,3 +25,16 @@ pub(crate) fn confirm(question: &str) -> Result<bool, Error> {
     let answer = ask(&format!("{question} [y/N] "))?.ok_or(Error::NeedsYes)?;
     Ok(matches!(answer.as_str(), "y" | "Y" | "yes"))
 }
+
+/// Asks for an encrypted SSH key's passphrase on the terminal, without echo; never when
+/// stdin is not a terminal (a script gets the error that says how to give one).
+pub(crate) struct TerminalPassphrase;
+
+impl cairn_provisioner::ssh_auth::PassphrasePrompt for TerminalPassphrase {
+    fn passphrase(&self, path: &std::path::Path) -> Option<String> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        rpassword::prompt_password(format!("Passphrase for {}: ", path.display())).ok()
+    }
+}

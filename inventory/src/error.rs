@@ -103,21 +103,6 @@ pub enum Error {
         /// The key it clashes with.
         other: &'static str,
     },
-    /// A file the inventory does not name, its key's default, is missing or unreadable.
-    #[error("{}: [{table}] {key} is not set and its default, {}, cannot be read; set {key} in [{table}] to the file to use", file.display(), path.display())]
-    MissingDefaultFile {
-        /// The inventory file.
-        file: PathBuf,
-        /// The key's table.
-        table: &'static str,
-        /// The key.
-        key: &'static str,
-        /// The default path.
-        path: PathBuf,
-        /// Why it cannot be used.
-        #[source]
-        source: io::Error,
-    },
     /// A local file the tools need is missing or unreadable.
     #[error("{at}: {key} {}: cannot read it; fix the path (relative paths are against the inventory's directory, ~ is the home directory)", path.display())]
     MissingFile {

@@ -126,8 +126,13 @@ impl Inventory {
                 h.data_dir = h.data_dir.as_deref().map(|p| paths::resolve(dir, p));
             }
         }
-        ssh.identity_file = paths::resolve(dir, &ssh.identity_file);
+        ssh.identity_file = ssh.identity_file.as_deref().map(|p| paths::resolve(dir, p));
+        ssh.passphrase_file = ssh
+            .passphrase_file
+            .as_deref()
+            .map(|p| paths::resolve(dir, p));
         ssh.known_hosts = paths::resolve(dir, &ssh.known_hosts);
+        ssh.config = paths::resolve(dir, &ssh.config);
         if let Some(tls) = &mut tls {
             tls.dir = paths::resolve(dir, &tls.dir);
             tls.ca_cert = tls.ca_cert.as_deref().map(|p| paths::resolve(dir, p));
@@ -199,11 +204,20 @@ impl Inventory {
             self.cluster.binary.as_path(),
         )];
         if self.cluster.transport == Transport::Ssh {
-            files.push((
-                ["ssh", "identity_file"],
-                "identity_file",
-                self.ssh.identity_file.as_path(),
-            ));
+            // Unset, the key may come from the agent or ~/.ssh/config: the connection says
+            // when there is none at all.
+            files.extend(
+                self.ssh
+                    .identity_file
+                    .as_deref()
+                    .map(|p| (["ssh", "identity_file"], "identity_file", p)),
+            );
+            files.extend(
+                self.ssh
+                    .passphrase_file
+                    .as_deref()
+                    .map(|p| (["ssh", "passphrase_file"], "passphrase_file", p)),
+            );
         }
         if let Some(backup) = &self.backup {
             files.extend(
@@ -237,15 +251,6 @@ impl Inventory {
                 Ok(_) => std::io::Error::other("not a regular file"),
                 Err(e) => e,
             };
-            if !crate::location::is_set(&self.source, &key_path) {
-                return Err(Error::MissingDefaultFile {
-                    file: self.path.clone(),
-                    table: key_path[0],
-                    key,
-                    path: path.to_path_buf(),
-                    source: problem,
-                });
-            }
             return Err(Error::MissingFile {
                 at: Location::of_key(&self.path, &self.source, &key_path),
                 key,
@@ -279,11 +284,12 @@ mod tests {
             (c.heartbeat_interval_ms, c.election_timeout_ms),
             (100, 1000)
         );
-        assert_eq!((inv.ssh.user.as_str(), inv.ssh.port), ("root", 22));
-        assert!(
-            inv.ssh.identity_file.ends_with(".ssh/id_ed25519")
-                && inv.ssh.identity_file.is_absolute()
+        assert_eq!((inv.ssh.user.as_deref(), inv.ssh.port), (None, None));
+        assert_eq!(
+            (inv.ssh.identity_file.as_deref(), inv.ssh.agent),
+            (None, true)
         );
+        assert!(inv.ssh.config.ends_with(".ssh/config") && inv.ssh.config.is_absolute());
         assert!(inv.tls.is_none());
         let a = &inv.alerts;
         assert_eq!(
@@ -504,26 +510,5 @@ mod tests {
         );
         std::fs::write(dir.path().join("id"), "").expect("identity");
         inv.check_local_files().expect("all files there");
-    }
-
-    /// A default that is not in the file gets no `line:column` of a line that does not name it.
-    #[test]
-    fn a_missing_default_file_says_the_key_is_not_set() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("cairn.toml");
-        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
-        std::fs::write(dir.path().join("bin/cairn-server"), "").expect("binary");
-        let mut inv = Inventory::parse(&path, MINIMAL.into()).expect("valid");
-        inv.ssh.identity_file = dir.path().join("home/.ssh/id_ed25519");
-        let err = inv.check_local_files().expect_err("no identity");
-        assert!(matches!(err, Error::MissingDefaultFile { .. }), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "{}: [ssh] identity_file is not set and its default, {}, cannot be read; set identity_file in [ssh] to the file to use",
-                path.display(),
-                inv.ssh.identity_file.display()
-            )
-        );
     }
 }

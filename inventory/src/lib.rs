@@ -16,6 +16,7 @@
 mod arg;
 mod error;
 mod inventory;
+mod jump;
 mod location;
 pub mod model;
 mod paths;
@@ -30,7 +31,7 @@ pub use arg::InventoryArg;
 pub use error::Error;
 pub use location::Location;
 pub use model::{
-    cron_expression, Alerts, Backup, Cluster, Compression, Host, Inspection, Retention, ServerKind,
-    Ssh, Tls, Transport, DEFAULT_RUNBOOK_URL,
+    cron_expression, Alerts, Backup, Cluster, Compression, Host, Inspection, Jump, Retention,
+    ServerKind, Ssh, SshTarget, Tls, Transport, DEFAULT_RUNBOOK_URL,
 };
 pub use warning::Warning;

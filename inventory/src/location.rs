@@ -40,28 +40,6 @@ impl Location {
     }
 }
 
-/// Whether `source` sets the key under `path` (table keys only), rather than leaving it to its
-/// default.
-pub(crate) fn is_set(source: &str, path: &[&str]) -> bool {
-    let Ok(root) = DeTable::parse(source) else {
-        return false;
-    };
-    let mut table: &DeTable<'_> = root.get_ref();
-    for (i, key) in path.iter().enumerate() {
-        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *key) else {
-            return false;
-        };
-        if i + 1 == path.len() {
-            return true;
-        }
-        match value.get_ref() {
-            DeValue::Table(t) => table = t,
-            _ => return false,
-        }
-    }
-    false
-}
-
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::jump::{BadJump, Jump, SshTarget};
+
 /// The whole `cairn.toml`, as written (paths not yet resolved, nothing checked yet).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -134,31 +136,53 @@ pub enum CompactionMode {
     Revision,
 }
 
-/// `[ssh]`: how the provisioner logs in; a non-root user needs passwordless sudo.
+/// `[ssh]`: how the provisioner logs in; a non-root user needs passwordless sudo. What is left
+/// unset here comes from the operator's `~/.ssh/config` (`config`) for the host's address, as
+/// `ssh <address>` would use it, then from OpenSSH's defaults.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ssh {
-    /// Login user.
-    #[serde(default = "default_ssh_user")]
-    pub user: String,
-    /// Private key (`~` is expanded, relative paths are against this file's directory).
-    #[serde(default = "default_identity_file")]
-    pub identity_file: PathBuf,
-    /// Known hosts file the host keys are checked against.
+    /// Login user; unset: `User` of `~/.ssh/config`, else root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Private key, tried after the agent's (`~` is expanded, relative paths are against this
+    /// file's directory); unset: `IdentityFile` of `~/.ssh/config`, else whichever of
+    /// `~/.ssh/id_ed25519`, `id_ecdsa` and `id_rsa` exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_file: Option<PathBuf>,
+    /// File holding the passphrase of an encrypted key, for runs with neither an agent holding
+    /// the key nor a terminal to ask on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Use the keys of the ssh-agent at `$SSH_AUTH_SOCK` first.
+    #[serde(default = "default_true")]
+    pub agent: bool,
+    /// Known hosts file the host keys (bastions' too) are checked against.
     #[serde(default = "default_known_hosts")]
     pub known_hosts: PathBuf,
-    /// SSH port.
-    #[serde(default = "default_ssh_port")]
-    pub port: u16,
+    /// SSH port; unset: `Port` of `~/.ssh/config`, else 22.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Bastions every host is reached through (`user@host:port`, as `ProxyJump`); unset:
+    /// `ProxyJump` of `~/.ssh/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump: Option<Jump>,
+    /// The OpenSSH client configuration consulted for what is unset; a missing file is none.
+    #[serde(default = "default_ssh_config")]
+    pub config: PathBuf,
 }
 
 impl Default for Ssh {
     fn default() -> Self {
         Self {
-            user: default_ssh_user(),
-            identity_file: default_identity_file(),
+            user: None,
+            identity_file: None,
+            passphrase_file: None,
+            agent: true,
             known_hosts: default_known_hosts(),
-            port: default_ssh_port(),
+            port: None,
+            jump: None,
+            config: default_ssh_config(),
         }
     }
 }
@@ -199,6 +223,9 @@ pub struct Host {
     /// SSH user for this host instead of `[ssh] user`.
     #[serde(default)]
     pub ssh_user: Option<String>,
+    /// Bastions for this host instead of `[ssh] jump`; `none` connects directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_jump: Option<Jump>,
     /// Data directory for this host instead of `[cluster] data_dir`.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -509,17 +536,14 @@ fn default_heartbeat_ms() -> u32 {
 fn default_election_ms() -> u32 {
     1000
 }
-fn default_ssh_user() -> String {
-    "root".into()
-}
-fn default_identity_file() -> PathBuf {
-    "~/.ssh/id_ed25519".into()
-}
 fn default_known_hosts() -> PathBuf {
     "~/.ssh/known_hosts".into()
 }
-fn default_ssh_port() -> u16 {
-    22
+fn default_true() -> bool {
+    true
+}
+fn default_ssh_config() -> PathBuf {
+    "~/.ssh/config".into()
 }
 fn default_tls_dir() -> PathBuf {
     "pki".into()

@@ -5,7 +5,7 @@
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use crate::model::Transport;
+use crate::model::{Jump, Transport};
 use crate::{Host, Inventory};
 
 impl Inventory {
@@ -117,14 +117,19 @@ impl Inventory {
         self.tls.is_some() && self.hosts.iter().all(|h| self.metrics_port(h).is_none())
     }
 
-    /// SSH user for `host`.
-    pub fn ssh_user<'a>(&'a self, host: &'a Host) -> &'a str {
-        host.ssh_user.as_deref().unwrap_or(&self.ssh.user)
+    /// SSH user the inventory sets for `host`; `None` leaves it to `~/.ssh/config`.
+    pub fn ssh_user<'a>(&'a self, host: &'a Host) -> Option<&'a str> {
+        host.ssh_user.as_deref().or(self.ssh.user.as_deref())
     }
 
-    /// SSH port for `host`.
-    pub fn ssh_port(&self, host: &Host) -> u16 {
-        host.ssh_port.unwrap_or(self.ssh.port)
+    /// SSH port the inventory sets for `host`; `None` leaves it to `~/.ssh/config`.
+    pub fn ssh_port(&self, host: &Host) -> Option<u16> {
+        host.ssh_port.or(self.ssh.port)
+    }
+
+    /// Bastions the inventory sets for `host`; `None` leaves them to `~/.ssh/config`.
+    pub fn ssh_jump<'a>(&'a self, host: &'a Host) -> Option<&'a Jump> {
+        host.ssh_jump.as_ref().or(self.ssh.jump.as_ref())
     }
 }
 
@@ -193,8 +198,8 @@ mod tests {
         let (a, b) = (&inv.hosts[0], &inv.hosts[1]);
         assert_eq!(inv.data_dir(a), Path::new("/data"));
         assert_eq!(inv.data_dir(b), Path::new("/var/lib/cairn"));
-        assert_eq!((inv.ssh_user(a), inv.ssh_port(a)), ("ops", 22));
-        assert_eq!((inv.ssh_user(b), inv.ssh_port(b)), ("root", 2222));
+        assert_eq!((inv.ssh_user(a), inv.ssh_port(a)), (Some("ops"), None));
+        assert_eq!((inv.ssh_user(b), inv.ssh_port(b)), (None, Some(2222)));
     }
 
     #[test]

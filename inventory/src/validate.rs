@@ -634,7 +634,7 @@ mod tests {
             | Error::InvalidValue { at, .. }
             | Error::Syntax { at, .. }
             | Error::MissingFile { at, .. } => at.clone(),
-            Error::Read { .. } | Error::MissingDefaultFile { .. } => panic!("{err}"),
+            Error::Read { .. } => panic!("{err}"),
         };
         assert_eq!(at.file, Path::new("dir/cairn.toml"));
         let message = err.to_string();

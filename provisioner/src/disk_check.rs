@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::desired::{Blob, OWNER};
 use crate::host::{Host, WriteFile};
-use crate::ssh::{Login, Timeouts};
+use crate::ssh::Timeouts;
 use crate::transport::Connector;
 use crate::Error;
 use cairn_pki::local_file;
@@ -79,7 +79,7 @@ pub async fn check_all(
         let (connector, binary) = (&connector, &binary);
         async move {
             let result = async {
-                let host = connector.connect(Login::of(inventory, h)).await?;
+                let host = connector.connect(connector.login(inventory, h)?).await?;
                 let data_dir = inventory.data_dir(h).display().to_string();
                 let result = check_host(&host, binary, options, &data_dir).await;
                 host.close().await;

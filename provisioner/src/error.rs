@@ -165,14 +165,84 @@ pub enum Error {
         /// The inventory's member names.
         known: String,
     },
-    /// The SSH key could not be loaded.
-    #[error("{}: cannot use the SSH key; set [ssh] identity_file to an unencrypted OpenSSH private key", path.display())]
+    /// The SSH key could not be used.
+    #[error("{}: cannot use this SSH key (a wrong passphrase, or not an OpenSSH private key); set [ssh] identity_file to another key", path.display())]
     SshKey {
-        /// `identity_file`.
+        /// The key file.
         path: PathBuf,
         /// russh's reason.
         #[source]
         source: russh::keys::Error,
+    },
+    /// A key or passphrase file could not be read.
+    #[error("{}: cannot read this file", path.display())]
+    SshKeyRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// An encrypted key with no passphrase to open it.
+    #[error("{}: the SSH key is encrypted; add it to ssh-agent (ssh-add {}), run on a terminal to be asked, or set [ssh] passphrase_file", path.display(), path.display())]
+    KeyEncrypted {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// No agent and no key file to log in with.
+    #[error("{host}: no SSH key to log in with: no ssh-agent ($SSH_AUTH_SOCK) and none of {looked} exists; start ssh-agent and ssh-add your key, or set [ssh] identity_file")]
+    NoSshKey {
+        /// Member name.
+        host: String,
+        /// The key files looked for.
+        looked: String,
+    },
+    /// The agent did not answer.
+    #[error("{}: the ssh-agent did not list its keys; check that it runs (ssh-add -l) or set [ssh] agent = false", socket.display())]
+    Agent {
+        /// `$SSH_AUTH_SOCK`.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: russh::keys::Error,
+    },
+    /// The agent did not sign.
+    #[error("{host}: the ssh-agent did not sign the login; check it with ssh-add -l, or set [ssh] agent = false")]
+    AgentSign {
+        /// Member name.
+        host: String,
+        /// Why.
+        #[source]
+        source: russh::AgentAuthError,
+    },
+    /// `~/.ssh/config` could not be read.
+    #[error("{}: cannot read this OpenSSH client configuration; fix it, or point [ssh] config elsewhere", path.display())]
+    SshConfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: ssh2_config::SshParserError,
+    },
+    /// `~/.ssh/config` has a ProxyJump cairn cannot follow.
+    #[error("the ProxyJump ~/.ssh/config gives for {host} cannot be used; set [ssh] jump or the host's ssh_jump")]
+    SshConfigJump {
+        /// The host looked up.
+        host: String,
+        /// Why.
+        #[source]
+        source: cairn_inventory::model::BadJump,
+    },
+    /// A bastion would not open the connection to the next hop.
+    #[error("{host}: the jump host could not connect on to {next}; check the address and that the bastion allows forwarding (AllowTcpForwarding)")]
+    JumpRefused {
+        /// The bastion's login name.
+        host: String,
+        /// `address:port` it was asked to reach.
+        next: String,
+        /// russh's reason.
+        #[source]
+        source: Box<russh::Error>,
     },
     /// The host could not be reached.
     #[error("{host}: cannot connect to {addr}; check the address, [ssh] port and that sshd runs")]
@@ -227,17 +297,15 @@ pub enum Error {
         #[source]
         source: russh::keys::Error,
     },
-    /// The server did not accept the key.
-    #[error("{host}: {user}@{addr} refused the key {}; add its public key to the user's authorized_keys", identity.display())]
+    /// The server accepted none of the keys.
+    #[error("{host}: {target} accepted none of the keys tried ({tried}); add the public key to the user's authorized_keys, or set [ssh] identity_file")]
     AuthRejected {
         /// Member name.
         host: String,
-        /// Login user.
-        user: String,
-        /// `address:port`.
-        addr: String,
-        /// `identity_file`.
-        identity: PathBuf,
+        /// `user@address:port`.
+        target: String,
+        /// The keys tried, agent keys by comment.
+        tried: String,
     },
     /// A step took longer than allowed.
     #[error("{host}: {what} did not finish within {after:?}")]

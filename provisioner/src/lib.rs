@@ -5,9 +5,11 @@
 //! A run ([`Session`]):
 //! 1. [`cairn_pki`]: the CA and every certificate are checked and, where needed, issued into a
 //!    scratch copy of `[tls] dir` (copied back only when the plans are applied);
-//! 2. [`ssh`] (or [`local_host`]): the running cluster's member list read (if one runs), one connection per
-//!    selected host (`--limit`) and per member the inventory no longer lists, host keys
-//!    checked against known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
+//! 2. [`ssh`] (or [`local_host`]): the running cluster's member list read (if one runs), one
+//!    connection per selected host (`--limit`) and per member the inventory no longer lists,
+//!    each login from `[ssh]` and `~/.ssh/config` ([`login`], [`ssh_config`]), through its
+//!    bastions, by ssh-agent or key file ([`ssh_auth`]), host keys checked against
+//!    known_hosts ([`known_hosts`]), `sudo -n` for a non-root login;
 //! 3. [`plan`]: each host's files ([`desired`], [`render`], [`layout`]) compared with what is
 //!    there (a unified diff for text, hashes for binaries and keys) and the unit's state read;
 //!    a host that cannot be reached or read stops the run before anything is written;
@@ -47,6 +49,7 @@ pub mod layout;
 pub mod local;
 pub mod local_control;
 pub mod local_host;
+pub mod login;
 pub mod plan;
 pub mod probe;
 pub mod provision;
@@ -55,6 +58,8 @@ pub mod restore;
 pub mod rotate;
 pub mod scale;
 pub mod ssh;
+pub mod ssh_auth;
+pub mod ssh_config;
 pub mod status;
 pub mod steps;
 pub mod supervisor;

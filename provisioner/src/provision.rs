@@ -11,10 +11,11 @@ use serde::Serialize;
 use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Steps, Target};
 use crate::desired::{backupd_files, host_files, Blob};
 use crate::host::Host;
+use crate::login::Login;
 use crate::plan::{DaemonAction, HostPlan, ServiceAction};
 use crate::probe::{ClusterMember, EtcdProbe};
 use crate::scale::{self, HostFacts, Join, Removal};
-use crate::ssh::{Login, Timeouts};
+use crate::ssh::Timeouts;
 use crate::status::ClusterStatus;
 use crate::transport::{AnyHost, Connector};
 use crate::upgrade::BeforeFirstChange;
@@ -164,22 +165,16 @@ impl Session {
                     } else {
                         m.name.clone()
                     };
-                    let login = Login {
-                        name,
-                        address,
-                        port: inventory.ssh.port,
-                        user: inventory.ssh.user.clone(),
-                    };
-                    (login, m)
+                    Ok((connector.login_at(&name, &address)?, m))
                 })
-                .collect(),
+                .collect::<Result<_, Error>>()?,
             _ => Vec::new(),
         };
         let logins: Vec<Login> = selected
             .iter()
-            .map(|h| Login::of(inventory, h))
-            .chain(leaving.iter().map(|(l, _)| l.clone()))
-            .collect();
+            .map(|h| connector.login(inventory, h))
+            .chain(leaving.iter().map(|(l, _)| Ok(l.clone())))
+            .collect::<Result<_, Error>>()?;
         let connections: Vec<Result<AnyHost, Error>> =
             futures::stream::iter(logins.into_iter().map(|login| {
                 progress.step(&login.name, "connecting");

@@ -1,57 +1,27 @@
-//! [`Host`] over SSH (russh): key authentication, host keys checked against known_hosts, one
-//! connection per host reused for every step, each command run through `sh -c` (under
-//! `sudo -n` for a non-root user) with a time limit.
+//! [`Host`] over SSH (russh): agent or key authentication ([`Auth`]), through any bastions
+//! the login names (each hop a `direct-tcpip` channel of the one before, its host key checked
+//! like the host's), host keys checked against known_hosts, one connection per host reused
+//! for every step, each command run through `sh -c` (under `sudo -n` for a non-root user)
+//! with a time limit.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PublicKeyOrCertificate;
 use russh::ChannelMsg;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::host::{Exec, Host, ServiceState, Systemctl, WriteFile};
 use crate::known_hosts::HostKeyPolicy;
+use crate::login::Login;
+use crate::ssh_auth::Auth;
 use crate::Error;
 
 /// Exit code the read command uses for "no such file".
 const ABSENT: u32 = 44;
 /// How much of a failed command's stderr goes into its error.
 const STDERR_TAIL: usize = 400;
-
-/// Where and how to log in to one host.
-#[derive(Clone, Debug)]
-pub struct Login {
-    /// Member name, for messages.
-    pub name: String,
-    /// Address to connect to.
-    pub address: String,
-    /// SSH port.
-    pub port: u16,
-    /// Login user; anything but root runs commands through `sudo -n`.
-    pub user: String,
-}
-
-impl Login {
-    /// How the inventory says to log in to `host`.
-    pub fn of(inventory: &cairn_inventory::Inventory, host: &cairn_inventory::Host) -> Self {
-        Self {
-            name: host.name.clone(),
-            address: host.address.clone(),
-            port: inventory.ssh_port(host),
-            user: inventory.ssh_user(host).to_string(),
-        }
-    }
-}
-
-/// The inventory's `[ssh] identity_file`, loaded once for every connection of a run.
-pub fn load_key(inventory: &cairn_inventory::Inventory) -> Result<Arc<PrivateKey>, Error> {
-    russh::keys::load_secret_key(&inventory.ssh.identity_file, None)
-        .map(Arc::new)
-        .map_err(|source| Error::SshKey {
-            path: inventory.ssh.identity_file.clone(),
-            source,
-        })
-}
 
 /// Time limits of a connection.
 #[derive(Clone, Copy, Debug)]
@@ -108,108 +78,91 @@ impl client::Handler for Checker {
 pub struct SshHost {
     login: Login,
     handle: Handle<Checker>,
+    /// The bastions' sessions the connection runs through, first one first.
+    via: Vec<Handle<Checker>>,
     timeouts: Timeouts,
 }
 
 impl SshHost {
-    /// Connects, checks the host key and authenticates with `key`.
+    /// Connects through `login.jumps`, checks every host key and logs in at every hop.
     pub async fn connect(
         login: Login,
-        key: Arc<PrivateKey>,
-        identity: &std::path::Path,
+        auth: Arc<Auth>,
         policy: HostKeyPolicy,
         timeouts: Timeouts,
     ) -> Result<Self, Error> {
-        let addr = format!("{}:{}", login.address, login.port);
-        let config = Arc::new(client::Config {
-            inactivity_timeout: Some(timeouts.command),
-            keepalive_interval: Some(Duration::from_secs(15)),
-            nodelay: true,
-            ..client::Config::default()
-        });
-        let refused = Arc::new(Mutex::new(None));
-        let checker = Checker {
-            login: login.clone(),
-            policy,
-            refused: refused.clone(),
-        };
-        let name = login.name.clone();
-        let timed_out = |what: &str| Error::Timeout {
-            host: name.clone(),
-            what: format!("{what} {addr}"),
-            after: timeouts.connect,
-        };
-        let tcp = tokio::time::timeout(timeouts.connect, tokio::net::TcpStream::connect(&addr))
-            .await
-            .map_err(|_| timed_out("connecting to"))?
-            .map_err(|source| Error::Connect {
-                host: name.clone(),
-                addr: addr.clone(),
-                source,
-            })?;
-        tcp.set_nodelay(true).map_err(|source| Error::Connect {
-            host: name.clone(),
-            addr: addr.clone(),
-            source,
-        })?;
-        let session = tokio::time::timeout(
-            timeouts.connect,
-            client::connect_stream(config, tcp, checker),
-        )
-        .await
-        .map_err(|_| timed_out("the SSH handshake with"))?;
-        let mut handle = match session {
-            Ok(h) => h,
-            Err(source) => {
-                let refused = refused
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-                return Err(refused.unwrap_or(Error::Ssh {
-                    host: name.clone(),
-                    source,
-                }));
-            }
-        };
-        let ssh = |source| Error::Ssh {
-            host: name.clone(),
-            source,
-        };
-        let auth = async {
-            let hash = handle
-                .best_supported_rsa_hash()
-                .await
-                .map_err(ssh)?
-                .flatten();
-            handle
-                .authenticate_publickey(&login.user, PrivateKeyWithHashAlg::new(key, hash))
-                .await
-                .map_err(ssh)
-        };
-        let result = tokio::time::timeout(timeouts.connect, auth)
-            .await
-            .map_err(|_| timed_out("authenticating to"))??;
-        if !result.success() {
-            return Err(Error::AuthRejected {
-                host: name.clone(),
-                user: login.user.clone(),
-                addr,
-                identity: identity.to_path_buf(),
-            });
+        let mut target = login.clone();
+        let hops = std::mem::take(&mut target.jumps);
+        let mut via: Vec<Handle<Checker>> = Vec::new();
+        for hop in hops.iter().chain(std::iter::once(&target)) {
+            let handle = match via.last() {
+                None => {
+                    let addr = hop.addr();
+                    let tcp = tokio::time::timeout(
+                        timeouts.connect,
+                        tokio::net::TcpStream::connect(&addr),
+                    )
+                    .await
+                    .map_err(|_| timed_out(hop, "connecting to", timeouts))?
+                    .map_err(|source| Error::Connect {
+                        host: hop.name.clone(),
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                    tcp.set_nodelay(true).map_err(|source| Error::Connect {
+                        host: hop.name.clone(),
+                        addr,
+                        source,
+                    })?;
+                    session(tcp, hop, &auth, &policy, timeouts).await?
+                }
+                Some(bastion) => {
+                    let previous = hops.get(via.len() - 1).map_or("", |l| l.name.as_str());
+                    let channel = tokio::time::timeout(
+                        timeouts.connect,
+                        bastion.channel_open_direct_tcpip(
+                            hop.address.clone(),
+                            u32::from(hop.port),
+                            "127.0.0.1",
+                            0,
+                        ),
+                    )
+                    .await
+                    .map_err(|_| timed_out(hop, "opening a tunnel to", timeouts))?
+                    .map_err(|source| Error::JumpRefused {
+                        host: previous.to_string(),
+                        next: hop.addr(),
+                        source: Box::new(source),
+                    })?;
+                    session(channel.into_stream(), hop, &auth, &policy, timeouts).await?
+                }
+            };
+            via.push(handle);
         }
+        let handle = via.pop().ok_or_else(|| Error::Timeout {
+            host: login.name.clone(),
+            what: "connecting".into(),
+            after: timeouts.connect,
+        })?;
         Ok(Self {
             login,
             handle,
+            via,
             timeouts,
         })
     }
 
-    /// Closes the connection.
+    /// Closes the connection, then the bastions' in reverse.
     pub async fn close(self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+        for bastion in self.via.into_iter().rev() {
+            let _ = bastion
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        }
     }
 
     /// `script` as the command line the server runs: through sh, with sudo unless root.
@@ -282,6 +235,63 @@ impl SshHost {
             }
         }
     }
+}
+
+fn timed_out(login: &Login, what: &str, timeouts: Timeouts) -> Error {
+    Error::Timeout {
+        host: login.name.clone(),
+        what: format!("{what} {}", login.addr()),
+        after: timeouts.connect,
+    }
+}
+
+/// The SSH handshake over `stream` (a TCP connection or a bastion's tunnel), the host key
+/// checked for `login`, then the login.
+async fn session<S>(
+    stream: S,
+    login: &Login,
+    auth: &Auth,
+    policy: &HostKeyPolicy,
+    timeouts: Timeouts,
+) -> Result<Handle<Checker>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = Arc::new(client::Config {
+        inactivity_timeout: Some(timeouts.command),
+        keepalive_interval: Some(Duration::from_secs(15)),
+        nodelay: true,
+        ..client::Config::default()
+    });
+    let refused = Arc::new(Mutex::new(None));
+    let checker = Checker {
+        login: login.clone(),
+        policy: policy.clone(),
+        refused: refused.clone(),
+    };
+    let session = tokio::time::timeout(
+        timeouts.connect,
+        client::connect_stream(config, stream, checker),
+    )
+    .await
+    .map_err(|_| timed_out(login, "the SSH handshake with", timeouts))?;
+    let mut handle = match session {
+        Ok(h) => h,
+        Err(source) => {
+            let refused = refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            return Err(refused.unwrap_or(Error::Ssh {
+                host: login.name.clone(),
+                source,
+            }));
+        }
+    };
+    // Each exchange of the login is timed, not a passphrase being typed.
+    auth.authenticate(&mut handle, login, timeouts.connect)
+        .await?;
+    Ok(handle)
 }
 
 fn first_line(script: &str) -> &str {

@@ -5,16 +5,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_inventory::{Inventory, Transport};
+use cairn_inventory::{Host as InventoryHost, Inventory, Transport};
 use futures::StreamExt;
-use russh::keys::PrivateKey;
 
 use crate::converge::Progress;
 use crate::host::{Exec, Host, ServiceState, Systemctl, WriteFile};
 use crate::known_hosts::HostKeyPolicy;
 use crate::local_control::socket_path;
 use crate::local_host::LocalHost;
-use crate::ssh::{load_key, Login, SshHost, Timeouts};
+use crate::login::{Login, Logins};
+use crate::ssh::{SshHost, Timeouts};
+use crate::ssh_auth::Auth;
 use crate::Error;
 
 /// A connected host of either transport.
@@ -122,12 +123,12 @@ impl Host for AnyHost {
 
 /// What connecting to one of the inventory's hosts takes.
 pub enum Connector {
-    /// The key, the host-key policy and the timeouts.
+    /// The credentials, the logins, the host-key policy and the timeouts.
     Ssh {
-        /// The private key.
-        key: Arc<PrivateKey>,
-        /// Its file, for messages.
-        identity: PathBuf,
+        /// The agent and key files, shared by the connections.
+        auth: Arc<Auth>,
+        /// `[ssh]` and `~/.ssh/config`, for each host's login.
+        logins: Box<Logins>,
         /// known_hosts and whether new keys are accepted.
         policy: HostKeyPolicy,
         /// Connect and command timeouts.
@@ -143,8 +144,8 @@ pub enum Connector {
 }
 
 impl Connector {
-    /// For `inventory`'s transport; over SSH the key is loaded now, so a bad key fails before
-    /// any host is contacted.
+    /// For `inventory`'s transport; over SSH `~/.ssh/config` is read now, so a broken one
+    /// fails before any host is contacted.
     pub fn new(
         inventory: &Inventory,
         accept_new_host_keys: bool,
@@ -152,8 +153,8 @@ impl Connector {
     ) -> Result<Self, Error> {
         Ok(match inventory.cluster.transport {
             Transport::Ssh => Self::Ssh {
-                key: load_key(inventory)?,
-                identity: inventory.ssh.identity_file.clone(),
+                auth: Arc::new(Auth::new(inventory)),
+                logins: Box::new(Logins::new(inventory)?),
                 policy: HostKeyPolicy {
                     known_hosts: inventory.ssh.known_hosts.clone(),
                     accept_new: accept_new_host_keys,
@@ -167,15 +168,31 @@ impl Connector {
         })
     }
 
+    /// How to log in to an inventory host.
+    pub fn login(&self, inventory: &Inventory, host: &InventoryHost) -> Result<Login, Error> {
+        match self {
+            Self::Ssh { logins, .. } => logins.of(inventory, host),
+            Self::Local { .. } => Ok(Login::local(&host.name)),
+        }
+    }
+
+    /// How to log in to a member the inventory no longer lists, by its address.
+    pub fn login_at(&self, name: &str, address: &str) -> Result<Login, Error> {
+        match self {
+            Self::Ssh { logins, .. } => logins.of_address(name, address),
+            Self::Local { .. } => Ok(Login::local(name)),
+        }
+    }
+
     /// Connects to the host `login` names (a local host is its member directory).
     pub async fn connect(&self, login: Login) -> Result<AnyHost, Error> {
         match self {
             Self::Ssh {
-                key,
-                identity,
+                auth,
                 policy,
                 timeouts,
-            } => SshHost::connect(login, key.clone(), identity, policy.clone(), *timeouts)
+                ..
+            } => SshHost::connect(login, auth.clone(), policy.clone(), *timeouts)
                 .await
                 .map(AnyHost::Ssh),
             Self::Local { data_dir, socket } => Ok(AnyHost::Local(LocalHost::new(
@@ -202,7 +219,9 @@ pub async fn connect_all(
     let connections: Vec<Result<AnyHost, Error>> =
         futures::stream::iter(inventory.hosts.iter().map(|h| {
             progress.step(&h.name, "connecting");
-            connector.connect(Login::of(inventory, h))
+            let login = connector.login(inventory, h);
+            let connector = &connector;
+            async move { connector.connect(login?).await }
         }))
         .buffered(parallel.max(1))
         .collect()

@@ -23,6 +23,9 @@ use crate::{free_port, run_command, wait_until, Daemon, Error};
 /// How long an sshd may take to listen.
 const SSHD_READY: Duration = Duration::from_secs(20);
 
+/// The uid of the extra user [`Hosts::start_with_user`] adds to each host.
+pub const USER_UID: u32 = 4242;
+
 /// The directories each host has of its own, as (host path, directory under the host's root).
 pub const MOUNTS: [(&str, &str); 6] = [
     ("/etc/cairn", "etc-cairn"),
@@ -134,6 +137,9 @@ pub struct Hosts {
     pub hosts: Vec<TestHost>,
     /// The private key every host authorizes (for root, and the extra user if any).
     pub identity: PathBuf,
+    /// The authorized_keys file every host reads (for root and the extra user): append a
+    /// public key to let it in.
+    pub authorized_keys: PathBuf,
     /// A known_hosts path, absent until a client records the hosts' keys.
     pub known_hosts: PathBuf,
     /// Everything of the hosts (and the inventory [`Hosts::write_inventory`] writes) is in
@@ -241,6 +247,7 @@ impl Hosts {
         }
         Ok(Self {
             hosts,
+            authorized_keys: authorized,
             known_hosts: dir.path().join("known_hosts"),
             identity,
             dir,
@@ -367,7 +374,7 @@ fn user_database(root: &Path, user: &str) -> Result<Vec<(PathBuf, &'static str)>
         (
             "passwd",
             "/etc/passwd",
-            format!("{user}:x:4242:4242:cairn test:/tmp:/bin/sh\n"),
+            format!("{user}:x:{USER_UID}:{USER_UID}:cairn test:/tmp:/bin/sh\n"),
             0o644,
         ),
         (
@@ -376,7 +383,12 @@ fn user_database(root: &Path, user: &str) -> Result<Vec<(PathBuf, &'static str)>
             format!("{user}:*:19000:0:99999:7:::\n"),
             0o640,
         ),
-        ("group", "/etc/group", format!("{user}:x:4242:\n"), 0o644),
+        (
+            "group",
+            "/etc/group",
+            format!("{user}:x:{USER_UID}:\n"),
+            0o644,
+        ),
     ];
     let mut binds = Vec::new();
     for (name, system, line, mode) in extra {

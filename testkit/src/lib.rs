@@ -39,7 +39,7 @@ pub use cluster::{Cluster, ClusterBuilder};
 pub use error::Error;
 pub use linearizability::{CheckOptions, KvInput, KvOutput, LinearizabilityError, OpId, Recorder};
 pub use member::{Kind, Member, MemberBuilder};
-pub use partition::Partition;
+pub use partition::{Partition, UserFence};
 pub use pki::Pki;
 pub use ports::free_port;
 pub(crate) use ports::reserve_port;

@@ -11,6 +11,7 @@ mod inspect;
 mod lifecycle;
 mod provision;
 mod rules;
+mod ssh_access;
 mod up;
 
 use std::process::Command;
