@@ -52,8 +52,37 @@ pub struct DiskReport {
     pub fdatasync_ms: Percentiles,
     /// The p99 threshold, in milliseconds.
     pub threshold_ms: f64,
-    /// Whether p99 is under the threshold.
+    /// Whether p99 is under the threshold on a real disk.
     pub passed: bool,
+    /// The memory file system the directory is on (`tmpfs`, `ramfs`): fdatasync costs
+    /// nothing there, so the figures say nothing of a disk and the check does not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_fs: Option<String>,
+}
+
+impl DiskReport {
+    /// `PASS`, `FAIL`, or `WARN` for a memory file system.
+    pub fn verdict(&self) -> &'static str {
+        match (&self.memory_fs, self.passed) {
+            (Some(_), _) => "WARN",
+            (None, true) => "PASS",
+            (None, false) => "FAIL",
+        }
+    }
+}
+
+/// The memory file system `dir` is on, if it is on one.
+fn memory_fs(dir: &Path) -> Option<String> {
+    // statfs(2)'s f_type of tmpfs and ramfs (linux/magic.h).
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    let stat = rustix::fs::statfs(dir).ok()?;
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    match u64::try_from(stat.f_type).ok()? {
+        TMPFS_MAGIC => Some("tmpfs".into()),
+        RAMFS_MAGIC => Some("ramfs".into()),
+        _ => None,
+    }
 }
 
 /// Latency figures in milliseconds.
@@ -86,7 +115,14 @@ impl std::fmt::Display for DiskReport {
             "fdatasync latency: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
             p.p50, p.p90, p.p99, p.p999, p.max
         )?;
-        if self.passed {
+        if let Some(fs) = &self.memory_fs {
+            write!(
+                f,
+                "WARN: {} is on {fs}, which is memory, not a disk: fdatasync costs nothing there (p99 {:.3} ms), so this says nothing of the disk etcd will use; check a directory on that disk",
+                self.dir.display(),
+                p.p99
+            )
+        } else if self.passed {
             write!(
                 f,
                 "PASS: p99 {:.3} ms is under {} ms",
@@ -156,13 +192,15 @@ pub fn run(check: &DiskCheck) -> Result<DiskReport, Error> {
         max: ms(hist.max()),
     };
     let threshold_ms = check.threshold.as_secs_f64() * 1000.0;
+    let memory_fs = memory_fs(&check.dir);
     Ok(DiskReport {
         dir: check.dir.clone(),
         writes,
         block_size: check.block_size,
-        passed: fdatasync_ms.p99 < threshold_ms,
+        passed: fdatasync_ms.p99 < threshold_ms && memory_fs.is_none(),
         fdatasync_ms,
         threshold_ms,
+        memory_fs,
     })
 }
 
@@ -203,6 +241,7 @@ mod tests {
         };
         let report = run(&strict).unwrap();
         assert!(!report.passed);
+        assert_eq!(report.memory_fs, None, "the test directory is on a disk");
         assert!(report.to_string().contains("FAIL"));
         let lenient = DiskCheck {
             threshold: Duration::from_secs(3600),
@@ -214,11 +253,23 @@ mod tests {
     }
 
     #[test]
-    fn tmpfs_is_fast_and_passes() {
+    fn tmpfs_is_not_a_disk_and_the_report_says_so() {
         // /dev/shm is a tmpfs on Linux: fdatasync returns at once there.
         let dir = tempfile::tempdir_in("/dev/shm").unwrap();
         let report = run(&small(dir.path())).unwrap();
-        assert!(report.passed, "{report}");
+        assert_eq!(report.memory_fs.as_deref(), Some("tmpfs"), "{report}");
+        assert!(!report.passed);
+        assert_eq!(report.verdict(), "WARN");
+        let text = report.to_string();
+        assert!(
+            text.lines().last().is_some_and(|l| l.starts_with(&format!(
+                "WARN: {} is on tmpfs, which is memory, not a disk",
+                dir.path().display()
+            ))),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["memory_fs"], "tmpfs");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub enum Error {
     /// Changes are pending, stdin is not a terminal and `--yes` was not given.
     #[error("changes are pending and there is no terminal to confirm them: run with --yes to apply, or --plan to only show them")]
     NeedsYes,
+    /// `cairn backup import` into a cluster holding keys, with no terminal and no `--yes`.
+    #[error("cluster {cluster} already holds {present} keys, and the import overwrites those the file has too; there is no terminal to ask: run with --yes to import anyway")]
+    ImportNeedsYes {
+        /// The cluster's name.
+        cluster: String,
+        /// Keys it holds.
+        present: i64,
+    },
     /// `cairn destroy` without a terminal to type the cluster's name and without `--yes`.
     #[error("cairn destroy needs the cluster's name typed on a terminal, or --yes in scripts; nothing was removed")]
     DestroyNeedsYes,

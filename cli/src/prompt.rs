@@ -22,7 +22,12 @@ pub(crate) fn ask(prompt: &str) -> Result<Option<String>, Error> {
 
 /// Asks `question` as a yes/no question; without a terminal, refuses (scripts pass `--yes`).
 pub(crate) fn confirm(question: &str) -> Result<bool, Error> {
-    let answer = ask(&format!("{question} [y/N] "))?.ok_or(Error::NeedsYes)?;
+    confirm_or(question, Error::NeedsYes)
+}
+
+/// Like [`confirm`], with `no_terminal` as the error when nobody can answer.
+pub(crate) fn confirm_or(question: &str, no_terminal: Error) -> Result<bool, Error> {
+    let answer = ask(&format!("{question} [y/N] "))?.ok_or(no_terminal)?;
     Ok(matches!(answer.as_str(), "y" | "Y" | "yes"))
 }
 

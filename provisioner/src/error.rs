@@ -21,6 +21,19 @@ pub enum Error {
         /// The inventory.
         path: PathBuf,
     },
+    /// A local member's port is held by another process.
+    #[error("{member}: {addr} ({key}) is in use by another process; stop it, or give {member} another {key} in the inventory")]
+    PortInUse {
+        /// Member name.
+        member: String,
+        /// `address:port`.
+        addr: String,
+        /// The inventory key of the port.
+        key: &'static str,
+        /// Why the port could not be bound.
+        #[source]
+        source: io::Error,
+    },
     /// An action on a local member's service, with no `cairn up` to carry it out.
     #[error("no cairn up answers on {} (start the local cluster with `cairn up -i INVENTORY` first)", socket.display())]
     LocalControlDown {

@@ -47,8 +47,9 @@ pub struct Prepared {
     control: Control,
 }
 
-/// Takes the control socket (refused while another `cairn up` of the inventory runs), issues
-/// or reuses the certificates, and writes every member's files and data directory.
+/// Takes the control socket (refused while another `cairn up` of the inventory runs), checks
+/// that every member's ports are free, issues or reuses the certificates, and writes every
+/// member's files and data directory.
 pub async fn prepare(inventory: &Inventory, clock: &dyn Clock) -> Result<Prepared, Error> {
     if inventory.cluster.transport != Transport::Local {
         return Err(Error::NotLocal {
@@ -61,6 +62,7 @@ pub async fn prepare(inventory: &Inventory, clock: &dyn Clock) -> Result<Prepare
         source,
     })?;
     let control = Control::bind(&socket_path(inventory)).await?;
+    ports_free(inventory)?;
     let pki = match &inventory.tls {
         Some(tls) => Some(Pki::ensure(inventory, tls, clock)?),
         None => None,
@@ -110,6 +112,34 @@ pub async fn prepare(inventory: &Inventory, clock: &dyn Clock) -> Result<Prepare
         certificates,
         control,
     })
+}
+
+/// Every member's ports can be bound now, so a port another process holds (a system etcd on
+/// 2379) stops `cairn up` before a certificate or file is written or a member bootstraps.
+fn ports_free(inventory: &Inventory) -> Result<(), Error> {
+    for host in &inventory.hosts {
+        let ports = [
+            ("client_port", Some(inventory.client_port(host))),
+            ("peer_port", Some(inventory.peer_port(host))),
+            ("metrics_port", inventory.metrics_port(host)),
+        ];
+        for (key, port) in ports {
+            let Some(port) = port else { continue };
+            if let Err(source) = std::net::TcpListener::bind((host.address.as_str(), port)) {
+                return Err(Error::PortInUse {
+                    member: host.name.clone(),
+                    addr: if host.address.contains(':') {
+                        format!("[{}]:{port}", host.address)
+                    } else {
+                        format!("{}:{port}", host.address)
+                    },
+                    key,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn path_text(path: &Path) -> String {

@@ -113,20 +113,12 @@ impl fmt::Display for ClusterStatus {
     }
 }
 
-/// Bytes as etcdctl prints them (`20 kB`, `1.2 MB`).
+/// Bytes in IEC units (`20.0 KiB`, `1.2 MiB`), as `cairn inspect` prints them.
 fn human_bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    bytesize::ByteSize(u64::try_from(n).unwrap_or(0))
+        .display()
+        .iec()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -162,16 +154,16 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "NAME  ENDPOINT        LEADER  REVISION  DB SIZE  VERSION\n\
-             a     https://a:2379  false   42        1.2 MB   3.4.23\n\
-             b     https://b:2379  true    42        1.2 MB   3.4.23\n\
+             a     https://a:2379  false   42        1.2 MiB  3.4.23\n\
+             b     https://b:2379  true    42        1.2 MiB  3.4.23\n\
              c     https://c:2379  -       -         -        unreachable: connection refused\n"
         );
     }
 
     #[test]
-    fn sizes_are_in_decimal_units() {
+    fn sizes_are_in_iec_units_like_the_inspectors() {
         assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(20_480), "20.5 kB");
-        assert_eq!(human_bytes(3_000_000_000), "3.0 GB");
+        assert_eq!(human_bytes(20_480), "20.0 KiB");
+        assert_eq!(human_bytes(3_000_000_000), "2.8 GiB");
     }
 }

@@ -89,13 +89,18 @@ pub enum BackupCommand {
         /// The file to write.
         file: PathBuf,
     },
-    /// Write the keys, values and leases of an exported file into the inventory's cluster.
+    /// Write the keys, values and leases of an exported file into the inventory's cluster;
+    /// asks first when the cluster already holds keys (those the file has too are
+    /// overwritten).
     Import {
         /// Inventory and output.
         #[command(flatten)]
         common: Common,
         /// The file `cairn backup export --logical` wrote.
         file: PathBuf,
+        /// Do not ask before writing into a cluster that holds keys (scripts).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }
 
@@ -255,6 +260,22 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 logical::export(&spec, &mut std::io::BufWriter::new(f)).await?
             } else {
                 let f = std::fs::File::open(file).map_err(io)?;
+                let present = logical::keys_present(&spec).await?;
+                let yes = matches!(cmd, BackupCommand::Import { yes: true, .. });
+                if present > 0 && !yes {
+                    let question = format!(
+                        "Cluster {} already holds {present} keys; the import overwrites those {} has too. Import anyway?",
+                        inventory.cluster.name,
+                        file.display()
+                    );
+                    let no_terminal = Error::ImportNeedsYes {
+                        cluster: inventory.cluster.name.clone(),
+                        present,
+                    };
+                    if !crate::prompt::confirm_or(&question, no_terminal)? {
+                        return Err(Error::NotConfirmed);
+                    }
+                }
                 logical::import(&spec, &mut std::io::BufReader::new(f)).await?
             };
             println!(

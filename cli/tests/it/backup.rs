@@ -128,6 +128,36 @@ fn backup_now_list_verify_prune_and_restore() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+    // Values as base64 (etcd's JSON for bytes), not arrays of numbers four times their size.
+    let dump = std::fs::read_to_string(&export).expect("export");
+    let entry: serde_json::Value =
+        serde_json::from_str(dump.lines().nth(1).expect("an entry")).expect("json");
+    assert!(entry["value"].is_string(), "{entry}");
+    // A second import into a cluster that holds keys asks first; scripts say --yes.
+    let import = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["backup", "import"])
+            .arg(&export)
+            .args(extra)
+            .arg("-i")
+            .arg(&inventory)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run cairn")
+    };
+    let refused = import(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.starts_with("cairn: cluster ") && err.contains(" keys, and the import overwrites those the file has too; there is no terminal to ask: run with --yes"),
+        "{err}"
+    );
+    let forced = import(&["--yes"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
     let prune = cairn_backup(&inventory, &["prune", "--dry-run"]);
     assert_eq!(String::from_utf8_lossy(&prune.stdout), "1 kept\n");
     let out = dir.path().join("restored");

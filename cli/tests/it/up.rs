@@ -255,20 +255,54 @@ fn up_serves_etcdctl_over_tls_and_sigint_stops_every_member() {
     assert!(gone(&pids), "members left behind: {pids:?}");
 }
 
-#[test]
-fn a_member_that_cannot_start_stops_the_others() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let inventory = inventory(dir.path());
-    let text = std::fs::read_to_string(&inventory).expect("inventory");
-    // m2's client port taken by someone else.
-    let m2_port: u16 = text
-        .split("name = \"m2\"")
+/// m2's client port, as the inventory has it.
+fn m2_client_port(inventory: &Path) -> u16 {
+    let text = std::fs::read_to_string(inventory).expect("inventory");
+    text.split("name = \"m2\"")
         .nth(1)
         .and_then(|r| r.split("client_port = ").nth(1))
         .and_then(|r| r.lines().next())
         .and_then(|p| p.parse().ok())
-        .expect("m2's port");
-    let _taken = TcpListener::bind(("127.0.0.1", m2_port)).expect("take m2's port");
+        .expect("m2's port")
+}
+
+#[test]
+fn a_port_held_by_another_process_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    let port = m2_client_port(&inventory);
+    let _taken = TcpListener::bind(("127.0.0.1", port)).expect("take m2's port");
+
+    let mut up = Up::start(&inventory);
+    let exit = up.wait_exit(UP_TIMEOUT);
+    let out = up.output();
+    assert_eq!(exit.code(), Some(2), "{out}");
+    assert_eq!(
+        out.lines().find(|l| l.starts_with("cairn: ")),
+        Some(
+            format!(
+                "cairn: m2: 127.0.0.1:{port} (client_port) is in use by another process; stop it, or give m2 another client_port in the inventory: Address already in use (os error 98)"
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    assert!(up.pids().is_empty(), "members were started: {out}");
+    let members = dir.path().join("members");
+    for m in ["m1", "m2", "m3"] {
+        assert!(!members.join(m).exists(), "{m}'s files were written");
+    }
+    assert!(!dir.path().join("pki").exists(), "certificates were issued");
+}
+
+#[test]
+fn a_member_that_cannot_start_stops_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = inventory(dir.path());
+    // m2's storage cannot be created: its place is taken by a file.
+    let m2_data = dir.path().join("members/m2/data");
+    std::fs::create_dir_all(&m2_data).expect("m2 data dir");
+    std::fs::write(m2_data.join("member"), "not a directory").expect("block m2's storage");
 
     let mut up = Up::start(&inventory);
     // It gives up on its own once m2 fails.

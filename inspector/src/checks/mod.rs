@@ -37,18 +37,7 @@ pub fn summarize(findings: &[String], fine: String) -> String {
     }
 }
 
-/// Bytes for people: `1.2 MiB`.
+/// Bytes for people, in IEC units as `cairn status` prints them: `1.2 MiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    bytesize::ByteSize(n).display().iec().to_string()
 }
