@@ -183,12 +183,14 @@ impl Source for EtcdSource {
             .take_kvs()
             .into_iter()
             .map(|kv| {
-                let version = kv.version();
+                let (version, mod_revision) = (kv.version(), kv.mod_revision());
                 let (key, value) = kv.into_key_value();
                 KeyFacts {
                     key,
                     value_size: value.len() as u64,
                     version,
+                    mod_revision,
+                    value_digest: digest(&value),
                 }
             })
             .collect();
@@ -269,4 +271,13 @@ impl Source for EtcdSource {
             .into_iter()
             .next())
     }
+}
+
+/// A digest of `value`, equal for equal values within one run (the keyspace comparison's
+/// only need).
+fn digest(value: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
 }

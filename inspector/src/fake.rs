@@ -151,10 +151,13 @@ impl Source for FakeCluster {
             .range(from.to_vec()..)
             .take_while(|(k, _)| end.is_none_or(|e| k.as_slice() < e))
             .take(limit as usize + 1)
+            // The version stands in for the modification revision, the size for the value.
             .map(|(k, (size, version))| KeyFacts {
                 key: k.clone(),
                 value_size: *size,
                 version: *version,
+                mod_revision: *version,
+                value_digest: *size,
             })
             .collect();
         let more = keys.len() > limit as usize;

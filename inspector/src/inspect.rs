@@ -12,7 +12,7 @@ use crate::checks::membership::Expected;
 use crate::checks::{self, certificates::Found};
 use crate::source::{Consistency, MemberStatus, Source};
 use crate::state::{State, StateStore};
-use crate::{scan, CheckId, CheckResult, Error, Limits, Report};
+use crate::{keyspace_diff, scan, CheckId, CheckResult, Error, Limits, Report};
 use crate::{unix_seconds, Clock};
 
 /// Reads per member and kind for the latency check; the median is reported.
@@ -94,8 +94,26 @@ pub async fn inspect<S: Source>(
         }
     }))
     .await;
+    // Diverged members: which keys differ, against a member of the largest group.
+    let divergences = match checks::consistency::diverged(&hashes) {
+        Some((reference, others)) => {
+            join_all(others.into_iter().map(|t| async move {
+                keyspace_diff::compare(source, reference, t, revision)
+                    .await
+                    .map_err(|e| (targets[t].name.clone(), e))
+            }))
+            .await
+        }
+        None => Vec::new(),
+    };
     results.push(checks::consistency::evaluate(
-        targets, &statuses, revision, &hashes, &counts, limits,
+        targets,
+        &statuses,
+        revision,
+        &hashes,
+        &counts,
+        &divergences,
+        limits,
     ));
 
     let previous = store.load()?;
@@ -388,6 +406,13 @@ mod tests {
         assert!(check.summary.contains(" vs m3 hash "), "{}", check.summary);
         assert!(
             check.summary.contains("m1, m2 2 keys vs m3 3 keys"),
+            "{}",
+            check.summary
+        );
+        assert!(
+            check.summary.contains(
+                "m3 differs from m1 in 1 key(s) at revision 100: /a/3 (only on m3, revision 1)"
+            ),
             "{}",
             check.summary
         );

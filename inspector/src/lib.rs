@@ -14,6 +14,7 @@ pub mod exporter;
 #[cfg(test)]
 mod fake;
 mod inspect;
+pub mod keyspace_diff;
 mod limit;
 mod limits;
 pub mod prefix;

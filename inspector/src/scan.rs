@@ -209,6 +209,8 @@ mod tests {
             key: key.into(),
             value_size: size,
             version,
+            mod_revision: version,
+            value_digest: size,
         }
     }
 

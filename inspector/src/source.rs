@@ -84,6 +84,10 @@ pub struct KeyFacts {
     pub value_size: u64,
     /// Versions since its creation.
     pub version: i64,
+    /// The revision of its last change.
+    pub mod_revision: i64,
+    /// A digest of its value, to compare members' values without keeping them.
+    pub value_digest: u64,
 }
 
 /// One page of the keyspace scan.

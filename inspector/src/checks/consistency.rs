@@ -1,23 +1,60 @@
 //! Consistency: every member's hash of the keyspace at one common revision (the lowest every
-//! member has applied) must be equal; so must their key counts at that revision. Revision and
-//! raft index spreads show members falling behind.
+//! member has applied) must be equal; so must their key counts at that revision. When hashes
+//! differ, the keys that differ are named ([`crate::keyspace_diff`], run by the inspection for
+//! the members [`diverged`] names). Revision and raft index spreads show members falling
+//! behind.
 
 use std::collections::BTreeMap;
 
 use super::{summarize, Statuses};
+use crate::keyspace_diff::Divergence;
 use crate::source::{HashKv, Target};
 use crate::Error;
 use crate::{CheckId, CheckResult, Figure, Limit, Limits, Status, Unit};
 use cairn_client::chain;
 
+/// Members grouped by the hash they gave, largest group last among equals as
+/// [`evaluate`] takes it.
+fn hash_groups(hashes: &[Option<Result<HashKv, Error>>]) -> BTreeMap<(u32, i64), Vec<usize>> {
+    let mut groups: BTreeMap<(u32, i64), Vec<usize>> = BTreeMap::new();
+    for (t, h) in hashes.iter().enumerate() {
+        if let Some(Ok(h)) = h {
+            groups
+                .entry((h.hash, h.compact_revision))
+                .or_default()
+                .push(t);
+        }
+    }
+    groups
+}
+
+/// When hashes differ: a member of the largest group (the reference) and every member
+/// outside it, to compare key by key.
+pub fn diverged(hashes: &[Option<Result<HashKv, Error>>]) -> Option<(usize, Vec<usize>)> {
+    let groups = hash_groups(hashes);
+    if groups.len() < 2 {
+        return None;
+    }
+    let (_, majority) = groups.iter().max_by_key(|(_, members)| members.len())?;
+    let others = groups
+        .values()
+        .filter(|g| *g != majority)
+        .flatten()
+        .copied()
+        .collect();
+    Some((*majority.first()?, others))
+}
+
 /// Grades consistency at `revision`; `hashes` and `counts` are per target (`None` for
-/// members without a status).
+/// members without a status); `divergences` are the key comparisons of the members
+/// [`diverged`] named, or why one could not be made (member name and error).
 pub fn evaluate(
     targets: &[Target],
     statuses: &Statuses,
     revision: i64,
     hashes: &[Option<Result<HashKv, Error>>],
     counts: &[Option<Result<u64, Error>>],
+    divergences: &[Result<Divergence, (String, Error)>],
     limits: &Limits,
 ) -> CheckResult {
     let mut figures = Vec::new();
@@ -70,6 +107,15 @@ pub fn evaluate(
             "members disagree at revision {revision}: {}; their data has diverged",
             described.join(" vs ")
         ));
+        for d in divergences {
+            findings.push(match d {
+                Ok(d) => d.describe(revision),
+                Err((member, e)) => format!(
+                    "the keys of {member} could not be compared at revision {revision}: {}",
+                    chain(e)
+                ),
+            });
+        }
     }
     let mut count_groups: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
     for (t, c) in targets.iter().zip(counts) {
@@ -212,6 +258,7 @@ mod tests {
             100,
             &[h(7), h(7), h(7)],
             &[Some(Ok(5)), Some(Ok(5)), Some(Ok(5))],
+            &[],
             &Limits::default(),
         );
         assert_eq!(r.status, Status::Pass, "{r:?}");
@@ -232,8 +279,27 @@ mod tests {
             100,
             &[h(7), h(7), h(9)],
             &[Some(Ok(5)), Some(Ok(5)), Some(Ok(6))],
+            &[Ok(Divergence {
+                reference: "m1".into(),
+                member: "m3".into(),
+                first: vec![crate::keyspace_diff::KeyDiff {
+                    key: b"/a/3".to_vec(),
+                    reference: None,
+                    member: Some(7),
+                }],
+                total: 1,
+            })],
             &Limits::default(),
         );
+        assert!(
+            r.summary.contains(
+                "m3 differs from m1 in 1 key(s) at revision 100: /a/3 (only on m3, revision 7)"
+            ),
+            "{}",
+            r.summary
+        );
+        assert_eq!(diverged(&[h(7), h(7), h(9)]), Some((0, vec![2])));
+        assert_eq!(diverged(&[h(7), h(7), h(7)]), None);
         assert_eq!(r.status, Status::Fail);
         assert!(
             r.summary.starts_with(
@@ -267,6 +333,7 @@ mod tests {
             100,
             &[h(7), None, h(7)],
             &[Some(Ok(5)), None, Some(Ok(5))],
+            &[],
             &Limits::default(),
         );
         assert_eq!(r.status, Status::Warn, "{r:?}");

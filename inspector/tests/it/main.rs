@@ -204,4 +204,26 @@ pub async fn restored_from_a_different_snapshot(kind: Kind) {
         .find(|f| f.subject == "m3" && f.name == "hash")
         .expect("m3's hash");
     assert_eq!(m3_hash.status, Status::Fail, "{consistency:?}");
+    // The keys that differ, by name and revision: at the common revision (ours, after 5
+    // puts), m3 holds the first 5 foreign keys and none of ours.
+    let revision = consistency
+        .figures
+        .iter()
+        .find(|f| f.subject == "cluster" && f.name == "revision")
+        .expect("revision")
+        .value;
+    assert!(
+        consistency.summary.contains(&format!(
+            "m3 differs from m1 in 10 key(s) at revision {revision}: /foreign/0 (only on m3, revision 2), "
+        )),
+        "{}",
+        consistency.summary
+    );
+    assert!(
+        consistency
+            .summary
+            .contains("/shared/4 (only on m1, revision 6)"),
+        "{}",
+        consistency.summary
+    );
 }
