@@ -11,8 +11,8 @@ use crate::checks::latency::Measured;
 use crate::checks::membership::Expected;
 use crate::checks::{self, certificates::Found};
 use crate::source::{Consistency, MemberStatus, Source};
-use crate::state::{State, StateStore};
-use crate::{keyspace_diff, scan, CheckId, CheckResult, Error, Limits, Report};
+use crate::state::{Sample, State, StateStore};
+use crate::{keyspace_diff, scan, CheckId, CheckResult, Error, Limits, MemberView, Report};
 use crate::{unix_seconds, Clock};
 
 /// Reads per member and kind for the latency check; the median is reported.
@@ -156,8 +156,10 @@ pub async fn inspect<S: Source>(
         source.writes(leader, window, limits.inspection.prefix_depth)
     );
     let mut next_state = None;
+    let mut largest_value = 0;
     match scanned {
         Ok(summary) => {
+            largest_value = summary.top.first().map_or(0, |(_, size)| *size);
             results.push(checks::large_values::evaluate(&summary, limits));
             results.push(checks::key_counts::evaluate(
                 summary.keys,
@@ -174,6 +176,7 @@ pub async fn inspect<S: Source>(
                     .zip(&statuses)
                     .filter_map(|(t, s)| Some((t.name.clone(), s.as_ref().ok()?.db_size)))
                     .collect(),
+                history: Vec::new(),
             });
         }
         Err(e) => {
@@ -251,20 +254,62 @@ pub async fn inspect<S: Source>(
         results.push(backups.run(started).await);
     }
 
-    if let Some(state) = next_state {
-        store.save(&state)?;
-    }
     for r in &mut results {
         if r.status != crate::Status::Pass {
             r.runbook = r.check.runbook_section().map(|s| limits.alerts.runbook(s));
         }
     }
-    Ok(Report::new(
+    let members: Vec<MemberView> = targets
+        .iter()
+        .zip(&statuses)
+        .map(|(t, s)| match s {
+            Ok(s) => MemberView {
+                name: t.name.clone(),
+                endpoint: t.endpoint.clone(),
+                answered: true,
+                leader: s.leader_id != 0 && s.leader_id == s.member_id,
+                learner: s.is_learner,
+                revision: Some(s.revision),
+                db_size: Some(s.db_size),
+                db_size_in_use: Some(s.db_size_in_use),
+                error: None,
+            },
+            Err(e) => MemberView {
+                name: t.name.clone(),
+                endpoint: t.endpoint.clone(),
+                error: Some(cairn_client::chain(e)),
+                ..MemberView::default()
+            },
+        })
+        .collect();
+    let report = Report::new(
         options.cluster.clone(),
         unix_seconds(started),
         timer.elapsed().as_secs_f64(),
         results,
-    ))
+    )
+    .with_members(members);
+    if let Some(state) = next_state {
+        let sample = Sample {
+            inspected_at: state.inspected_at,
+            status: report.status,
+            total_keys: state.total_keys,
+            prefixes: Sample::top_prefixes(&state.prefixes),
+            db_size: state.db_size.clone(),
+            in_use_ratio: report
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let (size, used) = (m.db_size?, m.db_size_in_use?);
+                    (size > 0 && used > 0).then(|| (m.name.clone(), used as f64 / size as f64))
+                })
+                .collect(),
+            largest_value,
+        };
+        let history = previous.map(|p| p.history).unwrap_or_default();
+        store.save(&state.with_sample(history, sample, limits.inspection.history))?;
+    }
+    Ok(report)
 }
 
 async fn median_read<S: Source>(source: &S, t: usize, c: Consistency) -> Result<Duration, Error> {

@@ -232,6 +232,36 @@ pub struct Report {
     pub status: Status,
     /// Every check made, in [`CheckId::ALL`] order (backups only with a `[backup]` table).
     pub checks: Vec<CheckResult>,
+    /// Each member as it answered, for an overview.
+    #[serde(default)]
+    pub members: Vec<MemberView>,
+}
+
+/// One member at a glance: what its status call said, or why it did not answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Its name.
+    pub name: String,
+    /// Its client URL.
+    pub endpoint: String,
+    /// Whether it answered.
+    pub answered: bool,
+    /// Whether it is the leader.
+    pub leader: bool,
+    /// Whether it is a learner.
+    pub learner: bool,
+    /// Its store's revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// Backend file size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_size: Option<u64>,
+    /// Bytes of it in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_size_in_use: Option<u64>,
+    /// Why it did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Report {
@@ -249,7 +279,14 @@ impl Report {
             duration_seconds,
             status: checks.iter().map(|c| c.status).max().unwrap_or_default(),
             checks,
+            members: Vec::new(),
         }
+    }
+
+    /// With the members' overview.
+    pub fn with_members(mut self, members: Vec<MemberView>) -> Self {
+        self.members = members;
+        self
     }
 
     /// The result of `check`, when it ran.

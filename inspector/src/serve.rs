@@ -1,11 +1,12 @@
 //! `cairn inspect --serve ADDR --every 5m`: inspects on a schedule and serves the latest
-//! results at `/metrics` for Prometheus, until shut down.
+//! results at `/metrics` for Prometheus and the latest HTML report (with its trends) at `/`,
+//! until shut down.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -40,13 +41,36 @@ pub async fn serve<S: Source>(
 ) -> Result<(), Error> {
     let exporter = Arc::new(Exporter::new());
     let served = exporter.clone();
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let e = served.clone();
-            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], e.encode()).into_response() }
-        }),
-    );
+    let page: Arc<RwLock<Option<String>>> = Arc::new(RwLock::new(None));
+    let shown = page.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let e = served.clone();
+                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], e.encode()).into_response() }
+            }),
+        )
+        .route(
+            "/",
+            get(move || {
+                let latest = shown
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                async move {
+                    match latest {
+                        Some(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html)
+                            .into_response(),
+                        None => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the first inspection has not finished yet\n",
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -62,7 +86,20 @@ pub async fn serve<S: Source>(
             ticks.tick().await;
             let outcome = inspect(job.source, job.clock, job.store, job.options).await;
             match &outcome {
-                Ok(report) => exporter.record(report),
+                Ok(report) => {
+                    exporter.record(report);
+                    let history = job
+                        .store
+                        .load()
+                        .ok()
+                        .flatten()
+                        .map(|s| s.history)
+                        .unwrap_or_default();
+                    *page
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(crate::render::html::render(report, &history));
+                }
                 Err(_) => exporter.record_error(),
             }
             on_run(&outcome);

@@ -155,7 +155,10 @@ impl Inventory {
                 .as_deref()
                 .map(|p| paths::resolve(dir, p));
         }
-        inspection.state_file = paths::resolve(dir, &inspection.state_file);
+        inspection.state_file = inspection
+            .state_file
+            .as_deref()
+            .map(|p| paths::resolve(dir, p));
         Ok(Self {
             path: path.to_path_buf(),
             cluster,

@@ -468,9 +468,15 @@ pub struct Inspection {
     /// from 2 keys to 4 is not a 100% alarm.
     #[serde(default = "default_key_growth_min_keys")]
     pub key_growth_min_keys: u64,
-    /// Where the previous run's key counts and database sizes are kept, to measure growth.
-    #[serde(default = "default_inspection_state_file")]
-    pub state_file: PathBuf,
+    /// Where the previous run's key counts and database sizes and the history of the last
+    /// runs are kept (growth, the report's trends); unset: `<state dir>/cairn/<cluster
+    /// name>/inspection.json`, the state dir being systemd's `$STATE_DIRECTORY`, else
+    /// `$XDG_STATE_HOME`, else `~/.local/state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<PathBuf>,
+    /// How many runs the history keeps for the report's trends.
+    #[serde(default = "default_inspection_history")]
+    pub history: usize,
     /// How many `/`-separated segments make a prefix (2: `/registry/pods/`).
     #[serde(default = "default_prefix_depth")]
     pub prefix_depth: usize,
@@ -647,8 +653,8 @@ fn default_key_growth_fail() -> f64 {
 fn default_key_growth_min_keys() -> u64 {
     100
 }
-fn default_inspection_state_file() -> PathBuf {
-    "inspection-state.json".into()
+fn default_inspection_history() -> usize {
+    100
 }
 fn default_prefix_depth() -> usize {
     2

@@ -117,6 +117,27 @@ impl Inventory {
         self.tls.is_some() && self.hosts.iter().all(|h| self.metrics_port(h).is_none())
     }
 
+    /// Where the inspection keeps its state and history: `[inspection] state_file`, else a
+    /// file of this cluster's in the user's state directory (never next to the inventory,
+    /// which may be read-only or shared in a repository).
+    pub fn inspection_state_file(&self) -> PathBuf {
+        if let Some(file) = &self.inspection.state_file {
+            return file.clone();
+        }
+        let env = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let base = env("STATE_DIRECTORY")
+            .or_else(|| env("XDG_STATE_HOME"))
+            .or_else(|| env("HOME").map(|h| h.join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("cairn")
+            .join(&self.cluster.name)
+            .join("inspection.json")
+    }
+
     /// SSH user the inventory sets for `host`; `None` leaves it to `~/.ssh/config`.
     pub fn ssh_user<'a>(&'a self, host: &'a Host) -> Option<&'a str> {
         host.ssh_user.as_deref().or(self.ssh.user.as_deref())

@@ -381,7 +381,7 @@ pub fn backupd_inventory(inventory: &Inventory) -> Result<String, crate::Error> 
         },
         backup,
         inspection: cairn_inventory::Inspection {
-            state_file: format!("{}/inspection-state.json", layout::BACKUPD_DIR).into(),
+            state_file: Some(format!("{}/inspection-state.json", layout::BACKUPD_DIR).into()),
             ..inventory.inspection.clone()
         },
     };

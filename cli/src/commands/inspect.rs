@@ -64,8 +64,9 @@ pub struct InspectArgs {
     /// Client key (PEM).
     #[arg(long, requires_all = ["cacert", "cert"])]
     pub key: Option<PathBuf>,
-    /// Where the previous run's counts are kept, for growth; the inventory's
-    /// `[inspection] state_file` by default, none with --endpoints.
+    /// Where the previous run's counts and the history of runs are kept, for growth and
+    /// trends; by default the inventory's state file (`[inspection] state_file`, else
+    /// ~/.local/state/cairn/<cluster>/inspection.json), none with --endpoints.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// How long writes are watched for hot prefixes (e.g. 10s), instead of `[inspection]
@@ -149,7 +150,7 @@ fn from_inventory(inventory: &Inventory) -> Plan {
                 stale_after: inventory.schedule.backup_stale_after,
             }),
         },
-        state: Some(inventory.inspection.state_file.clone()),
+        state: Some(inventory.inspection_state_file()),
         every: inventory.schedule.inspection_interval,
     }
 }
@@ -280,7 +281,11 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
     match args.output {
         Format::Json => print!("{}", render::json::render(&report)?),
         Format::Markdown => print!("{}", render::markdown::render(&report)),
-        Format::Html => print!("{}", render::html::render(&report)),
+        Format::Html => {
+            // The trends come from the state the run just saved.
+            let history = store.load()?.map(|s| s.history).unwrap_or_default();
+            print!("{}", render::html::render(&report, &history));
+        }
         Format::Table => {
             // -v (global): every figure, not only those of checks that are not a pass.
             let ui = crate::ui::get();

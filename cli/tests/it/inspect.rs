@@ -43,10 +43,16 @@ fn inspect_with_an_inventory_passes_prints_json_and_keeps_its_state() {
         ),
     )
     .expect("write inventory");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["inspect", "--format", "json", "-i"])
-        .arg(&inventory);
-    let out = run_command(cmd, INSPECT_TIMEOUT).expect("run cairn inspect");
+    let state_home = dir.path().join("state-home");
+    let inspect = |format: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["inspect", "--format", format, "-i"])
+            .arg(&inventory)
+            .env("XDG_STATE_HOME", &state_home)
+            .env_remove("STATE_DIRECTORY");
+        run_command(cmd, INSPECT_TIMEOUT).expect("run cairn inspect")
+    };
+    let out = inspect("json");
     let report: serde_json::Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(out.code, 0, "{out:?}");
@@ -86,9 +92,28 @@ fn inspect_with_an_inventory_passes_prints_json_and_keeps_its_state() {
             .any(|f| f["name"] == "wal_fsync_p99"),
         "fsync p99 read from the metrics port: {latency}"
     );
-    let state = std::fs::read_to_string(dir.path().join("inspection-state.json"))
-        .expect("state file next to the inventory");
+    // The state is the user's, in the state directory, not next to the inventory.
+    let state = std::fs::read_to_string(state_home.join("cairn/it/inspection.json"))
+        .expect("state file in $XDG_STATE_HOME/cairn/<cluster>/");
     assert!(state.contains("\"total_keys\": 0"), "{state}");
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("inventory dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        beside.len(),
+        2,
+        "only the inventory and the state home: {beside:?}"
+    );
+    // A second run: its HTML report draws the trend of both.
+    let out = inspect("html");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("The last 2 inspections"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("<polyline"), "{}", out.stdout);
 }
 
 #[test]

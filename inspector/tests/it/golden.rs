@@ -139,7 +139,7 @@ fn markdown_rendering_matches_the_golden_file() {
 
 #[test]
 fn html_rendering_matches_the_golden_file() {
-    let html = render::html::render(&fixed_report());
+    let html = render::html::render(&fixed_report(), &[]);
     assert!(!html.contains("<script"), "no scripts");
     assert!(!html.contains("src=\"http"), "nothing fetched");
     compare("report.html", &html);
