@@ -411,6 +411,16 @@ mod tests {
         );
     }
 
+    /// `cairn up -i cairn.toml` with a `[tls] dir` that does not exist yet: it is made next
+    /// to the inventory (it was once made at the filesystem root).
+    #[test]
+    fn a_bare_inventory_file_name_puts_a_missing_tls_dir_beside_it() {
+        let text = format!("{MINIMAL}[tls]\ndir = \"missing/pki\"\n");
+        let inv = Inventory::parse(Path::new("cairn.toml"), text).expect("valid");
+        let want = std::env::current_dir().expect("cwd").join("missing/pki");
+        assert_eq!(inv.tls.expect("tls").dir, want);
+    }
+
     #[test]
     fn unknown_keys_are_syntax_errors_at_their_line() {
         let text = MINIMAL.replace("token", "tokn");
