@@ -153,6 +153,30 @@ impl Auth {
         })
     }
 
+    /// Reads the key in `path` now, so a file that is no key fails before any host is
+    /// contacted; an encrypted one is left to be opened when a login needs it (the agent may
+    /// hold it).
+    pub fn check_identity(&self, path: &Path) -> Result<(), Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::SshKeyRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        match russh::keys::decode_secret_key(&text, None) {
+            Ok(key) => {
+                self.keys
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(path.to_path_buf(), Some(Arc::new(key)));
+                Ok(())
+            }
+            Err(russh::keys::Error::KeyIsEncrypted) => Ok(()),
+            Err(source) => Err(Error::SshKey {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
     /// The key in `path`, decrypted; `None` when there is no such file.
     fn key(&self, path: &Path) -> Result<Option<Arc<PrivateKey>>, Error> {
         // Held while a passphrase is asked, so parallel connections ask once.

@@ -144,8 +144,8 @@ pub enum Connector {
 }
 
 impl Connector {
-    /// For `inventory`'s transport; over SSH `~/.ssh/config` is read now, so a broken one
-    /// fails before any host is contacted.
+    /// For `inventory`'s transport; over SSH `~/.ssh/config` and `[ssh] identity_file` are
+    /// read now, so a broken one fails before any host is contacted.
     pub fn new(
         inventory: &Inventory,
         accept_new_host_keys: bool,
@@ -153,7 +153,13 @@ impl Connector {
     ) -> Result<Self, Error> {
         Ok(match inventory.cluster.transport {
             Transport::Ssh => Self::Ssh {
-                auth: Arc::new(Auth::new(inventory)),
+                auth: {
+                    let auth = Auth::new(inventory);
+                    if let Some(identity) = &inventory.ssh.identity_file {
+                        auth.check_identity(identity)?;
+                    }
+                    Arc::new(auth)
+                },
                 logins: Box::new(Logins::new(inventory)?),
                 policy: HostKeyPolicy {
                     known_hosts: inventory.ssh.known_hosts.clone(),

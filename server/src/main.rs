@@ -13,8 +13,18 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("snapshot") {
-        return cairn_server::snapshot_main(std::env::args().collect());
+    match std::env::args().nth(1).as_deref() {
+        Some("snapshot") => return cairn_server::snapshot_main(std::env::args().collect()),
+        Some("gateway") => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            return cairn_server::gateway_main(std::env::args().collect(), shutdown_signal());
+        }
+        _ => {}
     }
     let config = match Config::try_parse_etcd_args(std::env::args()) {
         Ok(c) => c,

@@ -476,7 +476,7 @@ impl Member {
     }
 
     /// Runs etcdctl with this member's TLS setup against `endpoints` (comma-separated).
-    pub(crate) fn etcdctl_at(&self, endpoints: &str, args: &[&str]) -> Result<CmdOutput, Error> {
+    pub fn etcdctl_at(&self, endpoints: &str, args: &[&str]) -> Result<CmdOutput, Error> {
         run(
             self.etcdctl_command_for(endpoints, args),
             None,

@@ -110,7 +110,7 @@ fn an_unreachable_host_is_one_line_naming_it() {
     let line = error_line(&out);
     assert!(
         line.starts_with(&format!(
-            "cairn: {}: cannot use the SSH key; set [ssh] identity_file to an unencrypted OpenSSH private key: ",
+            "cairn: {}: cannot use this SSH key (a wrong passphrase, or not an OpenSSH private key); set [ssh] identity_file to another key: ",
             dir.path().join("id").display()
         )),
         "{line}"

@@ -6,6 +6,7 @@ mod crash;
 mod etcdctl;
 mod faults;
 mod flags;
+mod gateway;
 mod http;
 mod kv;
 mod lease;
