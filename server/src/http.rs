@@ -1,5 +1,6 @@
 //! etcd's HTTP endpoints: `/health` (etcd 3.4's JSON and status codes), `/livez` and `/readyz`
-//! (etcd 3.5's probes), and `/metrics` (Prometheus text).
+//! (etcd 3.5's probes), `/metrics` (Prometheus text), and on client URLs the JSON gateway
+//! (`/v3/...`, [`crate::json_api`]).
 //!
 //! They are served on every client URL, on the same port as gRPC (tonic accepts HTTP/1.1 next
 //! to HTTP/2 and routes by path), and on each `--listen-metrics-urls` URL, so load balancers,
@@ -49,15 +50,22 @@ pub fn routes(
     metrics: Arc<Metrics>,
     listener: Listener,
     grpc: Option<Routes>,
+    watch_progress_every: std::time::Duration,
 ) -> Routes {
     let endpoints = Router::new()
         .route("/health", get(health))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Endpoints { node, metrics });
+        .with_state(Endpoints {
+            node: node.clone(),
+            metrics,
+        });
     let endpoints = match listener {
-        Listener::Client => endpoints.layer(axum::middleware::map_response(cors)),
+        // The JSON gateway is served where gRPC is.
+        Listener::Client => endpoints
+            .merge(crate::json_api::router(node, watch_progress_every))
+            .layer(axum::middleware::map_response(cors)),
         Listener::Metrics => endpoints,
     };
     let router = match grpc {

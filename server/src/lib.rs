@@ -13,6 +13,7 @@ pub(crate) mod fatal;
 pub(crate) mod gateway;
 pub(crate) mod http;
 pub(crate) mod identity;
+pub(crate) mod json_api;
 pub(crate) mod kv;
 pub(crate) mod lessor;
 pub(crate) mod maintenance;

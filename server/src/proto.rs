@@ -4,11 +4,13 @@
 /// etcd's `mvccpb` package: key-values and events.
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");
+    include!(concat!(env!("OUT_DIR"), "/mvccpb.serde.rs"));
 }
 
 /// etcd's `etcdserverpb` package: the client API.
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.serde.rs"));
 }
 
 /// cairn's internal messages: the commands the write path logs and applies.

@@ -169,7 +169,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let addr = local_addr(&listener, url)?;
         let grpc =
             matches!(kind, http::Listener::Client).then(|| grpc_routes(&node, &config, limits));
-        let routes = http::routes(node.clone(), metrics.clone(), kind, grpc);
+        let routes = http::routes(
+            node.clone(),
+            metrics.clone(),
+            kind,
+            grpc,
+            config.experimental_watch_progress_notify_interval,
+        );
         tracing::info!(url = %url, addr = %addr, ?kind, "serving");
         let router = Server::builder()
             .accept_http1(true)

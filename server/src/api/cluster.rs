@@ -42,8 +42,9 @@ impl ClusterService {
         self.node.cluster().membership.read().members()
     }
 
+    /// etcd's cluster service header: cluster, member and term, no revision.
     fn header(&self) -> Option<crate::proto::etcdserverpb::ResponseHeader> {
-        Some(self.node.header(self.node.visible_revision()))
+        Some(self.node.header(0))
     }
 
     /// Membership changes need raft: a single member has no peers to add or remove.

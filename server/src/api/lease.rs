@@ -46,6 +46,13 @@ async fn keep_alive(node: &Node, id: i64) -> Result<LeaseKeepAliveResponse, Stat
     })
 }
 
+impl LeaseService {
+    /// One keep-alive of lease `id`, as the stream answers it (the JSON gateway's stream).
+    pub async fn renew(&self, id: i64) -> Result<LeaseKeepAliveResponse, Status> {
+        keep_alive(&self.node, id).await
+    }
+}
+
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(

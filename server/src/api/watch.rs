@@ -159,8 +159,20 @@ impl Stream {
         self.out.send(Ok(resp)).await.is_ok()
     }
 
-    async fn serve(mut self, mut inbound: Streaming<WatchRequest>) {
-        while let Some(Ok(msg)) = inbound.next().await {
+    /// Serves the requests of `inbound`. When the client closes its side (the stream ends
+    /// without an error), the watchers keep sending until it goes away, as etcd's do: a
+    /// half-closed gRPC stream, or a JSON gateway request whose body is complete.
+    async fn serve<S, E>(mut self, mut inbound: S)
+    where
+        S: futures::Stream<Item = Result<WatchRequest, E>> + Unpin + Send,
+        E: Send,
+    {
+        let mut half_closed = true;
+        while let Some(msg) = inbound.next().await {
+            let Ok(msg) = msg else {
+                half_closed = false;
+                break;
+            };
             let ok = match msg.request_union {
                 Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
                 Some(RequestUnion::CancelRequest(c)) => self.cancel(c.watch_id).await,
@@ -168,12 +180,37 @@ impl Stream {
                 None => true,
             };
             if !ok {
+                half_closed = false;
                 break;
             }
+        }
+        if half_closed {
+            self.out.closed().await;
         }
         for (_, task) in self.watchers.drain() {
             task.abort();
         }
+    }
+}
+
+impl WatchService {
+    /// A watch stream fed by `inbound` (the JSON gateway's requests); its responses, until
+    /// the returned stream is dropped.
+    pub fn open<S, E>(&self, inbound: S) -> ReceiverStream<Result<WatchResponse, Status>>
+    where
+        S: futures::Stream<Item = Result<WatchRequest, E>> + Unpin + Send + 'static,
+        E: Send + 'static,
+    {
+        let (out, rx) = mpsc::channel(STREAM_BUFFER);
+        let stream = Stream {
+            node: self.node.clone(),
+            out,
+            watchers: HashMap::new(),
+            next_id: 0,
+            progress_every: self.progress_every,
+        };
+        tokio::spawn(stream.serve(inbound));
+        ReceiverStream::new(rx)
     }
 }
 
@@ -185,15 +222,6 @@ impl Watch for WatchService {
         &self,
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let (out, rx) = mpsc::channel(STREAM_BUFFER);
-        let stream = Stream {
-            node: self.node.clone(),
-            out,
-            watchers: HashMap::new(),
-            next_id: 0,
-            progress_every: self.progress_every,
-        };
-        tokio::spawn(stream.serve(req.into_inner()));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(self.open(req.into_inner())))
     }
 }

@@ -8,6 +8,7 @@ mod faults;
 mod flags;
 mod gateway;
 mod http;
+mod json_gateway;
 mod kv;
 mod lease;
 mod linearizable;

@@ -1,0 +1,185 @@
+//! The JSON gateway's codec: protobuf JSON bodies in and out of the gRPC services, etcd's
+//! error body and its HTTP status, and the requests and `{"result": ...}` lines of streams.
+
+use std::future::Future;
+
+use axum::body::Bytes;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::Code;
+
+/// JSON values of one type from a request body's chunks, as they complete: the requests of
+/// a streaming call.
+pub struct Values<T> {
+    chunks: axum::body::BodyDataStream,
+    buf: Vec<u8>,
+    done: bool,
+    _of: std::marker::PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> Values<T> {
+    pub fn new(body: axum::body::Body) -> Self {
+        Self {
+            chunks: body.into_data_stream(),
+            buf: Vec::new(),
+            done: false,
+            _of: std::marker::PhantomData,
+        }
+    }
+
+    /// The next value; `None` at the body's end, `Err` for one that does not parse.
+    pub async fn next(&mut self) -> Option<Result<T, serde_json::Error>> {
+        use futures::StreamExt;
+        loop {
+            let mut values = serde_json::Deserializer::from_slice(&self.buf).into_iter::<T>();
+            match values.next() {
+                Some(Ok(v)) => {
+                    let used = values.byte_offset();
+                    self.buf.drain(..used);
+                    return Some(Ok(v));
+                }
+                // An unfinished value waits for more of the body, unless there is no more.
+                Some(Err(e)) if !e.is_eof() || self.done => return Some(Err(e)),
+                None if self.done => return None,
+                _ => {}
+            }
+            match self.chunks.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                // A body cut off is the end of the requests.
+                Some(Err(_)) | None => self.done = true,
+            }
+        }
+    }
+}
+
+/// One response of a stream: `{"result": ...}` and a newline, as grpc-gateway writes them.
+pub fn result_line(value: &impl Serialize) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Line<'a, T> {
+        result: &'a T,
+    }
+    let mut out = serde_json::to_vec(&Line { result: value }).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// A stream's error line, as grpc-gateway writes it.
+pub fn error_line(code: Code, message: &str) -> Vec<u8> {
+    let status = http_status(code);
+    let mut out = serde_json::to_vec(&serde_json::json!({
+        "error": {
+            "grpc_code": code as i32,
+            "http_code": status.as_u16(),
+            "message": message,
+            "http_status": status.canonical_reason().unwrap_or_default(),
+        }
+    }))
+    .unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Decodes `body` (empty: the default request, as grpc-gateway treats an empty body), calls
+/// `call` with it, and encodes its answer or its error.
+pub async fn unary<Req, Resp, F, Fut>(body: Bytes, call: F) -> Response
+where
+    Req: DeserializeOwned + Default,
+    Resp: Serialize,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        Req::default()
+    } else {
+        match serde_json::from_slice::<Req>(&body) {
+            Ok(r) => r,
+            Err(e) => return error(Code::InvalidArgument, &e.to_string()),
+        }
+    };
+    match call(tonic::Request::new(request)).await {
+        Ok(answer) => json(StatusCode::OK, &answer.into_inner()),
+        Err(status) => error(status.code(), status.message()),
+    }
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => error(Code::Internal, &e.to_string()),
+    }
+}
+
+/// grpc-gateway's error body and its HTTP status for a gRPC code.
+pub fn error(code: Code, message: &str) -> Response {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: &'a str,
+        message: &'a str,
+        code: i32,
+    }
+    let body = Body {
+        error: message,
+        message,
+        code: code as i32,
+    };
+    json(http_status(code), &body)
+}
+
+/// grpc-gateway v1's `HTTPStatusFromCode`, which etcd 3.4 answers with.
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::REQUEST_TIMEOUT,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A route per `(path, handler)` under `prefix`, each answering POST.
+macro_rules! posts {
+    ($prefix:expr, $service:expr, $( $path:literal => $method:ident ),+ $(,)?) => {{
+        let mut router = axum::Router::new();
+        $(
+            let service = $service.clone();
+            router = router.route(
+                &format!("{}{}", $prefix, $path),
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let service = service.clone();
+                    async move { $crate::json_api::codec::unary(body, |r| async move { service.$method(r).await }).await }
+                }),
+            );
+        )+
+        router
+    }};
+}
+pub(crate) use posts;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_map_to_grpc_gateways_statuses() {
+        assert_eq!(http_status(Code::InvalidArgument), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            http_status(Code::FailedPrecondition),
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            http_status(Code::Unavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(http_status(Code::NotFound), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,190 @@
+//! etcd's JSON gateway (`POST /v3/...`, protobuf JSON under the proto field names) as curl
+//! lines in runbooks use it: the same requests to cairn-server and to etcd 3.4 must get the
+//! same HTTP status and the same body, once the fields that differ between two clusters
+//! (IDs, terms, versions, sizes, hashes, lease IDs) and the parser's wording of a malformed
+//! body are masked. etcd is the oracle: no expected output is written by hand.
+
+use std::process::Command;
+use std::time::Duration;
+
+use cairn_testkit::{run_command, Member};
+use regex::Regex;
+
+/// `curl -X POST URL/PATH -d BODY` (a GET for a body of `GET`): the HTTP status, then the
+/// body.
+fn post(m: &Member, path: &str, body: &str) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "-w", "\n%{http_code}"])
+        .arg(format!("{}{path}", m.client_url()));
+    if body != "GET" {
+        cmd.args(["-X", "POST", "-d", body]);
+    }
+    let out = run_command(cmd, Duration::from_secs(20)).expect("curl");
+    assert!(out.success(), "curl {path}: {out:?}");
+    let (body, code) = out.stdout.rsplit_once('\n').expect("status line");
+    format!("{code} {body}")
+}
+
+fn masked(text: &str) -> String {
+    let masks = [
+        (
+            r#""(cluster_id|member_id|leader|raft_term|raftTerm|ID)":"\d+""#,
+            r#""$1":"<id>""#,
+        ),
+        (
+            r#""(version|dbSize|dbSizeInUse|raftIndex|raftAppliedIndex)":"[^"]*""#,
+            r#""$1":"<n>""#,
+        ),
+        (r#""hash":\d+"#, r#""hash":<hash>"#),
+        (
+            r#""(peerURLs|clientURLs)":\["[^"]*"\]"#,
+            r#""$1":["<url>"]"#,
+        ),
+        (r#""(error|message)":"[^"]*""#, r#""$1":"<text>""#),
+    ];
+    let mut text = text.to_string();
+    for (re, with) in masks {
+        text = Regex::new(re)
+            .expect("mask")
+            .replace_all(&text, with)
+            .into_owned();
+    }
+    text
+}
+
+#[test]
+fn json_requests_get_the_answers_etcd_3_4_gives() {
+    let cairn = crate::cairn();
+    let etcd = crate::etcd();
+    // Base64 of "foo", "bar", "fop" and "none".
+    let steps: &[(&str, &str)] = &[
+        ("/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#),
+        (
+            "/v3/kv/put",
+            r#"{"key":"Zm9v","value":"YmFy","prev_kv":true}"#,
+        ),
+        ("/v3/kv/range", r#"{"key":"Zm9v"}"#),
+        ("/v3/kv/range", r#"{"key":"Zm9v","keys_only":true}"#),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","range_end":"Zm9w","sortOrder":"DESCEND"}"#,
+        ),
+        ("/v3/kv/range", r#"{"key":"bm9uZQ=="}"#),
+        ("/v3beta/kv/range", r#"{"key":"Zm9v","count_only":true}"#),
+        ("/v3/kv/range", r#"{"key":"Zm9v","value":"ignored"}"#),
+        ("/v3/kv/range", r#"{"key":"#),
+        ("/v3/kv/range", r#"{"key":"Zm9v","revision":"99"}"#),
+        (
+            "/v3/kv/txn",
+            r#"{"compare":[{"target":"VALUE","key":"Zm9v","value":"YmFy"}],"success":[{"request_range":{"key":"Zm9v"}}],"failure":[{"request_put":{"key":"Zm9v","value":"YmF6"}}]}"#,
+        ),
+        (
+            "/v3/kv/txn",
+            r#"{"compare":[{"target":"VERSION","key":"Zm9v","result":"GREATER","version":"5"}],"failure":[{"request_delete_range":{"key":"Zm9v","prev_kv":true}}]}"#,
+        ),
+        ("/v3/kv/deleterange", r#"{"key":"Zm9v"}"#),
+        ("/v3/kv/compaction", r#"{"revision":"2"}"#),
+        ("/v3/kv/compaction", r#"{"revision":"1"}"#),
+        ("/v3/lease/grant", r#"{"TTL":60}"#),
+        ("/v3/lease/leases", ""),
+        ("/v3/lease/timetolive", r#"{"ID":"12345"}"#),
+        ("/v3/kv/lease/revoke", r#"{"ID":"12345"}"#),
+        ("/v3/maintenance/status", "{}"),
+        ("/v3/maintenance/alarm", r#"{"action":"GET"}"#),
+        ("/v3/maintenance/hash", "{}"),
+        ("/v3/cluster/member/list", "{}"),
+        ("/v3/kv/nothing", "{}"),
+        ("/v3/kv/range", "GET"),
+    ];
+    let mut mismatches = Vec::new();
+    for (i, (path, body)) in steps.iter().enumerate() {
+        let (c, e) = (
+            masked(&post(&cairn, path, body)),
+            masked(&post(&etcd, path, body)),
+        );
+        if c != e {
+            mismatches.push(format!(
+                "step {i}: POST {path} {body}\n  cairn: {c}\n  etcd:  {e}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// `curl -N -X POST /v3/watch -d REQUEST`, left running.
+fn watch(m: &Member, request: &str) -> cairn_testkit::Background {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "-N", "-X", "POST"])
+        .arg(format!("{}/v3/watch", m.client_url()))
+        .args(["-d", request]);
+    cairn_testkit::Background::spawn("curl /v3/watch", cmd).expect("curl")
+}
+
+/// The watch stream as lua-resty-etcd and curl read it: a line per response, events after
+/// the request body has ended, a history replayed from a start revision.
+#[test]
+fn a_watch_streams_the_lines_etcd_3_4_streams() {
+    let cairn = crate::cairn();
+    let etcd = crate::etcd();
+    let mut transcripts = Vec::new();
+    for m in [&cairn, &etcd] {
+        let mut live = watch(m, r#"{"create_request":{"key":"Zm9v","prev_kv":true}}"#);
+        live.wait_for(Duration::from_secs(20), |l| l.len() == 1)
+            .expect("created");
+        post(m, "/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#);
+        post(m, "/v3/kv/put", r#"{"key":"Zm9v","value":"YmF6"}"#);
+        post(m, "/v3/kv/deleterange", r#"{"key":"Zm9v"}"#);
+        let mut lines = live
+            .wait_for(Duration::from_secs(20), |l| l.len() == 4)
+            .expect("three events")
+            .to_vec();
+        let mut replay = watch(
+            m,
+            r#"{"create_request":{"key":"Zm9v","start_revision":"1"}}"#,
+        );
+        lines.extend(
+            replay
+                .wait_for(Duration::from_secs(20), |l| l.len() == 2)
+                .expect("created and the history")
+                .iter()
+                .cloned(),
+        );
+        let bad = post(m, "/v3/watch", "{bad");
+        lines.push(
+            bad.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        transcripts.push(lines.iter().map(|l| masked(l)).collect::<Vec<_>>());
+    }
+    crate::assert_same("the watch stream", &transcripts[0], &transcripts[1]);
+}
+
+/// `/v3/lease/keepalive`: each request of the body renewed in turn, a line each; a lease that
+/// does not exist gets TTL 0, as from etcd.
+#[test]
+fn lease_keep_alives_stream_as_etcd_3_4_streams_them() {
+    let cairn = crate::cairn();
+    let etcd = crate::etcd();
+    let id = Regex::new(r#""ID":"(\d+)""#).expect("regex");
+    let mut transcripts = Vec::new();
+    for m in [&cairn, &etcd] {
+        let granted = post(m, "/v3/lease/grant", r#"{"TTL":60}"#);
+        let lease = id.captures(&granted).expect("a lease ID")[1].to_string();
+        let renewed = post(
+            m,
+            "/v3/lease/keepalive",
+            &format!(r#"{{"ID":"{lease}"}} {{"ID":"{lease}"}}"#),
+        );
+        let missing = post(m, "/v3/lease/keepalive", r#"{"ID":"1"}"#);
+        let bad = post(m, "/v3/lease/keepalive", "{bad");
+        transcripts.push(vec![
+            masked(&granted),
+            masked(&renewed),
+            masked(&missing),
+            masked(&bad),
+        ]);
+    }
+    crate::assert_same("lease keep-alives", &transcripts[0], &transcripts[1]);
+}
