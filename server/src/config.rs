@@ -153,6 +153,14 @@ pub enum MetricsLevel {
     Extensive,
 }
 
+/// The etcd release whose API and behaviour cairn-server follows, reported wherever etcd
+/// reports its own (Status, `/version`, `etcd_server_version`). Clients such as Kubernetes
+/// gate features on it, so it names the release cairn is compared with, never a later one
+/// whose features cairn lacks.
+pub const ETCD_VERSION: &str = "3.4.23";
+/// The cluster version of that release (`major.minor.0`), as `/version` reports it.
+pub const CLUSTER_VERSION: &str = "3.4.0";
+
 /// Parses a Go-style duration as etcd's flags take them ("500ms", "10m", "1h30m", "0").
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     if s.trim() == "0" {

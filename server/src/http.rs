@@ -1,6 +1,6 @@
 //! etcd's HTTP endpoints: `/health` (etcd 3.4's JSON and status codes), `/livez` and `/readyz`
-//! (etcd 3.5's probes), `/metrics` (Prometheus text), and on client URLs the JSON gateway
-//! (`/v3/...`, [`crate::json_api`]).
+//! (etcd 3.5's probes), `/metrics` (Prometheus text), and on client URLs `/version` and the JSON
+//! gateway (`/v3/...`, [`crate::json_api`]).
 //!
 //! They are served on every client URL, on the same port as gRPC (tonic accepts HTTP/1.1 next
 //! to HTTP/2 and routes by path), and on each `--listen-metrics-urls` URL, so load balancers,
@@ -62,8 +62,9 @@ pub fn routes(
             metrics,
         });
     let endpoints = match listener {
-        // The JSON gateway is served where gRPC is.
+        // `/version` and the JSON gateway are served where gRPC is, as etcd serves them.
         Listener::Client => endpoints
+            .route("/version", get(version))
             .merge(crate::json_api::router(node, watch_progress_every))
             .layer(axum::middleware::map_response(cors)),
         Listener::Metrics => endpoints,
@@ -74,6 +75,19 @@ pub fn routes(
         None => endpoints,
     };
     Routes::from(router.fallback(not_found))
+}
+
+/// etcd's `/version`: the server's release and the cluster's version.
+async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(
+            r#"{{"etcdserver":"{}","etcdcluster":"{}"}}"#,
+            crate::config::ETCD_VERSION,
+            crate::config::CLUSTER_VERSION
+        ),
+    )
+        .into_response()
 }
 
 /// etcd's client handler allows every origin.

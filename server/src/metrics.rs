@@ -29,9 +29,7 @@ use crate::proto::etcdserverpb::{
     request_op, response_op, DeleteRangeRequest, PutRequest, TxnRequest, TxnResponse,
 };
 
-/// The etcd version cairn-server reports itself as (in `etcd_server_version`), the etcd
-/// release whose API and behaviour it follows.
-pub const ETCD_VERSION: &str = "3.4.23";
+pub use crate::config::ETCD_VERSION;
 
 /// Labels of the per-peer network metrics: the peer's member ID in hex (`To` or `From`).
 type PeerLabel = [(&'static str, String); 1];

@@ -9,5 +9,4 @@ pub mod cli;
 pub mod hash;
 pub mod snapshot;
 
-/// The etcd API level cairn-server implements, reported by Status (etcd 3.4's API).
-pub const API_VERSION: &str = "3.4.0";
+pub use crate::config::ETCD_VERSION as API_VERSION;

@@ -224,6 +224,12 @@ fn check_endpoints(base: &str, etcd_base: &str, extra: &[String]) -> (String, St
         "/health of cairn at {base} (left) differs from etcd 3.4's (right)"
     );
     assert_eq!(health.body, r#"{"health":"true"}"#);
+    // The release cairn follows, as etcd 3.4 reports its own.
+    assert_eq!(
+        curl(&format!("{base}/version"), extra),
+        curl(&format!("{etcd_base}/version"), extra),
+        "/version of cairn at {base} (left) differs from etcd 3.4's (right)"
+    );
     for probe in ["livez", "readyz"] {
         let r = curl(&format!("{base}/{probe}"), extra);
         assert_eq!(
