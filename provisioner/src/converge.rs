@@ -94,7 +94,7 @@ pub async fn apply<H: Host, P: Probe>(
             });
         }
         if starting.len() == steps.members.len() {
-            wait_member_list(steps).await?;
+            steps.wait_published().await?;
         }
     }
     // Joiners, one at a time; each one that is in votes for the next.
@@ -117,26 +117,6 @@ pub async fn apply<H: Host, P: Probe>(
         steps.converge_daemon(t, p).await?;
     }
     Ok(events)
-}
-
-/// Waits until the member list has exactly the inventory's names (every member has
-/// published itself).
-async fn wait_member_list<P: Probe>(steps: Steps<'_, P>) -> Result<(), Error> {
-    let Some(first) = steps.members.first() else {
-        return Ok(());
-    };
-    let mut want = steps.members.to_vec();
-    want.sort();
-    steps
-        .poll_until(first, || {
-            let want = &want;
-            async move {
-                let mut names = steps.probe.member_names(first).await?;
-                names.sort();
-                Ok((names == *want, format!("member list {names:?}")))
-            }
-        })
-        .await
 }
 
 #[cfg(test)]

@@ -311,7 +311,17 @@ impl FakeProbe {
                         })
                         .cloned()
                         .unwrap_or_else(|| m.name.clone());
-                    ClusterMember { name, ..m.clone() }
+                    // A running member has published its client URL.
+                    let client_urls = if world.machines.get(&name).is_some_and(|x| x.active) {
+                        vec![format!("https://{name}:2379")]
+                    } else {
+                        m.client_urls.clone()
+                    };
+                    ClusterMember {
+                        name,
+                        client_urls,
+                        ..m.clone()
+                    }
                 })
                 .collect();
         }
@@ -324,7 +334,11 @@ impl FakeProbe {
                 id: Self::id(world, n),
                 name: n.clone(),
                 peer_urls: vec![Self::peer_url(world, n)],
-                client_urls: Vec::new(),
+                client_urls: if world.machines.get(n).is_some_and(|m| m.active) {
+                    vec![format!("https://{n}:2379")]
+                } else {
+                    Vec::new()
+                },
             })
             .collect()
     }
@@ -422,15 +436,5 @@ impl Probe for FakeProbe {
         world.members = Some(members);
         world.events.push(Event::MemberRemove(id));
         Ok(())
-    }
-
-    async fn member_names(&self, _member: &str) -> Result<Vec<String>, Error> {
-        let world = self.0.world();
-        Ok(world
-            .order
-            .iter()
-            .filter(|n| world.machines.get(*n).is_some_and(|m| m.active))
-            .cloned()
-            .collect())
     }
 }

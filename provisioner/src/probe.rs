@@ -76,11 +76,6 @@ pub trait Probe: Send + Sync {
     /// The status of the member named `member` (its own answer, from its own endpoint).
     fn status(&self, member: &str) -> impl Future<Output = Result<MemberStatus, Error>> + Send;
 
-    /// The names in the cluster's member list, as `member`'s endpoint reports it (members
-    /// that have not started yet have an empty name).
-    fn member_names(&self, member: &str)
-        -> impl Future<Output = Result<Vec<String>, Error>> + Send;
-
     /// The cluster's member list as `member` reports it.
     fn member_list(
         &self,
@@ -171,15 +166,6 @@ impl Probe for EtcdProbe {
             version: answer.version().to_string(),
             raft_term: answer.raft_term(),
         })
-    }
-
-    async fn member_names(&self, member: &str) -> Result<Vec<String>, Error> {
-        Ok(self
-            .member_list(member)
-            .await?
-            .into_iter()
-            .map(|m| m.name)
-            .collect())
     }
 
     async fn member_list(&self, member: &str) -> Result<Vec<ClusterMember>, Error> {

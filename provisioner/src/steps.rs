@@ -287,6 +287,36 @@ impl<'a, P: Probe> Steps<'a, P> {
         .await
     }
 
+    /// Waits until the member list (as the first member reports it) shows every member of the
+    /// run by name with its client URLs: a member publishes them only once it has joined, and
+    /// until then clients that discover endpoints from the list miss it.
+    pub(crate) async fn wait_published(&self) -> Result<(), Error> {
+        let Some(first) = self.members.first() else {
+            return Ok(());
+        };
+        self.poll_until(first, || async {
+            let list = self.probe.member_list(first).await?;
+            let missing: Vec<&str> = self
+                .members
+                .iter()
+                .filter(|m| {
+                    !list
+                        .iter()
+                        .any(|l| &l.name == *m && !l.client_urls.is_empty())
+                })
+                .map(String::as_str)
+                .collect();
+            Ok((
+                missing.is_empty(),
+                format!(
+                    "the member list does not show {} with client URLs yet",
+                    missing.join(", ")
+                ),
+            ))
+        })
+        .await
+    }
+
     /// Restarts the member's unit (which also starts a stopped or failing one), then waits until
     /// it answers with a leader and has caught up with the leader's revision.
     pub(crate) async fn restart_until_caught_up<H: Host>(

@@ -300,7 +300,8 @@ impl Running {
             for name in &names {
                 steps.wait_healthy(name).await?;
             }
-            Ok(())
+            // Up means every member is in the member list with its client URLs.
+            steps.wait_published().await
         };
         tokio::select! {
             r = ready => r,

@@ -203,6 +203,19 @@ fn up_serves_etcdctl_over_tls_and_sigint_stops_every_member() {
     );
     assert!(root.join("usr/local/bin/cairn-server").is_file());
 
+    // Up means every member is listed with its client URLs (the leader once was not yet).
+    let list = etcdctl(dir.path(), &endpoints, &["member", "list", "-w", "json"]);
+    assert!(list.success(), "{list:?}");
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+    let members = list["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{list}");
+    for m in members {
+        assert!(
+            m["clientURLs"].as_array().is_some_and(|u| !u.is_empty()),
+            "{m} has no client URLs once up said the cluster is up"
+        );
+    }
+
     let put = etcdctl(dir.path(), &endpoints, &["put", "greeting", "hello"]);
     assert!(put.success(), "{put:?}");
     let status = etcdctl(
