@@ -45,17 +45,13 @@ pub struct Imported {
     pub members: Vec<ImportedMember>,
     /// The version a member's Status reports.
     pub version: String,
+    /// Which server answered: cairn-server exports `cairn_server_info` in its metrics (both
+    /// report etcd's version in Status).
+    pub server: ServerKind,
 }
 
-/// The server kind a Status version means: cairn-server reports the etcd API level it
-/// serves (`3.4.0`), etcd its own release (`3.4.23`).
-pub fn server_kind(version: &str) -> ServerKind {
-    if version == "3.4.0" {
-        ServerKind::Cairn
-    } else {
-        ServerKind::Etcd
-    }
-}
+/// The metric only cairn-server exports.
+const CAIRN_METRIC: &str = "cairn_server_info";
 
 /// Reads the member list and a Status from the first endpoint that answers.
 pub async fn read_cluster(options: &Options) -> Result<Imported, Error> {
@@ -86,9 +82,31 @@ pub async fn read_cluster(options: &Options) -> Result<Imported, Error> {
             peer_url: m.peer_urls().first().cloned().unwrap_or_default(),
         })
         .collect();
+    // The first endpoint's metrics, on its client URL, with the same credentials.
+    let tls = match (&options.cacert, &options.cert) {
+        (Some(ca), Some((cert, key))) => Some(cairn_client::TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let http = cairn_client::HttpClient::new(tls.as_ref(), options.timeout)?;
+    let first = options.endpoints.first().cloned().unwrap_or_default();
+    let metrics = http
+        .get_text(&cairn_client::http::metrics_url(&first))
+        .await?;
+    let cairn = metrics
+        .lines()
+        .any(|l| l.starts_with(CAIRN_METRIC) || l.starts_with(&format!("# TYPE {CAIRN_METRIC} ")));
     Ok(Imported {
         members,
         version: status.version().to_string(),
+        server: if cairn {
+            ServerKind::Cairn
+        } else {
+            ServerKind::Etcd
+        },
     })
 }
 
@@ -152,7 +170,7 @@ pub fn inventory_text(
     };
     let client_port = shared(|h| h.3);
     let peer_port = shared(|h| h.4);
-    let kind = server_kind(&cluster.version);
+    let kind = cluster.server;
     let (server, binary) = match kind {
         ServerKind::Cairn => ("cairn", "cairn-server"),
         ServerKind::Etcd => ("etcd", "etcd"),
@@ -261,6 +279,7 @@ mod tests {
                 member("c", "10.0.0.3", 2379, 2380),
             ],
             version: "3.4.23".into(),
+            server: ServerKind::Etcd,
         };
         let text = inventory_text(&cluster, "prod", &["https://10.0.0.1:2379".into()], "pki")
             .expect("text");
@@ -286,7 +305,8 @@ mod tests {
                 member("a", "127.0.0.21", 3001, 4001),
                 member("b", "127.0.0.22", 3002, 4002),
             ],
-            version: "3.4.0".into(),
+            version: "3.4.23".into(),
+            server: ServerKind::Cairn,
         };
         let text = inventory_text(&cluster, "dev", &[], "pki").expect("text");
         assert!(text.contains("\nserver = \"cairn\"\n"), "{text}");
@@ -305,7 +325,8 @@ mod tests {
                 member("b", "127.0.0.1", 22379, 22380),
                 member("c", "127.0.0.1", 32379, 32380),
             ],
-            version: "3.4.0".into(),
+            version: "3.4.23".into(),
+            server: ServerKind::Cairn,
         };
         let text = inventory_text(&cluster, "dev", &[], "pki").expect("text");
         let inv = load(&text);
@@ -317,6 +338,7 @@ mod tests {
                 member("b", "10.0.0.1", 3379, 3380),
             ],
             version: "3.4.23".into(),
+            server: ServerKind::Etcd,
         };
         let err = inventory_text(&cluster, "prod", &[], "pki").expect_err("shared host");
         assert!(
@@ -332,7 +354,8 @@ mod tests {
         m.name.clear();
         let cluster = Imported {
             members: vec![m],
-            version: "3.4.0".into(),
+            version: "3.4.23".into(),
+            server: ServerKind::Cairn,
         };
         let err = inventory_text(&cluster, "x", &[], "pki").expect_err("unnamed");
         assert!(err.to_string().contains("https://10.0.0.9:2380"), "{err}");

@@ -326,6 +326,17 @@ impl Metrics {
         server_version
             .get_or_create(&[("server_version", ETCD_VERSION.to_string())])
             .set(1);
+        // cairn's own: which cairn-server runs (etcd_server_version names the etcd release it
+        // follows); tools tell cairn-server from etcd by it.
+        let cairn_info = Family::<[(&'static str, String); 1], Gauge>::default();
+        r.register(
+            "cairn_server_info",
+            "Which cairn-server is running. 1 for the 'version' label with its version.",
+            cairn_info.clone(),
+        );
+        cairn_info
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION").to_string())])
+            .set(1);
 
         let wal_fsync = histogram(
             &mut r,
