@@ -25,6 +25,7 @@ mod validate;
 mod warning;
 
 pub use inventory::{Inventory, Schedule, DEFAULT_FILE};
+pub use topology::host_port;
 
 #[cfg(feature = "clap")]
 pub use arg::InventoryArg;

@@ -154,8 +154,8 @@ impl Inventory {
     }
 }
 
-/// `address:port`, with IPv6 addresses in brackets as URLs need them.
-fn host_port(address: &str, port: u16) -> String {
+/// `address:port`, with IPv6 addresses in brackets as URLs and socket addresses need them.
+pub fn host_port(address: &str, port: u16) -> String {
     if address.parse::<Ipv6Addr>().is_ok() {
         format!("[{address}]:{port}")
     } else {

@@ -93,12 +93,7 @@ pub async fn read_cluster(options: &Options) -> Result<Imported, Error> {
     };
     let http = cairn_client::HttpClient::new(tls.as_ref(), options.timeout)?;
     let first = options.endpoints.first().cloned().unwrap_or_default();
-    let metrics = http
-        .get_text(&cairn_client::http::metrics_url(&first))
-        .await?;
-    let cairn = metrics
-        .lines()
-        .any(|l| l.starts_with(CAIRN_METRIC) || l.starts_with(&format!("# TYPE {CAIRN_METRIC} ")));
+    let cairn = http.metrics(&first).await?.gauge(CAIRN_METRIC).is_some();
     Ok(Imported {
         members,
         version: status.version().to_string(),

@@ -128,11 +128,7 @@ fn ports_free(inventory: &Inventory) -> Result<(), Error> {
             if let Err(source) = std::net::TcpListener::bind((host.address.as_str(), port)) {
                 return Err(Error::PortInUse {
                     member: host.name.clone(),
-                    addr: if host.address.contains(':') {
-                        format!("[{}]:{port}", host.address)
-                    } else {
-                        format!("{}:{port}", host.address)
-                    },
+                    addr: cairn_inventory::host_port(&host.address, port),
                     key,
                     source,
                 });

@@ -53,11 +53,7 @@ impl Login {
 
     /// `address:port`, IPv6 addresses in brackets.
     pub fn addr(&self) -> String {
-        if self.address.contains(':') {
-            format!("[{}]:{}", self.address, self.port)
-        } else {
-            format!("{}:{}", self.address, self.port)
-        }
+        cairn_inventory::host_port(&self.address, self.port)
     }
 }
 

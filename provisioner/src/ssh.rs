@@ -94,56 +94,12 @@ impl SshHost {
         let mut target = login.clone();
         let hops = std::mem::take(&mut target.jumps);
         let mut via: Vec<Handle<Checker>> = Vec::new();
-        for hop in hops.iter().chain(std::iter::once(&target)) {
-            let handle = match via.last() {
-                None => {
-                    let addr = hop.addr();
-                    let tcp = tokio::time::timeout(
-                        timeouts.connect,
-                        tokio::net::TcpStream::connect(&addr),
-                    )
-                    .await
-                    .map_err(|_| timed_out(hop, "connecting to", timeouts))?
-                    .map_err(|source| Error::Connect {
-                        host: hop.name.clone(),
-                        addr: addr.clone(),
-                        source,
-                    })?;
-                    tcp.set_nodelay(true).map_err(|source| Error::Connect {
-                        host: hop.name.clone(),
-                        addr,
-                        source,
-                    })?;
-                    session(tcp, hop, &auth, &policy, timeouts).await?
-                }
-                Some(bastion) => {
-                    let previous = hops.get(via.len() - 1).map_or("", |l| l.name.as_str());
-                    let channel = tokio::time::timeout(
-                        timeouts.connect,
-                        bastion.channel_open_direct_tcpip(
-                            hop.address.clone(),
-                            u32::from(hop.port),
-                            "127.0.0.1",
-                            0,
-                        ),
-                    )
-                    .await
-                    .map_err(|_| timed_out(hop, "opening a tunnel to", timeouts))?
-                    .map_err(|source| Error::JumpRefused {
-                        host: previous.to_string(),
-                        next: hop.addr(),
-                        source: Box::new(source),
-                    })?;
-                    session(channel.into_stream(), hop, &auth, &policy, timeouts).await?
-                }
-            };
+        for (i, hop) in hops.iter().enumerate() {
+            let handle = reach(before(&via, &hops, i), hop, &auth, &policy, timeouts).await?;
             via.push(handle);
         }
-        let handle = via.pop().ok_or_else(|| Error::Timeout {
-            host: login.name.clone(),
-            what: "connecting".into(),
-            after: timeouts.connect,
-        })?;
+        let bastion = before(&via, &hops, hops.len());
+        let handle = reach(bastion, &target, &auth, &policy, timeouts).await?;
         Ok(Self {
             login,
             handle,
@@ -243,6 +199,55 @@ fn timed_out(login: &Login, what: &str, timeouts: Timeouts) -> Error {
         what: format!("{what} {}", login.addr()),
         after: timeouts.connect,
     }
+}
+
+/// The bastion before hop `i` (`hops.len()`: the target), with its name for messages.
+fn before<'a>(
+    via: &'a [Handle<Checker>],
+    hops: &'a [Login],
+    i: usize,
+) -> Option<(&'a Handle<Checker>, &'a str)> {
+    i.checked_sub(1).map(|p| (&via[p], hops[p].name.as_str()))
+}
+
+/// A logged-in session with `hop`: over TCP, or through `bastion`'s tunnel (a direct-tcpip
+/// channel) when there is one.
+async fn reach(
+    bastion: Option<(&Handle<Checker>, &str)>,
+    hop: &Login,
+    auth: &Auth,
+    policy: &HostKeyPolicy,
+    timeouts: Timeouts,
+) -> Result<Handle<Checker>, Error> {
+    let Some((bastion, bastion_name)) = bastion else {
+        let addr = hop.addr();
+        let tcp = tokio::time::timeout(timeouts.connect, tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| timed_out(hop, "connecting to", timeouts))?
+            .map_err(|source| Error::Connect {
+                host: hop.name.clone(),
+                addr: addr.clone(),
+                source,
+            })?;
+        tcp.set_nodelay(true).map_err(|source| Error::Connect {
+            host: hop.name.clone(),
+            addr,
+            source,
+        })?;
+        return session(tcp, hop, auth, policy, timeouts).await;
+    };
+    let channel = tokio::time::timeout(
+        timeouts.connect,
+        bastion.channel_open_direct_tcpip(hop.address.clone(), u32::from(hop.port), "127.0.0.1", 0),
+    )
+    .await
+    .map_err(|_| timed_out(hop, "opening a tunnel to", timeouts))?
+    .map_err(|source| Error::JumpRefused {
+        host: bastion_name.to_string(),
+        next: hop.addr(),
+        source: Box::new(source),
+    })?;
+    session(channel.into_stream(), hop, auth, policy, timeouts).await
 }
 
 /// The SSH handshake over `stream` (a TCP connection or a bastion's tunnel), the host key

@@ -607,7 +607,7 @@ mod tests {
     }
 
     fn report() -> Report {
-        let mut latency = CheckResult::new(
+        let latency = CheckResult::new(
             CheckId::Latency,
             Status::Pass,
             "reads are fast".into(),
@@ -619,7 +619,6 @@ mod tests {
                 Limit::above(50.0, 200.0),
             )],
         );
-        latency.runbook = None;
         let mut large = CheckResult::new(
             CheckId::LargeValues,
             Status::Fail,

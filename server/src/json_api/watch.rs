@@ -13,16 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use crate::api::watch::WatchService;
 use crate::node::Node;
 use crate::proto::etcdserverpb::WatchRequest;
-
-/// Requests parsed ahead of the watch stream.
-const REQUESTS: usize = 16;
 
 /// `/watch` under `prefix`; idle watchers that ask get progress every `progress_every`.
 pub fn routes(prefix: &str, node: Arc<Node>, progress_every: Duration) -> Router {
@@ -44,17 +39,14 @@ async fn watch(service: &WatchService, body: Body) -> Response {
         // No request at all: a stream with no watchers, as etcd keeps one open.
         None => WatchRequest::default(),
     };
-    let (tx, rx) = mpsc::channel::<Result<WatchRequest, ()>>(REQUESTS);
-    let _ = tx.send(Ok(first)).await;
-    tokio::spawn(async move {
-        while let Some(Ok(r)) = values.next().await {
-            if tx.send(Ok(r)).await.is_err() {
-                return;
-            }
-        }
-        // Dropping `tx` half-closes the stream: the watchers go on.
+    // The rest as they come; one that does not parse ends the requests (a half-close: the
+    // watchers go on).
+    let rest = futures::stream::unfold(values, |mut values| async move {
+        let request = values.next().await?.ok()?;
+        Some((Ok::<_, ()>(request), values))
     });
-    let responses = service.open(ReceiverStream::new(rx));
+    let requests = Box::pin(futures::stream::once(async move { Ok(first) }).chain(rest));
+    let responses = service.open(requests);
     let lines = responses.map(|r| {
         Ok::<Bytes, std::convert::Infallible>(Bytes::from(match r {
             Ok(resp) => super::codec::result_line(&resp),
