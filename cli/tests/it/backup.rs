@@ -45,6 +45,9 @@ fn backup_now_list_verify_prune_and_restore() {
         let out = Command::new(BIN)
             .args(["inspect", "--format", "json", "--window", "100ms", "-i"])
             .arg(&inventory)
+            // Its state in the test's directory, not the user's.
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env_remove("STATE_DIRECTORY")
             .output()
             .expect("run cairn inspect");
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
