@@ -5,6 +5,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/mvccpb/kv.proto",
+        "proto/authpb/auth.proto",
         "proto/etcdserverpb/rpc.proto",
         "proto/cairnpb/internal.proto",
         "proto/cairnpb/peer.proto",
@@ -23,6 +24,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .preserve_proto_field_names()
         // etcd's gateway ignores fields a message does not have.
         .ignore_unknown_fields()
-        .build(&[".etcdserverpb", ".mvccpb"])?;
+        .build(&[".etcdserverpb", ".mvccpb", ".authpb"])?;
     Ok(())
 }

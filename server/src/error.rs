@@ -92,6 +92,73 @@ pub enum EtcdError {
     /// A request only the leader can serve reached a follower.
     #[error("etcdserver: not leader")]
     NotLeader,
+    /// AuthEnable without a root user.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// AuthEnable while root lacks the root role.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// UserAdd of an existing user.
+    #[error("etcdserver: user name already exists")]
+    UserExists,
+    /// A user name is needed (UserAdd without one; a request without credentials while auth
+    /// is on).
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// A user that does not exist.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// RoleAdd of an existing role.
+    #[error("etcdserver: role name already exists")]
+    RoleExists,
+    /// A role that does not exist.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// RoleAdd without a name.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// A wrong user name or password.
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// The user's roles do not allow the request.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// UserRevokeRole of a role the user lacks.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// RoleRevokePermission of a permission the role lacks.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// Authenticate while auth is off.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// A token that is forged, expired, or older than its user's last change.
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    /// Deleting root, its role, or taking the role from it while auth is on.
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// etcd 3.4's Maintenance admin check answers its auth store's own error, unwrapped.
+    #[error("auth: user name is empty")]
+    MaintenanceUserEmpty,
+    /// As [`EtcdError::MaintenanceUserEmpty`], for a user that does not exist.
+    #[error("auth: user name not found")]
+    MaintenanceUserNotFound,
+    /// As [`EtcdError::MaintenanceUserEmpty`], for a user without the root role.
+    #[error("auth: permission denied")]
+    MaintenancePermissionDenied,
+}
+
+impl EtcdError {
+    /// The same refusal as etcd 3.4's Maintenance service words it.
+    pub fn as_maintenance(self) -> Self {
+        match self {
+            Self::UserEmpty => Self::MaintenanceUserEmpty,
+            Self::UserNotFound => Self::MaintenanceUserNotFound,
+            Self::PermissionDenied => Self::MaintenancePermissionDenied,
+            other => other,
+        }
+    }
 }
 
 impl EtcdError {
@@ -107,9 +174,22 @@ impl EtcdError {
             | Self::TooManyOps
             | Self::DuplicateKey
             | Self::RequestTooLarge
-            | Self::InvalidSortOption => Code::InvalidArgument,
+            | Self::InvalidSortOption
+            | Self::UserEmpty
+            | Self::RoleEmpty
+            | Self::AuthFailed
+            | Self::InvalidAuthMgmt => Code::InvalidArgument,
             Self::LeaseNotFound | Self::MemberNotFound => Code::NotFound,
-            Self::BadLeaderTransferee
+            Self::RootUserNotExist
+            | Self::RootRoleNotExist
+            | Self::UserExists
+            | Self::UserNotFound
+            | Self::RoleExists
+            | Self::RoleNotFound
+            | Self::RoleNotGranted
+            | Self::PermissionNotGranted
+            | Self::AuthNotEnabled
+            | Self::BadLeaderTransferee
             | Self::LeaseExists
             | Self::PeerUrlExists
             | Self::NotLearner
@@ -117,6 +197,11 @@ impl EtcdError {
             | Self::NotEnoughStartedMembers => Code::FailedPrecondition,
             Self::NoSpace => Code::ResourceExhausted,
             Self::Corrupt => Code::DataLoss,
+            Self::PermissionDenied => Code::PermissionDenied,
+            Self::InvalidAuthToken => Code::Unauthenticated,
+            Self::MaintenanceUserEmpty
+            | Self::MaintenanceUserNotFound
+            | Self::MaintenancePermissionDenied => Code::Unknown,
             Self::Stopped
             | Self::NoLeader
             | Self::Timeout
@@ -225,6 +310,9 @@ pub enum Error {
     /// This member has been removed from the cluster.
     #[error("this member has been removed from the cluster: remove its data dir, add it again (etcdctl member add) and start it with --initial-cluster-state existing")]
     Removed,
+    /// `--auth-token` cannot be used.
+    #[error(transparent)]
+    TokenConfig(#[from] TokenConfigError),
     /// TLS or HTTP/2 transport setup failed.
     #[error("cannot set up the peer transport (TLS or HTTP/2)")]
     Transport(#[from] tonic::transport::Error),
@@ -276,6 +364,7 @@ impl From<Error> for tonic::Status {
             | Error::RaftStopped
             | Error::SnapshotBehind { .. }
             | Error::Removed
+            | Error::TokenConfig(_)
             | Error::Transport(_) => tonic::Status::internal(chain(&e)),
         }
     }
@@ -339,4 +428,42 @@ pub enum FormatError {
     /// Something other than zero padding follows the END record.
     #[error("data after the END record")]
     Trailing,
+}
+
+/// Why `--auth-token` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenConfigError {
+    /// Neither simple nor jwt.
+    #[error("--auth-token {0:?}: use simple, or jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256")]
+    Kind(String),
+    /// An option of the jwt form that etcd does not have, or a malformed one.
+    #[error("--auth-token: unknown or malformed option {0:?} (jwt takes pub-key, priv-key, sign-method and ttl)")]
+    Option(String),
+    /// A sign method jsonwebtoken does not do.
+    #[error("--auth-token: sign-method {0:?} is not one of RS256/384/512, PS256/384/512, ES256/384, HS256/384/512")]
+    Method(String),
+    /// jwt without a key.
+    #[error("--auth-token jwt needs pub-key (and priv-key to issue tokens)")]
+    NoKey,
+    /// A key file could not be read.
+    #[error("--auth-token: cannot read {}", path.display())]
+    Read {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file is not a key for the sign method.
+    #[error("--auth-token: {} is not a PEM key for the sign method (ES keys must be PKCS#8: openssl pkcs8 -topk8 -nocrypt)", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    /// The ttl option is not a duration.
+    #[error("--auth-token: ttl {0:?} is not a duration such as 5m")]
+    Ttl(String),
 }

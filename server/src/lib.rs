@@ -5,6 +5,7 @@
 //! single function `kv::apply` to the MVCC store in `mvcc`, which persists in sled.
 
 pub(crate) mod api;
+pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod consensus;
 mod data_dir;

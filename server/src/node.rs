@@ -7,12 +7,14 @@ use std::sync::Arc;
 use raft::prelude::ConfChangeV2;
 use tokio::sync::watch;
 
+use crate::auth::{self, AuthSettings, Caller};
 use crate::consensus::membership::Membership;
 use crate::consensus::{Peers, RaftStatus};
 use crate::identity::Identity;
 use crate::kv::{Applied, Snapshot};
 use crate::lessor::Lessor;
 use crate::metrics::{Metrics, ScrapeState};
+use crate::mvcc::auth::AuthTable;
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, ResponseHeader};
@@ -36,6 +38,7 @@ pub struct Node {
     writer: WritePath,
     cluster: Arc<ClusterState>,
     peers: Option<Arc<Peers>>,
+    auth: AuthSettings,
 }
 
 impl Node {
@@ -48,6 +51,7 @@ impl Node {
         limits: Limits,
         lessor: Lessor,
         metrics: Arc<Metrics>,
+        auth: AuthSettings,
     ) -> Arc<Self> {
         let shared = Shared::new(store, pending.is_some(), limits, lessor, metrics);
         // Without replication the member elects itself once, as a single etcd member does.
@@ -65,6 +69,7 @@ impl Node {
             writer: WritePath::Standalone(writer),
             cluster: ClusterState::new(membership),
             peers: None,
+            auth,
         })
     }
 
@@ -76,6 +81,7 @@ impl Node {
         writer: Replicated,
         cluster: Arc<ClusterState>,
         peers: Arc<Peers>,
+        auth: AuthSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             shared,
@@ -84,6 +90,7 @@ impl Node {
             writer: WritePath::Replicated(writer),
             cluster,
             peers: Some(peers),
+            auth,
         })
     }
 
@@ -105,6 +112,67 @@ impl Node {
         &self.cluster
     }
 
+    /// Who sent `req` (its token, else its client certificate's CN), after `check` passed
+    /// against the auth state as of now; the caller to propose its command as.
+    pub fn authorize<T>(
+        &self,
+        req: &tonic::Request<T>,
+        check: impl FnOnce(
+            &AuthTable,
+            Option<&str>,
+            &dyn Fn(i64) -> Vec<Vec<u8>>,
+        ) -> Result<(), EtcdError>,
+    ) -> Result<Caller, Error> {
+        self.authorize_as(&self.credentials(req), check)
+    }
+
+    /// [`Node::authorize`] with credentials taken earlier (a watch stream's, at its start).
+    pub fn authorize_as(
+        &self,
+        creds: &auth::Credentials,
+        check: impl FnOnce(
+            &AuthTable,
+            Option<&str>,
+            &dyn Fn(i64) -> Vec<Vec<u8>>,
+        ) -> Result<(), EtcdError>,
+    ) -> Result<Caller, Error> {
+        let store = self.shared.store.read();
+        let table = store.auth();
+        let caller = auth::resolve(table, &self.auth.tokens, creds)?;
+        let lease_keys = |id: i64| -> Vec<Vec<u8>> {
+            store
+                .leases()
+                .get(id)
+                .map(|l| l.keys.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        check(table, caller.user(), &lease_keys)?;
+        Ok(caller)
+    }
+
+    /// The credentials `req` carries: etcd's `token` metadata (or the JSON gateway's
+    /// `Authorization` header), and the client certificate's CN when `--client-cert-auth`.
+    pub fn credentials<T>(&self, req: &tonic::Request<T>) -> auth::Credentials {
+        let meta = req.metadata();
+        let token = ["token", "authorization"]
+            .iter()
+            .find_map(|k| meta.get(*k))
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).to_string());
+        let common_name = if self.auth.cert_cn && token.is_none() {
+            req.peer_certs()
+                .and_then(|certs| certs.first().and_then(|c| auth::common_name(c)))
+        } else {
+            None
+        };
+        auth::Credentials { token, common_name }
+    }
+
+    /// How this member authenticates.
+    pub fn auth_settings(&self) -> &AuthSettings {
+        &self.auth
+    }
+
     /// The limits requests must respect.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -120,9 +188,15 @@ impl Node {
     /// Orders, applies and makes durable one command; resolves once it is durable (and, when
     /// replicated, committed by a quorum and applied on this member).
     pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
+        self.propose_as(request, Caller::default()).await
+    }
+
+    /// [`Node::propose`] for `caller`, whose permissions were checked at its auth revision
+    /// (the apply checks again if auth changed since).
+    pub async fn propose_as(&self, request: Request, caller: Caller) -> Result<Applied, Error> {
         match &self.writer {
-            WritePath::Standalone(w) => w.propose(request).await,
-            WritePath::Replicated(w) => w.propose(request).await,
+            WritePath::Standalone(w) => w.propose(request, caller).await,
+            WritePath::Replicated(w) => w.propose(request, caller).await,
         }
     }
 
@@ -207,7 +281,7 @@ impl Node {
     }
 
     /// Grants a lease: TTL and ID are settled here, existence is decided when applied.
-    pub async fn grant_lease(&self, ttl: i64, id: i64) -> Result<Applied, Error> {
+    pub async fn grant_lease(&self, ttl: i64, id: i64, caller: Caller) -> Result<Applied, Error> {
         self.check_quota(crate::kv::quota::LEASE_OVERHEAD).await?;
         let (id, ttl) = {
             let store = self.shared.store.read();
@@ -216,14 +290,14 @@ impl Node {
                 .prepare_grant(ttl, id, |x| store.leases().contains(x))?
         };
         // The deadline starts when the grant is applied (even if this caller goes away).
-        self.propose(Request::LeaseGrant(LeaseGrantRequest { ttl, id }))
+        self.propose_as(Request::LeaseGrant(LeaseGrantRequest { ttl, id }), caller)
             .await
     }
 
     /// Revokes a lease, deleting its keys in one revision.
-    pub async fn revoke_lease(&self, id: i64) -> Result<Applied, Error> {
+    pub async fn revoke_lease(&self, id: i64, caller: Caller) -> Result<Applied, Error> {
         // The deadline stops when the revoke is applied.
-        self.propose(Request::LeaseRevoke(LeaseRevokeRequest { id }))
+        self.propose_as(Request::LeaseRevoke(LeaseRevokeRequest { id }), caller)
             .await
     }
 
@@ -231,7 +305,7 @@ impl Node {
     /// expiry.
     pub async fn expire_leases(&self) {
         for id in self.shared.lessor.take_expired() {
-            match self.revoke_lease(id).await {
+            match self.revoke_lease(id, Caller::default()).await {
                 Ok(_) => tracing::debug!(lease = id, "lease expired and was revoked"),
                 Err(Error::Etcd(EtcdError::LeaseNotFound)) => self.shared.lessor.stop(id),
                 Err(e) => {
@@ -452,7 +526,12 @@ impl Node {
             quota_bytes,
             crate::config::MetricsLevel::Basic,
         ));
-        Self::start(store, None, identity, limits, lessor, metrics)
+        let auth = AuthSettings {
+            tokens: auth::token::Tokens::from_flags("simple", 300).expect("simple tokens"),
+            bcrypt_cost: 4,
+            cert_cn: false,
+        };
+        Self::start(store, None, identity, limits, lessor, metrics, auth)
     }
 
     /// Stops accepting writes and waits until everything applied is durable.
@@ -484,7 +563,10 @@ impl crate::consensus::LeaderState for Node {
         'static,
         tokio::sync::mpsc::Receiver<crate::maintenance::snapshot::Chunk>,
     > {
-        Box::pin(crate::maintenance::snapshot::stream(self.shared.clone()))
+        Box::pin(crate::maintenance::snapshot::stream(
+            self.shared.clone(),
+            crate::maintenance::snapshot::Secrets::Include,
+        ))
     }
 
     fn membership(&self) -> crate::proto::cairnpb::Membership {

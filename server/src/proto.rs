@@ -7,6 +7,12 @@ pub mod mvccpb {
     include!(concat!(env!("OUT_DIR"), "/mvccpb.serde.rs"));
 }
 
+/// etcd's `authpb` package: users, roles, permissions.
+pub mod authpb {
+    tonic::include_proto!("authpb");
+    include!(concat!(env!("OUT_DIR"), "/authpb.serde.rs"));
+}
+
 /// etcd's `etcdserverpb` package: the client API.
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");

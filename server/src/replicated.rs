@@ -15,6 +15,7 @@ use prost::Message as _;
 use raft::prelude::{ConfChangeType, ConfChangeV2, ConfState, Entry};
 use tokio::sync::{oneshot, watch};
 
+use crate::auth::Caller;
 use crate::consensus::membership::Membership;
 use crate::consensus::{Peers, RaftHandle, StateMachine};
 use crate::fatal::fatal;
@@ -134,7 +135,7 @@ impl Replicated {
     }
 
     /// Proposes `request` and waits until this member has applied it.
-    pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
+    pub async fn propose(&self, request: Request, caller: Caller) -> Result<Applied, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters.0.lock().insert(id, tx);
@@ -145,6 +146,8 @@ impl Replicated {
         let data = InternalRequest {
             id,
             request: Some(request),
+            auth_user: caller.user.unwrap_or_default(),
+            auth_revision: caller.revision,
         }
         .encode_to_vec();
         let waiters = self.waiters.clone();

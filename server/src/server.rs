@@ -10,6 +10,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use crate::api::auth::AuthService;
 use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
@@ -20,6 +21,7 @@ use crate::maintenance::auto_compaction::AutoCompactor;
 use crate::metrics::grpc::GrpcMetricsLayer;
 use crate::node::{Limits, Node};
 use crate::proto::cairnpb::peer_server::PeerServer;
+use crate::proto::etcdserverpb::auth_server::AuthServer;
 use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
@@ -103,7 +105,9 @@ fn grpc_routes(node: &Arc<Node>, config: &Config, limits: Limits) -> Routes {
         .max_decoding_message_size(max_in)
         .max_encoding_message_size(usize::MAX);
     let cluster = ClusterServer::new(ClusterService::new(node.clone()));
+    let auth = AuthServer::new(AuthService::new(node.clone())).max_decoding_message_size(max_in);
     Routes::new(kv)
+        .add_service(auth)
         .add_service(cluster)
         .add_service(watch)
         .add_service(lease)

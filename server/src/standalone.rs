@@ -13,6 +13,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::auth::Caller;
 use crate::fatal::fatal;
 use crate::kv::{apply, Applied};
 use crate::metrics::Metrics;
@@ -26,6 +27,7 @@ const MAX_BATCH: usize = 1024;
 
 struct Proposal {
     request: Request,
+    caller: Caller,
     done: oneshot::Sender<Result<Applied, Error>>,
 }
 
@@ -104,7 +106,7 @@ impl Standalone {
 
     /// Queues `request` and waits for its durable result, writing the queued group itself
     /// when no other write is in progress.
-    pub async fn propose(&self, request: Request) -> Result<Applied, Error> {
+    pub async fn propose(&self, request: Request, caller: Caller) -> Result<Applied, Error> {
         let inner = &self.inner;
         let (done, rx) = oneshot::channel();
         {
@@ -113,7 +115,11 @@ impl Standalone {
             if inner.closed.load(Ordering::Acquire) {
                 return Err(Error::Etcd(EtcdError::Stopped));
             }
-            queue.push(Proposal { request, done });
+            queue.push(Proposal {
+                request,
+                caller,
+                done,
+            });
         }
         inner.metrics.proposal_pending();
         let mut pending = Pending {
@@ -220,6 +226,8 @@ fn write_group(shared: &Shared, writer: &mut Writer, mut batch: Vec<Proposal>) {
             let cmd = InternalRequest {
                 id: index,
                 request: Some(p.request),
+                auth_user: p.caller.user.unwrap_or_default(),
+                auth_revision: p.caller.revision,
             };
             let result = apply(&mut store, index, &cmd).map(|(applied, job)| {
                 writer.new_jobs.extend(job);

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::auth::token::Tokens;
+use crate::auth::AuthSettings;
 use crate::config::Config;
 use crate::consensus::bootstrap::bootstrap;
 use crate::consensus::raft_node;
@@ -75,6 +77,14 @@ fn limits(config: &Config) -> Limits {
     }
 }
 
+fn auth_settings(config: &Config) -> Result<AuthSettings, Error> {
+    Ok(AuthSettings {
+        tokens: Tokens::from_flags(&config.auth_token, config.auth_token_ttl)?,
+        bcrypt_cost: config.bcrypt_cost,
+        cert_cn: config.client_cert_auth,
+    })
+}
+
 fn lessor(config: &Config, member_id: u64) -> Lessor {
     Lessor::new(
         Arc::new(SystemClock),
@@ -132,6 +142,7 @@ pub async fn open(config: &Config, data_dir: &Path) -> Result<Opened, Error> {
         limits(config),
         lessor(config, identity.member_id),
         metrics.clone(),
+        auth_settings(config)?,
     );
     node.cluster()
         .membership
@@ -275,7 +286,15 @@ async fn open_replicated(
         jobs_tx,
         compactor,
     );
-    let node = Node::replicated(shared, identity, limits, writer, cluster, peers);
+    let node = Node::replicated(
+        shared,
+        identity,
+        limits,
+        writer,
+        cluster,
+        peers,
+        auth_settings(config)?,
+    );
     let peer_service = PeerService::new(identity.cluster_id, me, inbox_tx)
         .with_metrics(metrics.clone())
         .with_leader_state(node.clone() as Arc<dyn LeaderState>);

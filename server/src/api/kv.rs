@@ -5,6 +5,8 @@ use std::sync::Arc;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use crate::auth::perm::{self, Access};
+use crate::auth::Caller;
 use crate::kv::{range, txn, validate, Applied};
 use crate::metrics::{MvccOps, TxnShape};
 use crate::node::Node;
@@ -33,16 +35,21 @@ impl KvService {
     }
 
     /// Checks the size limit and proposes `request` through the write path.
-    async fn propose(&self, request: internal_request::Request) -> Result<Applied, Status> {
+    async fn propose(
+        &self,
+        request: internal_request::Request,
+        caller: Caller,
+    ) -> Result<Applied, Status> {
         let size = InternalRequest {
             id: u64::MAX,
             request: Some(request),
+            ..Default::default()
         };
         if size.encoded_len() > self.node.limits().max_request_bytes {
             return Err(Error::Etcd(EtcdError::RequestTooLarge).into());
         }
         let request = size.request.expect("set above");
-        Ok(self.node.propose(request).await?)
+        Ok(self.node.propose_as(request, caller).await?)
     }
 }
 
@@ -55,6 +62,10 @@ fn unexpected(applied: &Applied) -> Status {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        self.node.authorize(&req, |t, user, _| {
+            let r = req.get_ref();
+            perm::range(t, user, &r.key, &r.range_end, Access::Read)
+        })?;
         let r = req.into_inner();
         validate::check_range(&r)?;
         if !r.serializable {
@@ -69,6 +80,9 @@ impl Kv for KvService {
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let caller = self.node.authorize(&req, |t, user, leases| {
+            perm::put(t, user, req.get_ref(), leases)
+        })?;
         let r = req.into_inner();
         // etcd checks the quota before the request itself.
         self.node
@@ -76,7 +90,10 @@ impl Kv for KvService {
             .await?;
         validate::check_put(&r)?;
         let ops = MvccOps::put(&r);
-        match self.propose(internal_request::Request::Put(r)).await? {
+        match self
+            .propose(internal_request::Request::Put(r), caller)
+            .await?
+        {
             Applied::Put(mut resp) => {
                 self.node.metrics().mvcc_ops(ops);
                 resp.header = self.header(resp.header);
@@ -90,11 +107,14 @@ impl Kv for KvService {
         &self,
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let caller = self
+            .node
+            .authorize(&req, |t, user, _| perm::delete(t, user, req.get_ref()))?;
         let r = req.into_inner();
         validate::check_delete(&r)?;
         let ops = MvccOps::delete(&r);
         match self
-            .propose(internal_request::Request::DeleteRange(r))
+            .propose(internal_request::Request::DeleteRange(r), caller)
             .await?
         {
             Applied::DeleteRange(mut resp) => {
@@ -107,6 +127,9 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let caller = self.node.authorize(&req, |t, user, leases| {
+            perm::txn(t, user, req.get_ref(), leases)
+        })?;
         let r = req.into_inner();
         // Like etcd 3.4, every txn is checked, even one that writes nothing: with the database
         // at its quota, only Range and DeleteRange get through.
@@ -121,7 +144,10 @@ impl Kv for KvService {
             self.node.read_barrier().await?;
             self.node.read(|view| txn::read_only(&view, &r))?
         } else {
-            match self.propose(internal_request::Request::Txn(r)).await? {
+            match self
+                .propose(internal_request::Request::Txn(r), caller)
+                .await?
+            {
                 Applied::Txn(resp) => resp,
                 other => return Err(unexpected(&other)),
             }
@@ -137,10 +163,14 @@ impl Kv for KvService {
         &self,
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        // etcd 3.4 lets anyone compact; cairn asks for an authenticated user at least.
+        let caller = self
+            .node
+            .authorize(&req, |t, user, _| perm::authenticated(t, user))?;
         let r = req.into_inner();
         let (rev, physical) = (r.revision, r.physical);
         match self
-            .propose(internal_request::Request::Compaction(r))
+            .propose(internal_request::Request::Compaction(r), caller)
             .await?
         {
             Applied::Compaction(mut resp) => {

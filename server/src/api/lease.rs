@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::perm::{self, Access};
 use crate::kv::Applied;
 use crate::node::Node;
 use crate::proto::etcdserverpb::lease_server::Lease;
@@ -59,8 +60,12 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        // etcd 3.4 grants leases to anyone; cairn asks for an authenticated user at least.
+        let caller = self
+            .node
+            .authorize(&req, |t, user, _| perm::authenticated(t, user))?;
         let r = req.into_inner();
-        match self.node.grant_lease(r.ttl, r.id).await? {
+        match self.node.grant_lease(r.ttl, r.id, caller).await? {
             Applied::LeaseGrant(mut resp) => {
                 resp.header = Some(self.node.header(resp.header.map_or(0, |h| h.revision)));
                 Ok(Response::new(resp))
@@ -73,7 +78,11 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        match self.node.revoke_lease(req.into_inner().id).await? {
+        let id = req.get_ref().id;
+        let caller = self
+            .node
+            .authorize(&req, |t, user, leases| perm::lease(t, user, id, leases))?;
+        match self.node.revoke_lease(id, caller).await? {
             Applied::LeaseRevoke(mut resp) => {
                 resp.header = Some(self.node.header(resp.header.map_or(0, |h| h.revision)));
                 Ok(Response::new(resp))
@@ -107,6 +116,17 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        // Listing a lease's keys reads their names (etcd 3.4.26 closed that hole too).
+        let (id, keys) = (req.get_ref().id, req.get_ref().keys);
+        self.node.authorize(&req, |t, user, leases| {
+            perm::authenticated(t, user)?;
+            if keys {
+                for key in leases(id) {
+                    perm::range(t, user, &key, &[], Access::Read)?;
+                }
+            }
+            Ok(())
+        })?;
         let r = req.into_inner();
         let node = &self.node;
         let found = node.read(|snap| snap.store.leases().get(r.id).cloned());
@@ -139,8 +159,10 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _req: Request<LeaseLeasesRequest>,
+        req: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.node
+            .authorize(&req, |t, user, _| perm::authenticated(t, user))?;
         let node = &self.node;
         let ids = node.read(|snap| snap.store.leases().ids());
         Ok(Response::new(LeaseLeasesResponse {

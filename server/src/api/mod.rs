@@ -2,6 +2,7 @@
 //!
 //! [`Node`]: crate::node::Node
 
+pub mod auth;
 pub mod cluster;
 pub mod kv;
 pub mod lease;

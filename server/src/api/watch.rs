@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::perm::{self, Access};
+use crate::auth::Credentials;
 use crate::mvcc::KeyRange;
 use crate::node::Node;
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
@@ -46,6 +48,8 @@ struct Stream {
     watchers: HashMap<i64, JoinHandle<()>>,
     next_id: i64,
     progress_every: Duration,
+    /// The stream's credentials, checked at every create as etcd does.
+    creds: Credentials,
 }
 
 impl Stream {
@@ -64,6 +68,15 @@ impl Stream {
         self.watchers.retain(|_, h| !h.is_finished());
         let current = self.node.visible_revision();
         let key = if c.key.is_empty() { vec![0] } else { c.key };
+        let permitted = self.node.authorize_as(&self.creds, |t, user, _| {
+            perm::range(t, user, &key, &c.range_end, Access::Read)
+        });
+        if permitted.is_err() {
+            // etcd 3.4's words: the whole gRPC error's text.
+            let reason = "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+            let resp = self.created(-1, current, Some(reason));
+            return self.out.send(Ok(resp)).await.is_ok();
+        }
         let range = KeyRange::new(&key, &c.range_end);
         if let KeyRange::Between(s, e) = &range {
             if s >= e {
@@ -194,9 +207,18 @@ impl Stream {
 }
 
 impl WatchService {
+    /// The credentials `req` carries (a JSON gateway request's, turned into gRPC's).
+    pub fn credentials<T>(&self, req: &Request<T>) -> Credentials {
+        self.node.credentials(req)
+    }
+
     /// A watch stream fed by `inbound` (the JSON gateway's requests); its responses, until
     /// the returned stream is dropped.
-    pub fn open<S, E>(&self, inbound: S) -> ReceiverStream<Result<WatchResponse, Status>>
+    pub fn open<S, E>(
+        &self,
+        inbound: S,
+        creds: Credentials,
+    ) -> ReceiverStream<Result<WatchResponse, Status>>
     where
         S: futures::Stream<Item = Result<WatchRequest, E>> + Unpin + Send + 'static,
         E: Send + 'static,
@@ -208,6 +230,7 @@ impl WatchService {
             watchers: HashMap::new(),
             next_id: 0,
             progress_every: self.progress_every,
+            creds,
         };
         tokio::spawn(stream.serve(inbound));
         ReceiverStream::new(rx)
@@ -222,6 +245,7 @@ impl Watch for WatchService {
         &self,
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        Ok(Response::new(self.open(req.into_inner())))
+        let creds = self.node.credentials(&req);
+        Ok(Response::new(self.open(req.into_inner(), creds)))
     }
 }

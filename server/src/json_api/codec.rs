@@ -81,9 +81,42 @@ pub fn error_line(code: Code, message: &str) -> Vec<u8> {
     out
 }
 
+/// The largest JSON body the gateway reads: etcd's largest request, base64-inflated, with room.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// `message` as a gRPC request carrying what the HTTP request did: its headers as metadata
+/// (grpc-gateway hands `Authorization` on as `authorization`, etcd's token) and its
+/// connection's extensions (the client certificate, for `--client-cert-auth`).
+pub fn grpc_request<T>(parts: &axum::http::request::Parts, message: T) -> tonic::Request<T> {
+    tonic::Request::from_parts(
+        tonic::metadata::MetadataMap::from_headers(parts.headers.clone()),
+        parts.extensions.clone(),
+        message,
+    )
+}
+
+/// Handles one unary POST: reads the body, then as [`unary`].
+pub async fn handle<Req, Resp, F, Fut>(req: axum::extract::Request, call: F) -> Response
+where
+    Req: DeserializeOwned + Default,
+    Resp: Serialize,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => unary(&parts, body, call).await,
+        Err(e) => error(Code::InvalidArgument, &e.to_string()),
+    }
+}
+
 /// Decodes `body` (empty: the default request, as grpc-gateway treats an empty body), calls
-/// `call` with it, and encodes its answer or its error.
-pub async fn unary<Req, Resp, F, Fut>(body: Bytes, call: F) -> Response
+/// `call` with it as a request of `parts`, and encodes its answer or its error.
+pub async fn unary<Req, Resp, F, Fut>(
+    parts: &axum::http::request::Parts,
+    body: Bytes,
+    call: F,
+) -> Response
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
@@ -98,7 +131,7 @@ where
             Err(e) => return error(Code::InvalidArgument, &e.to_string()),
         }
     };
-    match call(tonic::Request::new(request)).await {
+    match call(grpc_request(parts, request)).await {
         Ok(answer) => json(StatusCode::OK, &answer.into_inner()),
         Err(status) => error(status.code(), status.message()),
     }
@@ -154,9 +187,9 @@ macro_rules! posts {
             let service = $service.clone();
             router = router.route(
                 &format!("{}{}", $prefix, $path),
-                axum::routing::post(move |body: axum::body::Bytes| {
+                axum::routing::post(move |req: axum::extract::Request| {
                     let service = service.clone();
-                    async move { $crate::json_api::codec::unary(body, |r| async move { service.$method(r).await }).await }
+                    async move { $crate::json_api::codec::handle(req, |r| async move { service.$method(r).await }).await }
                 }),
             );
         )+

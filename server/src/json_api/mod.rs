@@ -1,10 +1,11 @@
-//! etcd's JSON gateway on the client port: `POST /v3/kv/put`, `/v3/kv/range`, ... with the
+//! etcd's JSON gateway on the client port: `POST /v3/kv/put`, `/v3/kv/range`, `/v3/auth/authenticate`, ... with the
 //! request and response messages as protobuf JSON under their proto field names (int64 as
 //! strings, bytes as base64), as etcd 3.4's grpc-gateway serves them, so curl lines, OpenStack's
 //! etcd3gw and lua-resty-etcd work unchanged. Each route calls the gRPC service itself
 //! (`api/`): one implementation of every call. One file per service maps its routes onto it,
 //! through `codec.rs`. `/v3beta/` is an alias, as in etcd 3.4.
 
+mod auth;
 mod cluster;
 mod codec;
 mod kv;
@@ -31,6 +32,7 @@ pub fn router(node: Arc<Node>, progress_every: Duration) -> Router {
     for prefix in PREFIXES {
         router = router
             .merge(kv::routes(prefix, node.clone()))
+            .merge(auth::routes(prefix, node.clone()))
             .merge(lease::routes(prefix, node.clone()))
             .merge(cluster::routes(prefix, node.clone()))
             .merge(maintenance::routes(prefix, node.clone()))

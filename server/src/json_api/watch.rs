@@ -24,14 +24,16 @@ pub fn routes(prefix: &str, node: Arc<Node>, progress_every: Duration) -> Router
     let service = WatchService::new(node, progress_every);
     Router::new().route(
         &format!("{prefix}/watch"),
-        post(move |body: Body| {
+        post(move |req: axum::extract::Request| {
             let service = service.clone();
-            async move { watch(&service, body).await }
+            async move { watch(&service, req).await }
         }),
     )
 }
 
-async fn watch(service: &WatchService, body: Body) -> Response {
+async fn watch(service: &WatchService, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let creds = service.credentials(&super::codec::grpc_request(&parts, ()));
     let mut values = super::codec::Values::<WatchRequest>::new(body);
     let first = match values.next().await {
         Some(Ok(r)) => r,
@@ -46,7 +48,7 @@ async fn watch(service: &WatchService, body: Body) -> Response {
         Some((Ok::<_, ()>(request), values))
     });
     let requests = Box::pin(futures::stream::once(async move { Ok(first) }).chain(rest));
-    let responses = service.open(requests);
+    let responses = service.open(requests, creds);
     let lines = responses.map(|r| {
         Ok::<Bytes, std::convert::Infallible>(Bytes::from(match r {
             Ok(resp) => super::codec::result_line(&resp),

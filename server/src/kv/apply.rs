@@ -2,6 +2,7 @@
 //! group-commit loop feeds it today; the raft log feeds the same function under replication.
 
 use super::txn;
+use crate::auth;
 use crate::mvcc::KeyRange;
 use crate::mvcc::{CompactionJob, MvccStore};
 use crate::proto::cairnpb::{internal_request::Request, InternalRequest};
@@ -30,6 +31,8 @@ pub enum Applied {
     LeaseRevoke(LeaseRevokeResponse),
     /// An Alarm GET, ACTIVATE or DEACTIVATE.
     Alarm(AlarmResponse),
+    /// An auth change (its response is only a header).
+    Auth,
     /// A command with no request (nothing to do but advance the applied index).
     Noop,
 }
@@ -123,6 +126,25 @@ fn apply_alarm(store: &mut MvccStore, index: u64, a: &AlarmRequest) -> AlarmResp
     }
 }
 
+/// etcd checks permissions where a command is applied. The proposer checked them already, at
+/// the auth revision it recorded; only when auth changed since is the check made again.
+fn recheck_auth(store: &MvccStore, cmd: &InternalRequest, request: &Request) -> Result<(), Error> {
+    let table = store.auth();
+    if cmd.auth_revision == 0 || !table.enabled() || cmd.auth_revision == table.revision() {
+        return Ok(());
+    }
+    let lease_keys = |id: i64| -> Vec<Vec<u8>> {
+        store
+            .leases()
+            .get(id)
+            .map(|l| l.keys.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let user = Some(cmd.auth_user.as_str()).filter(|u| !u.is_empty());
+    auth::perm::command(table, user, request, &lease_keys)?;
+    Ok(())
+}
+
 fn apply_request(
     store: &mut MvccStore,
     index: u64,
@@ -134,6 +156,9 @@ fn apply_request(
         .and_then(|r| refused_by_alarm(store, r))
     {
         return Err(e);
+    }
+    if let Some(request) = &cmd.request {
+        recheck_auth(store, cmd, request)?;
     }
     let applied = match &cmd.request {
         Some(Request::Put(p)) => {
@@ -200,6 +225,24 @@ fn apply_request(
             })
         }
         Some(Request::Alarm(a)) => Applied::Alarm(apply_alarm(store, index, a)),
+        Some(
+            r @ (Request::AuthEnable(_)
+            | Request::AuthDisable(_)
+            | Request::UserAdd(_)
+            | Request::UserDelete(_)
+            | Request::UserChangePassword(_)
+            | Request::UserGrantRole(_)
+            | Request::UserRevokeRole(_)
+            | Request::RoleAdd(_)
+            | Request::RoleDelete(_)
+            | Request::RoleGrantPermission(_)
+            | Request::RoleRevokePermission(_)
+            | Request::TokenKey(_)),
+        ) => {
+            auth::apply::apply(store.auth_mut(), r)?;
+            store.mark_applied(index);
+            Applied::Auth
+        }
         // Membership lives beside the raft log; the store only records the index.
         Some(Request::MemberAttributes(_) | Request::MemberUpdate(_)) | None => {
             store.mark_applied(index);

@@ -110,6 +110,7 @@ fn run(backend: Arc<dyn Backend>, ops: &[Op]) -> Result<(), TestCaseError> {
         let cmd = |r: Request| InternalRequest {
             id: index,
             request: Some(r),
+            ..Default::default()
         };
         match op {
             Op::Put(k, v) => {

@@ -1,5 +1,6 @@
 //! Multi-version concurrency control: etcd's revisioned keyspace over a [`backend::Backend`].
 
+pub mod auth;
 pub mod backend;
 pub mod index;
 pub mod lease;

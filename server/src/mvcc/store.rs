@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
+use super::auth::AuthTable;
 use super::backend::{scan_chunks, Backend, WriteBatch};
 use super::index::{Index, KeyRange};
 use super::lease::{lease_key, LeaseTable, LEASE_END, LEASE_PREFIX};
@@ -195,6 +196,7 @@ pub struct MvccStore {
     in_use: Arc<AtomicI64>,
     pending_in_use: i64,
     alarms: BTreeSet<(u64, i32)>,
+    auth: AuthTable,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -258,6 +260,7 @@ impl MvccStore {
             .iter()
             .map(|(k, _)| decode_alarm_key(k).ok_or(Error::CorruptRecord))
             .collect::<Result<BTreeSet<_>, _>>()?;
+        let auth = AuthTable::load(&*backend)?;
         let in_use = Arc::new(AtomicI64::new(in_use));
         let mut job = None;
         if compact_rev > 0 {
@@ -295,6 +298,7 @@ impl MvccStore {
             in_use,
             pending_in_use: 0,
             alarms,
+            auth,
         };
         store.attach_leases()?;
         Ok((store, job))
@@ -374,6 +378,17 @@ impl MvccStore {
             }
         }
         changed
+    }
+
+    /// Users, roles and whether auth is on.
+    pub fn auth(&self) -> &AuthTable {
+        &self.auth
+    }
+
+    /// The auth state, to change as part of the command being applied (written with its
+    /// batch).
+    pub fn auth_mut(&mut self) -> &mut AuthTable {
+        &mut self.auth
     }
 
     /// Number of keys the index tracks.
@@ -571,6 +586,12 @@ impl MvccStore {
             return Ok(());
         }
         let mut batch = std::mem::take(&mut self.pending);
+        for (k, v) in self.auth.take_changes() {
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
+        }
         batch.put(
             meta::APPLIED_INDEX.to_vec(),
             self.applied_index.to_be_bytes().to_vec(),

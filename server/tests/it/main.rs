@@ -1,6 +1,7 @@
 //! Integration tests of cairn-server against real processes: the real `cairn-server` binary,
 //! and Debian's etcd 3.4 as the reference whose answers cairn's must equal.
 
+mod auth;
 mod cluster;
 mod crash;
 mod etcdctl;

@@ -17,6 +17,7 @@ use crate::Error;
 /// The captured point a snapshot stream is taken at.
 struct Capture {
     meta: Meta,
+    auth: Vec<AuthRecord>,
     leases: Vec<LeaseRecord>,
     backend: Arc<dyn Backend>,
     estimate: u64,
@@ -30,9 +31,15 @@ struct Capture {
 /// still take back). The revision readers see (`visible_rev`) may lag the store's by the group
 /// whose fsync is under way; capturing at it instead would pair that revision with a lease
 /// table a later group already changed (a revoke in it would leave its keys' lease missing).
-async fn capture(shared: &Shared) -> Capture {
+async fn capture(shared: &Shared, secrets: Secrets) -> Capture {
     let gate = shared.compaction_gate.clone().read_owned().await;
     let store = shared.read_persisted();
+    let auth = store
+        .auth()
+        .records(secrets == Secrets::Include)
+        .into_iter()
+        .map(|(key, value)| AuthRecord { key, value })
+        .collect();
     let leases = store
         .leases()
         .iter()
@@ -44,11 +51,22 @@ async fn capture(shared: &Shared) -> Capture {
             compact_revision: store.compact_revision(),
             applied_index: store.applied_index(),
         },
+        auth,
         leases,
         backend: store.backend().clone(),
         estimate: u64::try_from(store.in_use_bytes()).unwrap_or(0),
         _gate: gate,
     }
+}
+
+/// Whether a snapshot carries the key simple tokens are signed with: a member catching up
+/// needs it; a snapshot file must not have it (whoever reads a backup could forge tokens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets {
+    /// For a peer.
+    Include,
+    /// For a file.
+    Exclude,
 }
 
 /// One streamed piece: bytes, and how many are (estimated to be) still to come; or why the
@@ -61,14 +79,15 @@ pub type Chunk = Result<(Vec<u8>, u64), tonic::Status>;
 /// in use (each record's framing adds a few bytes, revisions after the capture are skipped).
 /// A client that takes no chunk for [`SEND_STALL_LIMIT`] gets an error after the chunks
 /// already queued, and the snapshot's hold on compaction ends.
-pub async fn stream(shared: Arc<Shared>) -> mpsc::Receiver<Chunk> {
-    stream_with(shared, SEND_STALL_LIMIT).await
+pub async fn stream(shared: Arc<Shared>, secrets: Secrets) -> mpsc::Receiver<Chunk> {
+    stream_with(shared, SEND_STALL_LIMIT, secrets).await
 }
 
 /// [`stream`] with the stall bound as a parameter.
 pub(crate) async fn stream_with(
     shared: Arc<Shared>,
     stall_limit: Duration,
+    secrets: Secrets,
 ) -> mpsc::Receiver<Chunk> {
     // One slot more than the chunks allowed ahead stays reserved for the error that ends a
     // failed stream, so it is queued even when the client has stopped reading.
@@ -77,7 +96,7 @@ pub(crate) async fn stream_with(
         .clone()
         .try_reserve_owned()
         .expect("a new channel has room");
-    let cap = capture(&shared).await;
+    let cap = capture(&shared, secrets).await;
     let out = ChunkSender {
         tx,
         runtime: tokio::runtime::Handle::current(),
@@ -161,6 +180,13 @@ fn produce(cap: &Capture, out: &ChunkSender) -> Result<Sent, Error> {
         let chunk = std::mem::replace(buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
         out.send(chunk, remaining(enc))
     };
+    for record in &cap.auth {
+        enc.auth(&mut buf, record);
+        match full(&mut buf, &enc) {
+            Sent::Taken => {}
+            stopped => return Ok(stopped),
+        }
+    }
     for lease in &cap.leases {
         enc.lease(&mut buf, *lease);
         match full(&mut buf, &enc) {

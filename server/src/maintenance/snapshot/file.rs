@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::format::*;
+use crate::mvcc::auth::AUTH_PREFIX;
 use crate::mvcc::lease::lease_key;
 use crate::mvcc::store::{kv_key, meta};
 use crate::mvcc::{Backend, SledBackend, WriteBatch};
@@ -96,6 +97,10 @@ pub fn status(path: &Path) -> Result<Status, Error> {
     let mut total_key = 0;
     while let Some(record) = d.next_record().map_err(err)? {
         match record {
+            Record::Auth(a) => {
+                crc = crc32c::crc32c_append(crc, &a.key);
+                crc = crc32c::crc32c_append(crc, &a.value);
+            }
             Record::Lease(l) => {
                 crc = crc32c::crc32c_append(crc, &l.id.to_be_bytes());
                 crc = crc32c::crc32c_append(crc, &l.ttl.to_be_bytes());
@@ -147,6 +152,13 @@ pub fn restore_into(path: &Path, backend: &dyn Backend, to: RestoreAs) -> Result
     let mut n = 0;
     while let Some(record) = d.next_record().map_err(err)? {
         match record {
+            Record::Auth(a) => {
+                // Only auth records: a crafted file must not write the member's own keys.
+                if !a.key.starts_with(AUTH_PREFIX) {
+                    return Err(Error::CorruptRecord);
+                }
+                batch.put(a.key, a.value);
+            }
             Record::Lease(l) => batch.put(lease_key(l.id), l.ttl.to_be_bytes().to_vec()),
             Record::Kv(kv) => {
                 crate::mvcc::store::decode_record(&kv.record)?;

@@ -33,6 +33,7 @@ pub(crate) const TAG_META: u8 = 1;
 pub(crate) const TAG_KV: u8 = 2;
 pub(crate) const TAG_END: u8 = 3;
 pub(crate) const TAG_LEASE: u8 = 4;
+pub(crate) const TAG_AUTH: u8 = 5;
 pub(crate) const META_LEN: usize = 24;
 pub(crate) const LEASE_LEN: usize = 16;
 
@@ -67,9 +68,20 @@ pub struct LeaseRecord {
     pub ttl: i64,
 }
 
+/// One auth record (a user, a role, the switch or the revision), as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRecord {
+    /// Its key in the store.
+    pub key: Vec<u8>,
+    /// Its value.
+    pub value: Vec<u8>,
+}
+
 /// One record after META.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
+    /// Auth state (version 3 on; all of it before the first LEASE or KV record).
+    Auth(AuthRecord),
     /// A lease (all of them come before the first KV record).
     Lease(LeaseRecord),
     /// A stored revision.
@@ -78,13 +90,15 @@ pub enum Record {
 
 /// Writes the format incrementally into caller-provided buffers, hashing as it goes, so a
 /// stream of any size is produced without holding it. Records go in the order the format
-/// requires: [`Encoder::header`], [`Encoder::lease`]s, [`Encoder::kv`]s, [`Encoder::finish`].
+/// requires: [`Encoder::header`], [`Encoder::auth`]s, [`Encoder::lease`]s, [`Encoder::kv`]s,
+/// [`Encoder::finish`].
 #[derive(Debug)]
 pub struct Encoder {
     pub(crate) sha: Sha256,
     pub(crate) written: u64,
     pub(crate) records: u64,
     pub(crate) leases: u64,
+    pub(crate) auth: u64,
     pub(crate) version: u32,
 }
 
@@ -107,6 +121,7 @@ impl Encoder {
             written: 0,
             records: 0,
             leases: 0,
+            auth: 0,
             version,
         }
     }
@@ -143,6 +158,18 @@ impl Encoder {
         );
     }
 
+    /// One AUTH record; all of them before the first LEASE record.
+    pub fn auth(&mut self, out: &mut Vec<u8>, record: &AuthRecord) {
+        debug_assert!(self.version >= 3 && self.leases == 0 && self.records == 0);
+        let key_len = u32::try_from(record.key.len()).expect("auth keys are short");
+        self.record(
+            out,
+            TAG_AUTH,
+            &[&key_len.to_be_bytes(), &record.key, &record.value],
+        );
+        self.auth += 1;
+    }
+
     /// One LEASE record; all of them before the first KV record.
     pub fn lease(&mut self, out: &mut Vec<u8>, lease: LeaseRecord) {
         debug_assert!(self.version >= 2 && self.records == 0);
@@ -163,7 +190,9 @@ impl Encoder {
     /// The END record, padding and SHA-256 trailer.
     pub fn finish(mut self, out: &mut Vec<u8>) {
         let (count, leases) = (self.records.to_be_bytes(), self.leases.to_be_bytes());
-        if self.version >= 2 {
+        if self.version >= 3 {
+            self.record(out, TAG_END, &[&count, &leases, &self.auth.to_be_bytes()]);
+        } else if self.version >= 2 {
             self.record(out, TAG_END, &[&count, &leases]);
         } else {
             self.record(out, TAG_END, &[&count]);
@@ -187,6 +216,7 @@ pub struct Decoder<R: Read> {
     index: u64,
     records: u64,
     leases: u64,
+    auth: u64,
     version: u32,
     done: bool,
 }
@@ -213,6 +243,7 @@ impl<R: Read> Decoder<R> {
             index: 0,
             records: 0,
             leases: 0,
+            auth: 0,
             version,
             done: false,
         };
@@ -248,7 +279,7 @@ impl<R: Read> Decoder<R> {
         Ok((tag, payload))
     }
 
-    /// The next LEASE or KV record, or `None` after the END record (whose counts are checked,
+    /// The next AUTH, LEASE or KV record, or `None` after the END record (whose counts are checked,
     /// as is the padding after it).
     pub fn next_record(&mut self) -> Result<Option<Record>, FormatError> {
         if self.done {
@@ -257,7 +288,11 @@ impl<R: Read> Decoder<R> {
         let index = self.index;
         let (tag, payload) = self.raw()?;
         let word = |i: usize| <[u8; 8]>::try_from(&payload[i * 8..i * 8 + 8]).expect("8 bytes");
-        let end_len = if self.version >= 2 { 16 } else { 8 };
+        let end_len = match self.version {
+            1 => 8,
+            2 => 16,
+            _ => 24,
+        };
         match tag {
             TAG_KV if payload.len() > REVISION_LEN => {
                 let rev = Revision::from_bytes(&payload[..REVISION_LEN])
@@ -276,6 +311,24 @@ impl<R: Read> Decoder<R> {
                     ttl: i64::from_be_bytes(word(1)),
                 })))
             }
+            // Version 3 on, and only before the first LEASE or KV record.
+            TAG_AUTH
+                if self.version >= 3
+                    && self.records == 0
+                    && self.leases == 0
+                    && payload.len() >= 4 =>
+            {
+                let key_len =
+                    u32::from_be_bytes(payload[..4].try_into().expect("4 bytes")) as usize;
+                if payload.len() < 4 + key_len {
+                    return Err(FormatError::Record { index, tag });
+                }
+                self.auth += 1;
+                Ok(Some(Record::Auth(AuthRecord {
+                    key: payload[4..4 + key_len].to_vec(),
+                    value: payload[4 + key_len..].to_vec(),
+                })))
+            }
             TAG_END if payload.len() == end_len => {
                 let declared = u64::from_be_bytes(word(0));
                 if declared != self.records {
@@ -290,6 +343,13 @@ impl<R: Read> Decoder<R> {
                         what: "lease",
                         declared: u64::from_be_bytes(word(1)),
                         found: self.leases,
+                    });
+                }
+                if self.version >= 3 && u64::from_be_bytes(word(2)) != self.auth {
+                    return Err(FormatError::Count {
+                        what: "auth",
+                        declared: u64::from_be_bytes(word(2)),
+                        found: self.auth,
                     });
                 }
                 let mut rest = Vec::new();

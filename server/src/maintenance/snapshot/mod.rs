@@ -1,15 +1,19 @@
 //! cairn's snapshot format, the point-in-time capture a member streams for etcd's Snapshot
 //! RPC, and the offline `status`/`restore` of a saved file.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! ```text
 //! magic "CAIRNSNP" | version u32 BE
 //! record*          : tag u8 | payload length u32 BE | payload
 //!   META (1)       : revision i64 | compact revision i64 | applied index u64   (first, once)
-//!   LEASE (4)      : lease ID i64 | granted TTL in seconds i64       (after META, before KV)
+//!   AUTH (5)       : key length u32 | key | value: one auth record as the store keeps it
+//!                    (users with their bcrypt hashes, roles, the switch, the revision)
+//!                                                              (after META, before LEASE)
+//!   LEASE (4)      : lease ID i64 | granted TTL in seconds i64       (after AUTH, before KV)
 //!   KV (2)         : revision (16 bytes, as in the data dir) | stored record (kind + KeyValue)
-//!   END (3)        : number of KV records u64 | number of LEASE records u64     (last, once)
+//!   END (3)        : number of KV records u64 | number of LEASE records u64
+//!                    | number of AUTH records u64                               (last, once)
 //! zero padding     : up to the next multiple of 512 bytes
 //! sha256           : of everything above (32 bytes)
 //! ```
@@ -21,8 +25,11 @@
 //! ## Versions
 //!
 //! Version 1 had no LEASE records and an END record of the KV count only: its keys keep the
-//! lease IDs they were written with, but the leases themselves were not captured. This build
-//! writes version 2 and reads both (a version 1 file restores as it always did, without
+//! lease IDs they were written with, but the leases themselves were not captured. Version 2
+//! had no AUTH records (a file of it restores with auth off and no users). The key simple
+//! tokens are signed with is an auth record too, but only snapshots sent to a catching-up
+//! member carry it: a file never does, so a backup cannot be used to forge tokens. This build
+//! writes version 3 and reads all three (a version 1 file restores as it always did, without
 //! leases). Builds that read only version 1 refuse a version 2 file by its version number
 //! before reading any record ("snapshot format version 2, this build reads 1"), so a snapshot
 //! is never restored without its leases by accident.
@@ -74,9 +81,22 @@ mod tests {
         leases: &[LeaseRecord],
         kvs: &[(Revision, Vec<u8>)],
     ) -> Vec<u8> {
+        encode_all(version, meta, &[], leases, kvs)
+    }
+
+    fn encode_all(
+        version: u32,
+        meta: &Meta,
+        auth: &[AuthRecord],
+        leases: &[LeaseRecord],
+        kvs: &[(Revision, Vec<u8>)],
+    ) -> Vec<u8> {
         let mut enc = Encoder::of_version(version);
         let mut out = Vec::new();
         enc.header(&mut out, meta);
+        for a in auth {
+            enc.auth(&mut out, a);
+        }
         for l in leases {
             enc.lease(&mut out, *l);
         }
@@ -116,6 +136,10 @@ mod tests {
             compact in 0i64..1_000_000,
             applied in any::<u64>(),
             leases in prop::collection::btree_map(1i64..i64::MAX, 1i64..9_000_000_000, 0..20),
+            auth in prop::collection::vec(
+                (prop::collection::vec(any::<u8>(), 0..40), prop::collection::vec(any::<u8>(), 0..200)),
+                0..10,
+            ),
             kvs in prop::collection::vec(
                 ((0i64..1_000_000, 0i64..100), prop::collection::vec(any::<u8>(), 1..300)),
                 0..50,
@@ -126,16 +150,21 @@ mod tests {
                 leases.into_iter().map(|(id, ttl)| LeaseRecord { id, ttl }).collect();
             let kvs: Vec<(Revision, Vec<u8>)> =
                 kvs.into_iter().map(|((m, s), r)| (Revision::new(m, s), r)).collect();
-            let bytes = encode_version(FORMAT_VERSION, &meta, &leases, &kvs);
+            let auth: Vec<AuthRecord> = auth
+                .into_iter()
+                .map(|(key, value)| AuthRecord { key, value })
+                .collect();
+            let bytes = encode_all(FORMAT_VERSION, &meta, &auth, &leases, &kvs);
             prop_assert_eq!(bytes.len() as u64 % ALIGN, HASH_LEN as u64);
             let content = &bytes[..bytes.len() - HASH_LEN];
             let digest = Sha256::digest(content);
             prop_assert_eq!(digest.as_slice(), &bytes[bytes.len() - HASH_LEN..]);
             let (m, got) = decode(&bytes).expect("decodes");
             prop_assert_eq!(m, meta);
-            let want: Vec<Record> = leases
+            let want: Vec<Record> = auth
                 .into_iter()
-                .map(Record::Lease)
+                .map(Record::Auth)
+                .chain(leases.into_iter().map(Record::Lease))
                 .chain(kvs.into_iter().map(|(rev, record)| Record::Kv(KvRecord { rev, record })))
                 .collect();
             prop_assert_eq!(got, want);
@@ -177,7 +206,7 @@ mod tests {
         let (now, before) = (read_at(&node, at), read_at(&node, at - 1000));
 
         // Captured here; then history is compacted away and rewritten while it streams.
-        let mut rx = stream(node.shared().clone()).await;
+        let mut rx = stream(node.shared().clone(), Secrets::Exclude).await;
         let compact = |rev| {
             Request::Compaction(CompactionRequest {
                 revision: rev,
@@ -241,6 +270,63 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn users_and_roles_survive_snapshot_and_restore_without_the_token_key_in_files() {
+        use crate::identity::Identity;
+        use crate::mvcc::{MemBackend, MvccStore};
+        use crate::proto::cairnpb::internal_request::Request;
+        use crate::proto::cairnpb::TokenKey;
+        use crate::proto::etcdserverpb as pb;
+
+        let node = test_node();
+        for r in [
+            Request::UserAdd(pb::AuthUserAddRequest {
+                name: "root".into(),
+                hashed_password: "$2a$04$hash".into(),
+                ..Default::default()
+            }),
+            Request::UserGrantRole(pb::AuthUserGrantRoleRequest {
+                user: "root".into(),
+                role: "root".into(),
+            }),
+            Request::RoleAdd(pb::AuthRoleAddRequest { name: "r".into() }),
+            Request::AuthEnable(pb::AuthEnableRequest {}),
+            Request::TokenKey(TokenKey {
+                key: b"secret".to_vec(),
+            }),
+        ] {
+            node.propose(r).await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity {
+            cluster_id: 1,
+            member_id: 2,
+        };
+        for (secrets, key) in [
+            (Secrets::Exclude, None),
+            (Secrets::Include, Some(&b"secret"[..])),
+        ] {
+            let path = dir.path().join(format!("{secrets:?}.snap"));
+            save(&mut stream(node.shared().clone(), secrets).await, &path).await;
+            let restored = Arc::new(MemBackend::new());
+            restore_into(&path, &*restored, RestoreAs::Member(identity)).unwrap();
+            let (store, _) = MvccStore::open(restored).unwrap();
+            let (auth, original) = (store.auth(), node.read(|s| s.store.auth().records(true)));
+            assert!(auth.enabled());
+            assert_eq!(
+                auth.user("root").unwrap().user.roles,
+                vec!["root".to_string()]
+            );
+            assert!(auth.role("r").is_some());
+            assert_eq!(auth.token_key(), key, "{secrets:?}");
+            assert_eq!(
+                auth.records(true).len() + usize::from(key.is_none()),
+                original.len()
+            );
+        }
+        node.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn leases_and_their_keys_survive_snapshot_and_restore() {
         use crate::identity::Identity;
         use crate::mvcc::{MemBackend, MvccStore};
@@ -267,7 +353,7 @@ mod tests {
         node.propose(Request::LeaseRevoke(LeaseRevokeRequest { id: 300 }))
             .await
             .unwrap();
-        let mut rx = stream(node.shared().clone()).await;
+        let mut rx = stream(node.shared().clone(), Secrets::Exclude).await;
         // Changed after the capture: the snapshot still has lease 200 and key c.
         node.propose(Request::LeaseRevoke(LeaseRevokeRequest { id: 200 }))
             .await
@@ -318,7 +404,7 @@ mod tests {
         let limit = Duration::from_millis(300);
         let started = Instant::now();
         // A client that never reads.
-        let mut rx = stream_with(node.shared().clone(), limit).await;
+        let mut rx = stream_with(node.shared().clone(), limit, super::Secrets::Exclude).await;
         let gate = node.shared().compaction_gate.clone();
         let held = tokio::time::timeout(Duration::from_secs(60), gate.write())
             .await
@@ -361,13 +447,15 @@ mod tests {
         );
 
         // A version this build does not know is refused by its number.
-        let mut v3 = encode(&meta, &kvs)[..12].to_vec();
-        v3[8..12].copy_from_slice(&3u32.to_be_bytes());
-        let v3 = seal(v3);
-        assert!(matches!(decode(&v3), Err(FormatError::Version(3))));
-        assert!(FormatError::Version(3)
+        let v2 = encode_version(2, &meta, &[], &kvs);
+        assert_eq!(decode(&v2).expect("version 2 still reads").1.len(), 1);
+        let mut v4 = encode(&meta, &kvs)[..12].to_vec();
+        v4[8..12].copy_from_slice(&4u32.to_be_bytes());
+        let v4 = seal(v4);
+        assert!(matches!(decode(&v4), Err(FormatError::Version(4))));
+        assert!(FormatError::Version(4)
             .to_string()
-            .contains("this build reads versions 1 to 2"));
+            .contains("this build reads versions 1 to 3"));
 
         // LEASE records are version 2's, and come before every KV record.
         let lease = LeaseRecord { id: 7, ttl: 60 };
