@@ -138,6 +138,9 @@ pub enum EtcdError {
     /// Deleting root, its role, or taking the role from it while auth is on.
     #[error("etcdserver: invalid auth management")]
     InvalidAuthMgmt,
+    /// Authenticate of a user created with `--no-password` (etcd's unwrapped error).
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
     /// etcd 3.4's Maintenance admin check answers its auth store's own error, unwrapped.
     #[error("auth: user name is empty")]
     MaintenanceUserEmpty,
@@ -199,7 +202,8 @@ impl EtcdError {
             Self::Corrupt => Code::DataLoss,
             Self::PermissionDenied => Code::PermissionDenied,
             Self::InvalidAuthToken => Code::Unauthenticated,
-            Self::MaintenanceUserEmpty
+            Self::NoPasswordUser
+            | Self::MaintenanceUserEmpty
             | Self::MaintenanceUserNotFound
             | Self::MaintenancePermissionDenied => Code::Unknown,
             Self::Stopped

@@ -102,18 +102,22 @@ impl Auth for AuthService {
     ) -> Result<Response<AuthenticateResponse>, Status> {
         let r = req.into_inner();
         self.node.read_barrier().await?;
-        let (enabled, hash, has_key) = self.node.read(|s| {
+        let (enabled, user, has_key) = self.node.read(|s| {
             let t = s.store.auth();
             (
                 t.enabled(),
-                t.user(&r.name).map(|u| u.user.password.clone()),
+                t.user(&r.name).map(|u| u.user.clone()),
                 t.token_key().is_some(),
             )
         });
         if !enabled {
             return Err(EtcdError::AuthNotEnabled.into());
         }
-        let hash = hash.ok_or(EtcdError::AuthFailed)?;
+        let user = user.ok_or(EtcdError::AuthFailed)?;
+        if user.options.is_some_and(|o| o.no_password) {
+            return Err(EtcdError::NoPasswordUser.into());
+        }
+        let hash = user.password;
         let password = r.password;
         let matches = tokio::task::spawn_blocking(move || auth::password_matches(&hash, &password))
             .await

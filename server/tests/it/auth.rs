@@ -639,3 +639,49 @@ fn jwt_tokens_with_rs256_and_es256_keys_answer_like_etcd() {
         s.finish();
     }
 }
+
+#[test]
+fn the_client_certificates_cn_is_the_user_like_etcd() {
+    // The testkit PKI's client certificate says CN=testkit-client; etcdctl presents it.
+    let pki = cairn_testkit::Pki::new().expect("pki");
+    let cairn = crate::cairn_builder()
+        .tls(&pki)
+        .start()
+        .expect("cairn over mTLS");
+    let etcd = Member::builder(Kind::Etcd)
+        .tls(&pki)
+        .start()
+        .expect("etcd over mTLS");
+    let mut s = Compat::between(cairn, etcd);
+    s.mask(r"127\.0\.0\.1:\d+", "<endpoint>");
+    s.ok(&["user", "add", "root:rootpw"]);
+    s.ok(&["user", "add", "testkit-client", "--no-password"]);
+    s.ok(&["role", "add", "app"]);
+    s.ok(&[
+        "role",
+        "grant-permission",
+        "app",
+        "--prefix=true",
+        "readwrite",
+        "app/",
+    ]);
+    s.ok(&["user", "grant-role", "testkit-client", "app"]);
+    s.ok(&["put", "app/k", "v"]);
+    s.ok(&["put", "other", "v"]);
+    s.ok(&["auth", "enable"]);
+    // No --user: the certificate names the user.
+    s.ok(&["get", "app/", "--prefix"]);
+    s.ok(&["put", "app/k2", "v2"]);
+    s.fails(&["get", "other"], None, "permission denied");
+    s.fails(&["user", "list"], None, "permission denied");
+    // A password-less user cannot log in with one.
+    s.fails(
+        &as_user("testkit-client:x", &["get", "app/k"]),
+        None,
+        "password was given",
+    );
+    // A token wins over the certificate.
+    s.ok(&as_user("root:rootpw", &["get", "other"]));
+    s.ok(&as_user("root:rootpw", &["auth", "disable"]));
+    s.finish();
+}

@@ -13,9 +13,17 @@ use regex::Regex;
 /// `curl -X POST URL/PATH -d BODY` (a GET for a body of `GET`): the HTTP status, then the
 /// body.
 fn post(m: &Member, path: &str, body: &str) -> String {
+    post_as(m, None, path, body)
+}
+
+/// [`post`] with `Authorization: TOKEN`, as etcd's gateway documentation does it.
+fn post_as(m: &Member, token: Option<&str>, path: &str, body: &str) -> String {
     let mut cmd = Command::new("curl");
     cmd.args(["-s", "-S", "-w", "\n%{http_code}"])
         .arg(format!("{}{path}", m.client_url()));
+    if let Some(token) = token {
+        cmd.args(["-H", &format!("Authorization: {token}")]);
+    }
     if body != "GET" {
         cmd.args(["-X", "POST", "-d", body]);
     }
@@ -26,7 +34,17 @@ fn post(m: &Member, path: &str, body: &str) -> String {
 }
 
 fn masked(text: &str) -> String {
+    let text = masked_ids(text);
+    Regex::new(r#""(error|message)":"[^"]*""#)
+        .expect("mask")
+        .replace_all(&text, r#""$1":"<text>""#)
+        .into_owned()
+}
+
+/// [`masked`], keeping error texts (etcd's own, not a JSON parser's).
+fn masked_ids(text: &str) -> String {
     let masks = [
+        (r#""token":"[^"]*""#, r#""token":"<token>""#),
         (
             r#""(cluster_id|member_id|leader|raft_term|raftTerm|ID)":"\d+""#,
             r#""$1":"<id>""#,
@@ -40,7 +58,6 @@ fn masked(text: &str) -> String {
             r#""(peerURLs|clientURLs)":\["[^"]*"\]"#,
             r#""$1":["<url>"]"#,
         ),
-        (r#""(error|message)":"[^"]*""#, r#""$1":"<text>""#),
     ];
     let mut text = text.to_string();
     for (re, with) in masks {
@@ -187,4 +204,96 @@ fn lease_keep_alives_stream_as_etcd_3_4_streams_them() {
         ]);
     }
     crate::assert_same("lease keep-alives", &transcripts[0], &transcripts[1]);
+}
+
+/// Auth through the gateway as a runbook's curl lines do it: users and roles, enable,
+/// `/v3/auth/authenticate`, then the token in `Authorization`; granted, denied, missing and
+/// forged tokens. One transcript per server; tokens differ, so each uses its own.
+fn auth_transcript(m: &Member) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut step = |token: Option<&str>, path: &str, body: &str| -> String {
+        let answer = post_as(m, token, path, body);
+        lines.push(format!("{path} {body} -> {}", masked_ids(&answer)));
+        answer
+    };
+    // Base64 of "foo" and "bar".
+    for (path, body) in [
+        (
+            "/v3/auth/user/add",
+            r#"{"name":"root","password":"rootpw"}"#,
+        ),
+        ("/v3/auth/enable", "{}"),
+        ("/v3/auth/role/add", r#"{"name":"root"}"#),
+        ("/v3/auth/user/grant", r#"{"user":"root","role":"root"}"#),
+        ("/v3/auth/role/add", r#"{"name":"reader"}"#),
+        (
+            "/v3/auth/role/grant",
+            r#"{"name":"reader","perm":{"permType":"READ","key":"Zm9v"}}"#,
+        ),
+        ("/v3/auth/user/add", r#"{"name":"u1","password":"u1pw"}"#),
+        ("/v3/auth/user/grant", r#"{"user":"u1","role":"reader"}"#),
+        ("/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#),
+        ("/v3/auth/enable", "{}"),
+        ("/v3/kv/range", r#"{"key":"Zm9v"}"#),
+        (
+            "/v3/auth/authenticate",
+            r#"{"name":"root","password":"wrong"}"#,
+        ),
+    ] {
+        step(None, path, body);
+    }
+    let token = |answer: &str| -> String {
+        let body = answer.split_once(' ').expect("status and body").1;
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        v["token"].as_str().expect("a token").to_string()
+    };
+    let root = token(&step(
+        None,
+        "/v3/auth/authenticate",
+        r#"{"name":"root","password":"rootpw"}"#,
+    ));
+    let u1 = token(&step(
+        None,
+        "/v3/auth/authenticate",
+        r#"{"name":"u1","password":"u1pw"}"#,
+    ));
+    for (token, path, body) in [
+        (Some(u1.as_str()), "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+        (Some(&u1), "/v3/kv/put", r#"{"key":"Zm9v","value":"YmF6"}"#),
+        (Some(&u1), "/v3/kv/range", r#"{"key":"YmFy"}"#),
+        (Some(&u1), "/v3/auth/user/list", "{}"),
+        (Some(&u1), "/v3/auth/user/get", r#"{"name":"u1"}"#),
+        (Some(&u1), "/v3/auth/role/get", r#"{"role":"reader"}"#),
+        (Some("forged.token"), "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+        (
+            Some(&root),
+            "/v3/kv/put",
+            r#"{"key":"Zm9v","value":"YmF6"}"#,
+        ),
+        (Some(&root), "/v3/auth/user/list", "{}"),
+        (Some(&root), "/v3/auth/role/list", "{}"),
+        (
+            Some(&root),
+            "/v3/auth/user/revoke",
+            r#"{"name":"u1","role":"reader"}"#,
+        ),
+        (Some(&u1), "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+        (Some(&root), "/v3/auth/user/delete", r#"{"name":"u1"}"#),
+        (Some(&root), "/v3/auth/role/delete", r#"{"role":"reader"}"#),
+        (Some(&root), "/v3/auth/disable", "{}"),
+        (None, "/v3/kv/range", r#"{"key":"Zm9v"}"#),
+    ] {
+        step(token, path, body);
+    }
+    lines
+}
+
+#[test]
+fn auth_over_json_answers_like_etcd_3_4() {
+    let (cairn, etcd) = (crate::cairn(), crate::etcd());
+    crate::assert_same(
+        "auth over the JSON gateway",
+        &auth_transcript(&cairn),
+        &auth_transcript(&etcd),
+    );
 }
