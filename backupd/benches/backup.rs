@@ -122,6 +122,7 @@ async fn bench(kind: Kind, mib: usize) {
     std::fs::remove_file(&snap).expect("remove snapshot");
 
     let spec = ClusterSpec {
+        credentials: None,
         name: "bench".into(),
         server: if kind == Kind::Cairn {
             ServerKind::Cairn

@@ -103,7 +103,7 @@ impl Backups {
         let mut backups = Self::new(
             Arc::from(store),
             &prefix,
-            ClusterSpec::from_inventory(inv),
+            ClusterSpec::from_inventory(inv)?,
             codec,
             clock,
         );

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cairn_client::{ClientIdentity, Connector, TlsFiles};
+use cairn_client::{ClientIdentity, Connector, Credentials, TlsFiles};
 use cairn_inventory::{Inventory, ServerKind};
 use etcd_client::Client;
 
@@ -24,16 +24,20 @@ pub struct ClusterSpec {
     pub endpoints: Vec<String>,
     /// TLS, when the cluster uses it.
     pub tls: Option<TlsFiles>,
+    /// A login, when the cluster has auth enabled and the certificate's CN is not enough.
+    pub credentials: Option<Credentials>,
     /// The server binary (cairn-server or etcd): opens snapshots and runs the replay server.
     pub binary: PathBuf,
 }
 
 impl ClusterSpec {
-    /// The cluster an inventory describes, with the backup client certificate of `[tls] dir`.
-    pub fn from_inventory(inv: &Inventory) -> Self {
+    /// The cluster an inventory describes, with the backup client certificate of `[tls] dir`
+    /// and, when `[auth]` gives root's password, root's login.
+    pub fn from_inventory(inv: &Inventory) -> Result<Self, Error> {
         // Each member's own client URL: a local cluster gives every member its own port.
         let endpoints = inv.endpoints();
-        Self {
+        Ok(Self {
+            credentials: inv.root_login()?.map(Credentials::from),
             name: inv.cluster.name.clone(),
             server: inv.cluster.server,
             endpoints,
@@ -42,7 +46,7 @@ impl ClusterSpec {
                 .as_ref()
                 .map(|t| TlsFiles::in_dir(&t.dir, ClientIdentity::Backup)),
             binary: inv.cluster.binary.clone(),
-        }
+        })
     }
 
     /// How backups reach members: the backup certificate; a snapshot stream may take an
@@ -50,7 +54,7 @@ impl ClusterSpec {
     fn connector(&self) -> Result<Connector, Error> {
         Ok(Connector::new(
             self.tls.as_ref(),
-            None,
+            self.credentials.as_ref(),
             CONNECT_TIMEOUT,
             Duration::from_secs(3600),
         )?)

@@ -165,6 +165,9 @@ pub enum Error {
         /// How far the stored data goes.
         reached: i64,
     },
+    /// The inventory's root password could not be read.
+    #[error(transparent)]
+    Inventory(#[from] cairn_inventory::Error),
     /// The inventory has no `[backup]` table.
     #[error("the inventory has no [backup] table; add one with at least `store = \"s3://bucket/prefix\"`")]
     NotConfigured,

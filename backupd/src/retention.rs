@@ -183,6 +183,7 @@ mod tests {
         let clock = Arc::new(FakeClock::at_utc(start));
         let store = Arc::new(crate::store::MemoryStore::new());
         let spec = ClusterSpec {
+            credentials: None,
             name: "c".into(),
             server: ServerKind::Cairn,
             endpoints: Vec::new(),

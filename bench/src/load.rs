@@ -118,6 +118,8 @@ pub struct LoadSpec {
     pub watchers: usize,
     /// TLS, for `https` endpoints.
     pub tls: Option<Tls>,
+    /// A user and password, for a cluster with auth enabled.
+    pub credentials: Option<cairn_client::Credentials>,
     /// Written before every key (empty for etcd benchmark's bare keys).
     pub key_prefix: Vec<u8>,
     /// Send everything to the endpoint of the cluster's leader only (etcd benchmark's
@@ -144,6 +146,7 @@ impl LoadSpec {
             rate: 0,
             watchers: 1,
             tls: None,
+            credentials: None,
             key_prefix: Vec::new(),
             target_leader: false,
         }
@@ -382,7 +385,7 @@ fn connector(spec: &LoadSpec) -> Result<Connector, Error> {
         tls.identity
             .as_ref()
             .map(|(c, k)| (c.as_path(), k.as_path())),
-        None,
+        spec.credentials.as_ref(),
         CONNECT_TIMEOUT,
         CONNECTION_REQUEST_TIMEOUT,
     )?)

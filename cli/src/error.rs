@@ -34,6 +34,18 @@ pub enum Error {
     /// Provisioning or a status query failed.
     #[error(transparent)]
     Provision(#[from] cairn_provisioner::Error),
+    /// `--password-file` could not be read.
+    #[error("--password-file {}: cannot read it", path.display())]
+    PasswordFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--user` without a password.
+    #[error("--user {0} needs a password: give --password-file or set CAIRN_PASSWORD")]
+    NoPassword(String),
     /// Signal handlers could not be installed.
     #[error("cannot handle signals")]
     Signal(#[source] std::io::Error),

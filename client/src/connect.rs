@@ -14,12 +14,19 @@ use crate::{Error, TlsFiles};
 /// A user and password for a cluster with etcd's auth enabled (with client certificates and no
 /// credentials, etcd takes the certificate's common name as the user). Read from a file or
 /// the environment by the caller, never from the inventory text.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The user.
     pub user: String,
     /// The password.
     pub password: String,
+}
+
+impl From<(String, String)> for Credentials {
+    /// A `(user, password)` pair, as the inventory's `root_login` gives it.
+    fn from((user, password): (String, String)) -> Self {
+        Self { user, password }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -35,6 +42,9 @@ impl std::fmt::Debug for Credentials {
 #[derive(Clone, Debug)]
 pub struct Connector {
     options: ConnectOptions,
+    /// The same without credentials, for a cluster whose auth is off (etcd refuses to
+    /// authenticate then, and etcd-client gives up connecting).
+    anonymous: Option<ConnectOptions>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
@@ -82,11 +92,14 @@ impl Connector {
             }
             options = options.with_tls(tls);
         }
+        let mut anonymous = None;
         if let Some(c) = credentials {
+            anonymous = Some(options.clone());
             options = options.with_user(c.user.clone(), c.password.clone());
         }
         Ok(Self {
             options,
+            anonymous,
             connect_timeout,
             request_timeout,
         })
@@ -98,6 +111,7 @@ impl Connector {
             options: ConnectOptions::new()
                 .with_connect_timeout(timeout)
                 .with_timeout(timeout),
+            anonymous: None,
             connect_timeout: timeout,
             request_timeout: timeout,
         }
@@ -127,7 +141,21 @@ impl Connector {
     /// A client that spreads its requests over every endpoint (and fails over).
     pub async fn connect_to(&self, endpoints: &[String]) -> Result<Client, Error> {
         let name = endpoints.join(",");
-        let connect = Client::connect(endpoints, Some(self.options.clone()));
+        let connect = async {
+            match Client::connect(endpoints, Some(self.options.clone())).await {
+                // Credentials for a cluster whose auth is off: etcd ignores them, so do we.
+                Err(etcd_client::Error::GRpcStatus(s))
+                    if s.message().contains("authentication is not enabled") =>
+                {
+                    let options = self
+                        .anonymous
+                        .clone()
+                        .unwrap_or_else(|| self.options.clone());
+                    Client::connect(endpoints, Some(options)).await
+                }
+                other => other,
+            }
+        };
         match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(source)) => Err(Error::from_etcd(name, source)),

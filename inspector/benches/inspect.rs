@@ -84,6 +84,7 @@ fn child(endpoint: String) {
             metrics: None,
         }],
         None,
+        None,
         Duration::from_secs(60),
     )
     .expect("source");

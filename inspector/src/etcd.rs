@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cairn_client::connect::MemberClients;
-use cairn_client::{Connector, HttpClient, Metrics, ServedChainReader, TlsFiles};
+use cairn_client::{Connector, Credentials, HttpClient, Metrics, ServedChainReader, TlsFiles};
 use etcd_client::{AlarmAction, AlarmType, Client, GetOptions, WatchOptions};
 
 use crate::prefix::prefix_of;
@@ -31,16 +31,17 @@ pub struct EtcdSource {
 }
 
 impl EtcdSource {
-    /// A source for `targets`, presenting `tls`'s client certificate when given; each
-    /// request is given up after `timeout`.
+    /// A source for `targets`, presenting `tls`'s client certificate when given and logging
+    /// in with `credentials` when given; each request is given up after `timeout`.
     pub fn new(
         targets: Vec<Target>,
         tls: Option<&TlsFiles>,
+        credentials: Option<&Credentials>,
         timeout: Duration,
     ) -> Result<Self, Error> {
         Ok(Self {
             targets,
-            clients: MemberClients::new(Connector::new(tls, None, timeout, timeout)?),
+            clients: MemberClients::new(Connector::new(tls, credentials, timeout, timeout)?),
             http: HttpClient::new(tls, timeout)?,
             reading: ServedChainReader::new(tls, timeout)?,
         })

@@ -116,6 +116,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A password variable the inventory names is not set.
+    #[error("{at}: the environment variable {var} is not set; export it, or give a password file instead")]
+    MissingVariable {
+        /// Where the variable is named.
+        at: Location,
+        /// The variable.
+        var: String,
+    },
     /// A duration that does not parse.
     #[error("{at}: {key} = \"{value}\" is not a duration; write e.g. \"30m\" or \"2h\"")]
     InvalidDuration {

@@ -4,7 +4,9 @@ use crate::validate::Checker;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{self, Alerts, Backup, Cluster, Inspection, Ssh, Tls, Transport};
+use crate::model::{
+    self, Alerts, Auth, AuthUser, Backup, Cluster, Inspection, Ssh, Tls, Transport,
+};
 use crate::{paths, Error, Host, Location, Warning};
 
 /// The inventory file name tools look for in the current directory.
@@ -30,6 +32,8 @@ pub struct Inventory {
     pub backup: Option<Backup>,
     /// `[inspection]`.
     pub inspection: Inspection,
+    /// `[auth]`, when the inventory manages etcd's auth.
+    pub auth: Option<Auth>,
     /// The schedules, parsed.
     pub schedule: Schedule,
     warnings: Vec<Warning>,
@@ -116,6 +120,7 @@ impl Inventory {
             mut alerts,
             mut backup,
             mut inspection,
+            mut auth,
         } = file;
         cluster.binary = paths::resolve(dir, &cluster.binary);
         let mut hosts = hosts;
@@ -159,6 +164,15 @@ impl Inventory {
             .state_file
             .as_deref()
             .map(|p| paths::resolve(dir, p));
+        if let Some(auth) = &mut auth {
+            auth.root_password_file = auth
+                .root_password_file
+                .as_deref()
+                .map(|p| paths::resolve(dir, p));
+            for u in &mut auth.users {
+                u.password_file = u.password_file.as_deref().map(|p| paths::resolve(dir, p));
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             cluster,
@@ -168,6 +182,7 @@ impl Inventory {
             alerts,
             backup,
             inspection,
+            auth,
             schedule: Schedule {
                 backup_interval,
                 inspection_interval,
@@ -178,6 +193,59 @@ impl Inventory {
             warnings,
             source,
         })
+    }
+
+    /// The root login cairn's tools use on an auth-enabled cluster: root and its password
+    /// from `[auth] root_password_file` or `root_password_env`. `None` without `[auth]` or a
+    /// root password: the tools then rely on their client certificate's CN.
+    pub fn root_login(&self) -> Result<Option<(String, String)>, Error> {
+        let Some(auth) = &self.auth else {
+            return Ok(None);
+        };
+        let password = self.secret(
+            &["auth", "root_password_file"],
+            auth.root_password_file.as_deref(),
+            auth.root_password_env.as_deref(),
+        )?;
+        Ok(password.map(|p| ("root".to_string(), p)))
+    }
+
+    /// The password of `[[auth.users]]` entry `user`, from its file or variable; `None`: the
+    /// user has no password.
+    pub fn user_password(&self, user: &AuthUser) -> Result<Option<String>, Error> {
+        self.secret(
+            &["auth", "users"],
+            user.password_file.as_deref(),
+            user.password_env.as_deref(),
+        )
+    }
+
+    /// A secret from `file` (its first line), else from the variable `env`.
+    fn secret(
+        &self,
+        key_path: &[&str],
+        file: Option<&Path>,
+        env: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::MissingFile {
+                at: Location::of_key(&self.path, &self.source, key_path),
+                key: "password file",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
+        }
+        match env {
+            Some(var) => match std::env::var(var) {
+                Ok(v) => Ok(Some(v)),
+                Err(_) => Err(Error::MissingVariable {
+                    at: Location::of_key(&self.path, &self.source, key_path),
+                    var: var.to_string(),
+                }),
+            },
+            None => Ok(None),
+        }
     }
 
     /// The member whose host runs the backup daemon: `[backup] host`, else the first host;
@@ -271,6 +339,38 @@ mod tests {
     use crate::{cron_expression, Compression, ServerKind};
 
     const MINIMAL: &str = "[cluster]\nname = \"main\"\nbinary = \"bin/cairn-server\"\ntoken = \"main-1\"\n\n[[hosts]]\nname = \"a\"\naddress = \"10.0.0.1\"\n";
+
+    #[test]
+    fn auth_passwords_come_from_files_or_the_environment_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("root.pw"), "s3cret\nignored\n").unwrap();
+        let path = dir.path().join("cairn.toml");
+        let text = format!(
+            "{MINIMAL}[auth]\nroot_password_file = \"root.pw\"\n\n[[auth.roles]]\nname = \"app\"\npermissions = [{{ access = \"read\", key = \"/a/\", prefix = true }}]\n\n[[auth.users]]\nname = \"u\"\npassword_env = \"CAIRN_TEST_UNSET_PASSWORD\"\nroles = [\"app\"]\n"
+        );
+        let inv = Inventory::parse(&path, text.clone()).expect("valid");
+        assert_eq!(
+            inv.root_login().unwrap(),
+            Some(("root".to_string(), "s3cret".to_string()))
+        );
+        let auth = inv.auth.as_ref().unwrap();
+        assert_eq!(auth.roles[0].permissions[0].etcd_range_end(), b"/a0");
+        let err = inv.user_password(&auth.users[0]).unwrap_err().to_string();
+        assert!(
+            err.contains("CAIRN_TEST_UNSET_PASSWORD is not set"),
+            "{err}"
+        );
+
+        // No TLS and no root password: the tools could not log in.
+        let err = Inventory::parse(&path, format!("{MINIMAL}[auth]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("root_password_env"), "{err}");
+        // A user holding a role nobody declared.
+        let bad = text.replace("roles = [\"app\"]", "roles = [\"ghost\"]");
+        let err = Inventory::parse(&path, bad).unwrap_err().to_string();
+        assert!(err.contains("ghost"), "{err}");
+    }
 
     #[test]
     fn defaults_fill_everything_but_the_cluster_identity() {

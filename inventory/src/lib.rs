@@ -32,7 +32,8 @@ pub use arg::InventoryArg;
 pub use error::Error;
 pub use location::Location;
 pub use model::{
-    cron_expression, Alerts, Backup, Cluster, Compression, Host, Inspection, Jump, Retention,
-    ServerKind, Ssh, SshTarget, Tls, Transport, DEFAULT_RUNBOOK_URL,
+    cron_expression, Access, Alerts, Auth, AuthPermission, AuthRole, AuthUser, Backup, Cluster,
+    Compression, Host, Inspection, Jump, Retention, ServerKind, Ssh, SshTarget, Tls, Transport,
+    DEFAULT_RUNBOOK_URL,
 };
 pub use warning::Warning;

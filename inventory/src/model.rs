@@ -31,6 +31,9 @@ pub struct File {
     /// `[inspection]`; the schedule and thresholds of the inspection tool.
     #[serde(default)]
     pub inspection: Inspection,
+    /// `[auth]`; etcd's users and roles, and whether auth is on.
+    #[serde(default)]
+    pub auth: Option<Auth>,
 }
 
 /// Which server the hosts run; both take etcd's flags.
@@ -694,4 +697,121 @@ fn default_read_latency_warn() -> f64 {
 }
 fn default_read_latency_fail() -> f64 {
     500.0
+}
+
+/// `[auth]`: etcd's authentication and roles. `cairn provision` and `cairn up` create the roles
+/// and users, grant exactly the permissions listed (others are revoked) and turn auth on.
+/// cairn's own tools then log in as root with its password when one is set, else with their
+/// client certificate's CN: with `[tls]`, the admin certificate's CN is `root`, and users
+/// `cairn-backup` and `cairn-inspector` are created with the root role and no password, so
+/// the certificates alone let the tools in.
+/// Passwords come from files or the environment, never from this file.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Turn auth on; `false` turns it off (users and roles are still created).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A file holding root's password. Without a password (file or variable), root has none
+    /// and logs in by a certificate whose CN is `root` only; plain-http clusters need one.
+    #[serde(default)]
+    pub root_password_file: Option<PathBuf>,
+    /// The environment variable holding root's password, when no file is given.
+    #[serde(default)]
+    pub root_password_env: Option<String>,
+    /// `[[auth.roles]]`.
+    #[serde(default)]
+    pub roles: Vec<AuthRole>,
+    /// `[[auth.users]]`.
+    #[serde(default)]
+    pub users: Vec<AuthUser>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One role and every permission it has.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRole {
+    /// The role's name.
+    pub name: String,
+    /// `[[auth.roles.permissions]]`: the role's permissions, all of them.
+    #[serde(default)]
+    pub permissions: Vec<AuthPermission>,
+}
+
+/// What a permission allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Range and watch.
+    Read,
+    /// Put and delete.
+    Write,
+    /// Both.
+    Readwrite,
+}
+
+/// One permission: a key, a prefix (`prefix = true`), a range `[key, range_end)` or every
+/// key from `key` on (`from_key = true`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthPermission {
+    /// read, write or readwrite.
+    pub access: Access,
+    /// The key (or the prefix, or the range's start).
+    pub key: String,
+    /// Every key starting with `key`.
+    #[serde(default)]
+    pub prefix: bool,
+    /// The end of the range (excluded).
+    #[serde(default)]
+    pub range_end: Option<String>,
+    /// Every key from `key` on.
+    #[serde(default)]
+    pub from_key: bool,
+}
+
+impl AuthPermission {
+    /// The range end in etcd's encoding: empty for one key, `\0` for every key from `key`
+    /// on, the key with its last byte incremented for a prefix.
+    pub fn etcd_range_end(&self) -> Vec<u8> {
+        if self.from_key {
+            return vec![0];
+        }
+        if let Some(end) = &self.range_end {
+            return end.clone().into_bytes();
+        }
+        if !self.prefix {
+            return Vec::new();
+        }
+        let mut end = self.key.clone().into_bytes();
+        while let Some(last) = end.pop() {
+            if last < 0xff {
+                end.push(last + 1);
+                return end;
+            }
+        }
+        vec![0]
+    }
+}
+
+/// One user and the roles it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthUser {
+    /// The user's name.
+    pub name: String,
+    /// A file holding the user's password; without one (and no variable), the user has no
+    /// password and logs in with a client certificate of its name as CN.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The environment variable holding the password, when no file is given.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The roles it holds, all of them (`root` is etcd's administrator role).
+    #[serde(default)]
+    pub roles: Vec<String>,
 }

@@ -71,6 +71,7 @@ impl Checker<'_> {
         self.alerts(f)?;
         self.backup(f)?;
         self.inspection(f)?;
+        self.auth(f)?;
         if let Some(tls) = &f.tls {
             self.require(
                 tls.ca_cert.is_some() == tls.ca_key.is_some(),
@@ -360,6 +361,72 @@ impl Checker<'_> {
         )
     }
 
+    fn auth(&self, f: &File) -> Result<(), Error> {
+        let Some(a) = &f.auth else {
+            return Ok(());
+        };
+        let root_password = a.root_password_file.is_some() || a.root_password_env.is_some();
+        // Without TLS there is no certificate to log in with: the tools need root's password.
+        self.require(
+            root_password || f.tls.is_some(),
+            &["auth"],
+            "root_password_file",
+            "(unset)",
+            "a root password (root_password_file or root_password_env) when there is no [tls]",
+        )?;
+        let mut roles = std::collections::HashSet::new();
+        for r in &a.roles {
+            self.require(is_name(&r.name), &["auth", "roles"], "name", &r.name, NAME)?;
+            self.require(
+                roles.insert(r.name.as_str()),
+                &["auth", "roles"],
+                "name",
+                &r.name,
+                "a name no other role has",
+            )?;
+            for p in &r.permissions {
+                let ranges = usize::from(p.prefix)
+                    + usize::from(p.from_key)
+                    + usize::from(p.range_end.is_some());
+                self.require(
+                    ranges <= 1,
+                    &["auth", "roles"],
+                    "permissions",
+                    &p.key,
+                    "at most one of prefix, range_end and from_key",
+                )?;
+                self.require(
+                    !p.key.is_empty() || p.prefix || p.from_key,
+                    &["auth", "roles"],
+                    "key",
+                    "\"\"",
+                    "a key (an empty one only with prefix or from_key: every key)",
+                )?;
+            }
+        }
+        let mut users = std::collections::HashSet::new();
+        for u in &a.users {
+            self.require(is_name(&u.name), &["auth", "users"], "name", &u.name, NAME)?;
+            self.require(
+                u.name != "root" && users.insert(u.name.as_str()),
+                &["auth", "users"],
+                "name",
+                &u.name,
+                "a name no other user has (root is managed by [auth] itself)",
+            )?;
+            for role in &u.roles {
+                self.require(
+                    role == "root" || roles.contains(role.as_str()),
+                    &["auth", "users"],
+                    "roles",
+                    role,
+                    "root or a role of [[auth.roles]]",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     fn backup(&self, f: &File) -> Result<(), Error> {
         let Some(b) = &f.backup else {
             return Ok(());
@@ -557,6 +624,9 @@ impl Checker<'_> {
 }
 
 /// Member and cluster names go into flags and label values: keep them plain.
+/// What [`is_name`] accepts, for errors.
+const NAME: &str = "letters, digits, '-', '_' and '.'";
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -633,7 +703,8 @@ mod tests {
             | Error::InvalidDuration { at, .. }
             | Error::InvalidValue { at, .. }
             | Error::Syntax { at, .. }
-            | Error::MissingFile { at, .. } => at.clone(),
+            | Error::MissingFile { at, .. }
+            | Error::MissingVariable { at, .. } => at.clone(),
             Error::Read { .. } => panic!("{err}"),
         };
         assert_eq!(at.file, Path::new("dir/cairn.toml"));

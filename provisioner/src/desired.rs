@@ -194,6 +194,15 @@ pub fn backupd_files(
             files.push(file(path, contents, 0o600, FileKind::Secret));
         }
     }
+    // Root's password, when the daemon logs in with it (no certificate to log in with).
+    if let Some((_, password)) = inventory.root_login()? {
+        files.push(file(
+            layout::BACKUPD_ROOT_PASSWORD,
+            Blob::new(format!("{password}\n").into_bytes()),
+            0o600,
+            FileKind::Secret,
+        ));
+    }
     files.push(file(
         layout::BACKUPD_INVENTORY,
         Blob::new(render::backupd_inventory(inventory)?.into_bytes()),

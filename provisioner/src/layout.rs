@@ -41,5 +41,7 @@ pub const BACKUPD_INVENTORY: &str = "/etc/cairn/backupd/cairn.toml";
 pub const BACKUPD_PKI_DIR: &str = "/etc/cairn/backupd/pki";
 /// The backup encryption key, when `[backup] encryption_key_file` is set.
 pub const BACKUPD_KEY: &str = "/etc/cairn/backupd/backup.key";
+/// Root's password for the daemon's logins, when `[auth]` gives one (mode 0600).
+pub const BACKUPD_ROOT_PASSWORD: &str = "/etc/cairn/backupd/root.password";
 /// The daemon's `AWS_*` variables, when `[backup] environment_file` is set.
 pub const BACKUPD_ENV_FILE: &str = "/etc/cairn/backupd/aws.env";

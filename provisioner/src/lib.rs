@@ -33,6 +33,7 @@
 //! the unit tests run plans, idempotence and restart order in memory; the integration tests
 //! run real sshd hosts in mount namespaces.
 
+pub mod auth;
 pub mod cert_status;
 
 pub mod converge;

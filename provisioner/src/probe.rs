@@ -107,10 +107,12 @@ pub struct EtcdProbe {
 
 impl EtcdProbe {
     /// A probe for the inventory's members; with TLS it presents the admin certificate of
-    /// `pki`. Each question is given up after `timeout`.
+    /// `pki`, and logs in as root when `[auth]` gives its password. Each question is given up
+    /// after `timeout`.
     pub fn new(inventory: &Inventory, pki: Option<&Pki>, timeout: Duration) -> Result<Self, Error> {
         let files = pki.map(|p| p.client_files(pki::Client::Admin));
-        let connector = Connector::new(files.as_ref(), None, timeout, timeout)?;
+        let login = inventory.root_login()?.map(cairn_client::Credentials::from);
+        let connector = Connector::new(files.as_ref(), login.as_ref(), timeout, timeout)?;
         Ok(Self {
             endpoints: inventory
                 .hosts

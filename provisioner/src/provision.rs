@@ -8,6 +8,7 @@ use cairn_inventory::{Inventory, Tls};
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::auth;
 use crate::converge::{apply, plan_all, Limits, Progress, ServiceEvent, Steps, Target};
 use crate::desired::{backupd_files, host_files, Blob};
 use crate::host::Host;
@@ -77,6 +78,9 @@ pub struct Report {
     /// The cluster after applying.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
+    /// The auth changes made (or, with `--plan`, to make), without any password.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth: Vec<String>,
 }
 
 impl Report {
@@ -85,6 +89,7 @@ impl Report {
         self.files_changed > 0
             || self.hosts.iter().any(|h| !h.is_empty())
             || !self.removals.is_empty()
+            || !self.auth.is_empty()
             || self
                 .certificates
                 .iter()
@@ -106,6 +111,8 @@ pub struct Session {
     removals: Vec<(AnyHost, Removal)>,
     /// A cluster was running when the run began.
     running: bool,
+    /// What `[auth]` would change, as planned.
+    auth: Vec<auth::Change>,
     options: Options,
     started: Instant,
 }
@@ -154,6 +161,10 @@ impl Session {
         // The running cluster's member list decides who joins and who leaves.
         let discovery = EtcdProbe::new(inventory, pki.as_ref(), DISCOVERY_TIMEOUT)?;
         let members = scale::discover(&discovery, inventory).await;
+        let admin = pki
+            .as_ref()
+            .map(|p| p.client_files(cairn_pki::Client::Admin));
+        let auth = auth::converge(inventory, admin.as_ref(), true).await?;
         let removing = options.limit.is_empty();
         let leaving: Vec<(Login, ClusterMember)> = match (&members, removing) {
             (Some(list), true) => scale::leaving(inventory, list)
@@ -316,6 +327,7 @@ impl Session {
             plans: ok_plans,
             removals,
             running: members.is_some(),
+            auth,
             options: options.clone(),
             started,
         })
@@ -336,9 +348,17 @@ impl Session {
         self.removals.iter().map(|(_, r)| r).collect()
     }
 
-    /// Whether applying would change anything on a host or in the membership.
+    /// What `[auth]` would change in the cluster (a cluster not running yet counts as having
+    /// no auth).
+    pub fn auth_changes(&self) -> &[auth::Change] {
+        &self.auth
+    }
+
+    /// Whether applying would change anything on a host, in the membership or in auth.
     pub fn pending(&self) -> bool {
-        self.plans.iter().any(|p| !p.is_empty()) || !self.removals.is_empty()
+        self.plans.iter().any(|p| !p.is_empty())
+            || !self.removals.is_empty()
+            || !self.auth.is_empty()
     }
 
     async fn close(self) {
@@ -446,8 +466,15 @@ impl Session {
                 healthy_after_ms: 0,
             });
         }
+        // Users and roles once every member runs, auth on last.
+        let admin = pki
+            .as_ref()
+            .map(|p| p.client_files(cairn_pki::Client::Admin));
+        let auth = auth::converge(&self.inventory, admin.as_ref(), false).await?;
         let cluster = ClusterStatus::query(&self.inventory, &probe).await;
-        Ok(self.report(events, Some(cluster), false))
+        let mut report = self.report(events, Some(cluster), false);
+        report.auth = auth.iter().map(ToString::to_string).collect();
+        Ok(report)
     }
 
     fn report(
@@ -465,6 +492,11 @@ impl Session {
             files_changed: self.plans.iter().map(|p| p.files.len()).sum(),
             elapsed_ms: self.started.elapsed().as_millis(),
             cluster,
+            auth: if plan_only {
+                self.auth.iter().map(ToString::to_string).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

@@ -384,6 +384,15 @@ pub fn backupd_inventory(inventory: &Inventory) -> Result<String, crate::Error> 
             state_file: Some(format!("{}/inspection-state.json", layout::BACKUPD_DIR).into()),
             ..inventory.inspection.clone()
         },
+        // Only the login: the users and roles are the operator's to provision.
+        auth: inventory.auth.as_ref().map(|a| cairn_inventory::Auth {
+            root_password_file: (a.root_password_file.is_some() || a.root_password_env.is_some())
+                .then(|| layout::BACKUPD_ROOT_PASSWORD.into()),
+            root_password_env: None,
+            roles: Vec::new(),
+            users: Vec::new(),
+            ..a.clone()
+        }),
     };
     let text = toml::to_string(&file)?;
     Ok(format!(

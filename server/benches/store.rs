@@ -30,6 +30,7 @@ fn put(store: &mut MvccStore, key: Vec<u8>) {
     let cmd = InternalRequest {
         id: index,
         request: Some(Request::Put(req)),
+        ..Default::default()
     };
     apply(store, index, &cmd).expect("put");
 }

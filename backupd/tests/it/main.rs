@@ -43,6 +43,7 @@ pub fn server_binary(kind: Kind) -> std::path::PathBuf {
 /// What backupd needs to know about `c`.
 pub fn spec(c: &Cluster) -> ClusterSpec {
     ClusterSpec {
+        credentials: None,
         name: "test".into(),
         server: match c.kind() {
             Kind::Cairn => ServerKind::Cairn,

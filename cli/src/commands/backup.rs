@@ -242,7 +242,7 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     runtime.block_on(async {
         if let BackupCommand::Export { file, .. } | BackupCommand::Import { file, .. } = &cmd {
-            let spec = ClusterSpec::from_inventory(&inventory);
+            let spec = ClusterSpec::from_inventory(&inventory)?;
             let io = |e| cairn_backupd::Error::File {
                 path: file.clone(),
                 source: e,

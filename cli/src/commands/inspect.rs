@@ -103,14 +103,16 @@ const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
 struct Plan {
     targets: Vec<Target>,
     tls: Option<TlsFiles>,
+    credentials: Option<cairn_client::Credentials>,
     options: Options,
     state: Option<PathBuf>,
     every: Duration,
 }
 
-fn from_inventory(inventory: &Inventory) -> Plan {
+fn from_inventory(inventory: &Inventory) -> Result<Plan, Error> {
     let pki = inventory.tls.as_ref().map(Pki::existing);
-    Plan {
+    Ok(Plan {
+        credentials: inventory.root_login()?.map(cairn_client::Credentials::from),
         targets: inventory
             .hosts
             .iter()
@@ -152,7 +154,7 @@ fn from_inventory(inventory: &Inventory) -> Plan {
         },
         state: Some(inventory.inspection_state_file()),
         every: inventory.schedule.inspection_interval,
-    }
+    })
 }
 
 /// The inventory's backup store, listed afresh for every inspection.
@@ -213,6 +215,7 @@ fn from_endpoints(args: &InspectArgs) -> Plan {
                 metrics: None,
             })
             .collect(),
+        credentials: None,
         tls: match (&args.cacert, &args.cert, &args.key) {
             (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
                 ca: ca.clone(),
@@ -250,7 +253,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
         for warning in inventory.warnings() {
             eprintln!("cairn: warning: {warning}");
         }
-        from_inventory(&inventory)
+        from_inventory(&inventory)?
     } else {
         from_endpoints(&args)
     };
@@ -261,7 +264,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Error> {
         plan.options.limits.hot_prefix_window = window;
     }
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let source = EtcdSource::new(plan.targets, plan.tls.as_ref(), timeout)?;
+    let source = EtcdSource::new(
+        plan.targets,
+        plan.tls.as_ref(),
+        plan.credentials.as_ref(),
+        timeout,
+    )?;
     let store: Box<dyn StateStore> = match plan.state {
         Some(path) => Box::new(FileStore::new(path)),
         None => Box::new(NoStore),

@@ -98,6 +98,9 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
             for removal in session.removals() {
                 print!("{removal}");
             }
+            for change in session.auth_changes() {
+                println!("{change}");
+            }
         }
         if args.plan {
             let report = runtime.block_on(session.finish_plan());
@@ -108,7 +111,12 @@ pub fn run(args: ProvisionArgs) -> Result<ExitCode, Error> {
         }
         let hosts = session.plans().iter().filter(|p| !p.is_empty()).count();
         let changes = hosts + session.removals().len();
-        if !confirm(&format!("Apply these changes to {changes} host(s)?"))? {
+        let question = if changes == 0 {
+            "Apply these auth changes?".to_string()
+        } else {
+            format!("Apply these changes to {changes} host(s)?")
+        };
+        if !confirm(&question)? {
             return Err(Error::NotConfirmed);
         }
     }
@@ -162,6 +170,9 @@ fn print_report(report: &Report, show_plans: bool) {
         for removal in &report.removals {
             print!("{removal}");
         }
+    }
+    for change in &report.auth {
+        println!("{change}");
     }
     if let Some(cluster) = &report.cluster {
         print!("{cluster}");

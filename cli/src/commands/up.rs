@@ -125,6 +125,9 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
         ));
         let probe = EtcdProbe::new(&inventory, prepared.pki(), Duration::from_secs(2))?;
         let etcdctl = prepared.etcdctl(&inventory);
+        let admin = prepared
+            .pki()
+            .map(|p| p.client_files(cairn_pki::Client::Admin));
         let names: Vec<String> = prepared.members().iter().map(|m| m.name.clone()).collect();
         let mut running = prepared.start(console.clone()).await?;
         for (name, pid) in names.iter().zip(running.pids()) {
@@ -137,6 +140,12 @@ pub fn run(args: UpArgs) -> Result<ExitCode, Error> {
         let outcome = tokio::select! {
             r = running.wait_ready(&probe, &limits) => match r {
                 Ok(()) => {
+                    // [auth]'s users and roles, auth on last.
+                    for change in
+                        cairn_provisioner::auth::converge(&inventory, admin.as_ref(), false).await?
+                    {
+                        say(&change.to_string());
+                    }
                     let status = ClusterStatus::query(&inventory, &probe).await;
                     for line in status.to_string().lines() {
                         say(line);

@@ -1,5 +1,6 @@
 //! The `cairn` binary run as operators run it.
 
+mod auth;
 mod backup;
 mod backupd_hosts;
 mod bench;

@@ -87,7 +87,7 @@ async fn the_served_report_renders_in_a_browser_with_the_failing_check_first() {
         .expect("put 1.2 MiB");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FileStore::new(dir.path().join("state/inspection.json"));
-    let source = EtcdSource::new(targets(&c), None, REQUEST_TIMEOUT).expect("source");
+    let source = EtcdSource::new(targets(&c), None, None, REQUEST_TIMEOUT).expect("source");
     let opts = options(&c, test_limits());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -164,8 +164,9 @@ async fn a_stopped_member_fails_membership_and_the_others_are_still_inspected() 
         .expect("a leader among the other two");
     let opts = options(&c, test_limits());
     // A short timeout: the stopped member is given up on quickly.
-    let source = cairn_inspector::EtcdSource::new(crate::targets(&c), None, Duration::from_secs(2))
-        .expect("source");
+    let source =
+        cairn_inspector::EtcdSource::new(crate::targets(&c), None, None, Duration::from_secs(2))
+            .expect("source");
     let report = cairn_inspector::inspect(&source, &clock(), &NoStore, &opts)
         .await
         .expect("inspection");

@@ -87,8 +87,8 @@ pub async fn inspect_cluster(
     clock: &dyn Clock,
     store: &dyn StateStore,
 ) -> Report {
-    let source =
-        EtcdSource::new(targets(c), tls_files(c).as_ref(), REQUEST_TIMEOUT).expect("etcd source");
+    let source = EtcdSource::new(targets(c), tls_files(c).as_ref(), None, REQUEST_TIMEOUT)
+        .expect("etcd source");
     inspect(&source, clock, store, options)
         .await
         .expect("inspection")

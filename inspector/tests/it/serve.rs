@@ -24,7 +24,7 @@ fn get_metrics(addr: std::net::SocketAddr) -> Option<String> {
 async fn serve_exports_each_checks_status_and_the_last_run() {
     let mut c = cairn_cluster().start().expect("cluster");
     c.wait_leader(LEADER_TIMEOUT).expect("leader");
-    let source = EtcdSource::new(targets(&c), None, REQUEST_TIMEOUT).expect("source");
+    let source = EtcdSource::new(targets(&c), None, None, REQUEST_TIMEOUT).expect("source");
     let opts = options(&c, test_limits());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,0 +1,517 @@
+//! etcd's auth as `[auth]` declares it: read from the cluster, compared ([`changes`], a pure
+//! function) and changed through etcd's Auth API. Declared roles get exactly their
+//! permissions; declared users exactly their roles; root (whose certificate is the admin
+//! one), and with TLS the tools' certificate users (`cairn-backup`, `cairn-inspector`: root
+//! role, no password), are made sure of; users and
+//! roles the inventory does not name are left alone. Passwords never appear in a change's
+//! text, a plan or a log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use cairn_client::{Connector, Credentials};
+use cairn_inventory::{Access, Inventory};
+use etcd_client::{
+    Client, Permission, PermissionType, RoleRevokePermissionOptions, UserAddOptions,
+};
+
+use crate::Error;
+
+/// The role etcd treats as the administrator's.
+const ROOT: &str = "root";
+
+/// One permission: access, key, range end in etcd's encoding.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Perm {
+    /// What it allows.
+    pub access: Access,
+    /// The key or the range's start.
+    pub key: Vec<u8>,
+    /// Empty for one key, `\0` for every key from `key` on.
+    pub range_end: Vec<u8>,
+}
+
+impl fmt::Display for Perm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let access = match self.access {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Readwrite => "readwrite",
+        };
+        let key = String::from_utf8_lossy(&self.key);
+        match self.range_end.as_slice() {
+            [] => write!(f, "{access} {key:?}"),
+            [0] => write!(f, "{access} from {key:?}"),
+            end => write!(f, "{access} [{key:?}, {:?})", String::from_utf8_lossy(end)),
+        }
+    }
+}
+
+/// A user as it should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WantedUser {
+    /// Its name.
+    pub name: String,
+    /// Its password; `None`: no password (certificate CN logins only).
+    pub password: Option<String>,
+    /// Every role it holds.
+    pub roles: BTreeSet<String>,
+}
+
+/// What `[auth]` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    /// Whether auth is on.
+    pub enabled: bool,
+    /// Roles with every permission they have.
+    pub roles: BTreeMap<String, BTreeSet<Perm>>,
+    /// Users, root first.
+    pub users: Vec<WantedUser>,
+}
+
+/// What the cluster has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Current {
+    /// Whether auth is on.
+    pub enabled: bool,
+    /// Roles and their permissions.
+    pub roles: BTreeMap<String, BTreeSet<Perm>>,
+    /// Users and their roles.
+    pub users: BTreeMap<String, BTreeSet<String>>,
+    /// Users whose declared password did not log in (checked only while auth is on).
+    pub stale_passwords: BTreeSet<String>,
+}
+
+/// One change to the cluster's auth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new role.
+    AddRole(String),
+    /// A permission for a role.
+    Grant(String, Perm),
+    /// A permission taken from a role.
+    Revoke(String, Perm),
+    /// A new user (with its password, if any).
+    AddUser(String, Option<String>),
+    /// A new password for a user.
+    SetPassword(String, String),
+    /// A role for a user.
+    GrantRole(String, String),
+    /// A role taken from a user.
+    RevokeRole(String, String),
+    /// Auth on.
+    Enable,
+    /// Auth off.
+    Disable,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::AddRole(r) => write!(f, "auth: add role {r}"),
+            Change::Grant(r, p) => write!(f, "auth: grant {p} to role {r}"),
+            Change::Revoke(r, p) => write!(f, "auth: revoke {p} from role {r}"),
+            Change::AddUser(u, Some(_)) => write!(f, "auth: add user {u}"),
+            Change::AddUser(u, None) => write!(f, "auth: add user {u} (no password)"),
+            Change::SetPassword(u, _) => write!(f, "auth: set the password of user {u}"),
+            Change::GrantRole(u, r) => write!(f, "auth: grant role {r} to user {u}"),
+            Change::RevokeRole(u, r) => write!(f, "auth: revoke role {r} from user {u}"),
+            Change::Enable => write!(f, "auth: enable"),
+            Change::Disable => write!(f, "auth: disable"),
+        }
+    }
+}
+
+/// What `inventory`'s `[auth]` asks for; `None` without one.
+pub fn wanted(inventory: &Inventory) -> Result<Option<Wanted>, Error> {
+    let Some(auth) = &inventory.auth else {
+        return Ok(None);
+    };
+    let mut roles: BTreeMap<String, BTreeSet<Perm>> = auth
+        .roles
+        .iter()
+        .map(|r| {
+            let perms = r
+                .permissions
+                .iter()
+                .map(|p| Perm {
+                    access: p.access,
+                    key: p.key.clone().into_bytes(),
+                    range_end: p.etcd_range_end(),
+                })
+                .collect();
+            (r.name.clone(), perms)
+        })
+        .collect();
+    roles.entry(ROOT.to_string()).or_default();
+    let root = |name: &str, password| WantedUser {
+        name: name.to_string(),
+        password,
+        roles: BTreeSet::from([ROOT.to_string()]),
+    };
+    let mut users = vec![root(ROOT, inventory.root_login()?.map(|(_, p)| p))];
+    if inventory.tls.is_some() {
+        // The admin certificate's CN is root itself.
+        for tool in [
+            cairn_client::ClientIdentity::Backup,
+            cairn_client::ClientIdentity::Inspector,
+        ] {
+            users.push(root(tool.common_name(), None));
+        }
+    }
+    for u in &auth.users {
+        users.push(WantedUser {
+            name: u.name.clone(),
+            password: inventory.user_password(u)?,
+            roles: u.roles.iter().cloned().collect(),
+        });
+    }
+    Ok(Some(Wanted {
+        enabled: auth.enabled,
+        roles,
+        users,
+    }))
+}
+
+/// The changes that take `current` to `wanted`, in an order etcd accepts: roles before the
+/// users that hold them, root's role before auth goes on.
+pub fn changes(wanted: &Wanted, current: &Current) -> Vec<Change> {
+    let mut out = Vec::new();
+    // The root role is etcd's by name: a permission list on it means nothing, so it is only
+    // created (as etcdctl's auth enable does).
+    for (role, perms) in &wanted.roles {
+        let had = current.roles.get(role);
+        if had.is_none() {
+            out.push(Change::AddRole(role.clone()));
+        }
+        if role == ROOT {
+            continue;
+        }
+        let had = had.cloned().unwrap_or_default();
+        for p in perms.difference(&had) {
+            out.push(Change::Grant(role.clone(), p.clone()));
+        }
+        for p in had.difference(perms) {
+            // A grant of the same key and range replaces the access: nothing to revoke.
+            if !perms
+                .iter()
+                .any(|w| w.key == p.key && w.range_end == p.range_end)
+            {
+                out.push(Change::Revoke(role.clone(), p.clone()));
+            }
+        }
+    }
+    for user in &wanted.users {
+        match current.users.get(&user.name) {
+            None => {
+                out.push(Change::AddUser(user.name.clone(), user.password.clone()));
+                for r in &user.roles {
+                    out.push(Change::GrantRole(user.name.clone(), r.clone()));
+                }
+            }
+            Some(had) => {
+                if let Some(password) = &user.password {
+                    if current.stale_passwords.contains(&user.name) {
+                        out.push(Change::SetPassword(user.name.clone(), password.clone()));
+                    }
+                }
+                for r in user.roles.difference(had) {
+                    out.push(Change::GrantRole(user.name.clone(), r.clone()));
+                }
+                for r in had.difference(&user.roles) {
+                    out.push(Change::RevokeRole(user.name.clone(), r.clone()));
+                }
+            }
+        }
+    }
+    match (wanted.enabled, current.enabled) {
+        (true, false) => out.push(Change::Enable),
+        (false, true) => out.push(Change::Disable),
+        _ => {}
+    }
+    out
+}
+
+fn access_of(p: &Permission) -> Access {
+    match PermissionType::try_from(p.get_type()) {
+        Ok(PermissionType::Write) => Access::Write,
+        Ok(PermissionType::Readwrite) => Access::Readwrite,
+        _ => Access::Read,
+    }
+}
+
+fn failed(endpoint: &str) -> impl Fn(etcd_client::Error) -> Error + '_ {
+    move |source| Error::Client(cairn_client::Error::from_etcd(endpoint.to_string(), source))
+}
+
+/// How the provisioner reaches the cluster for auth: the admin certificate with TLS, and
+/// root's password when there is one.
+pub fn connector(
+    inventory: &Inventory,
+    tls: Option<&cairn_client::TlsFiles>,
+) -> Result<Connector, Error> {
+    let login = inventory.root_login()?.map(Credentials::from);
+    let timeout = std::time::Duration::from_secs(10);
+    Ok(Connector::new(tls, login.as_ref(), timeout, timeout)?)
+}
+
+/// Reads the cluster's auth; `wanted` says which passwords to check.
+pub async fn current(
+    client: &mut Client,
+    endpoint: &str,
+    wanted: &Wanted,
+) -> Result<Current, Error> {
+    let err = failed(endpoint);
+    let mut auth = client.auth_client();
+    // etcd 3.4 has no AuthStatus: an Authenticate says whether auth is on.
+    let enabled = match auth.authenticate(ROOT.into(), String::new()).await {
+        Err(etcd_client::Error::GRpcStatus(s)) => {
+            !s.message().contains("authentication is not enabled")
+        }
+        _ => true,
+    };
+    let mut current = Current {
+        enabled,
+        ..Current::default()
+    };
+    for role in auth.role_list().await.map_err(&err)?.roles().to_vec() {
+        let perms = auth
+            .role_get(role.clone())
+            .await
+            .map_err(&err)?
+            .permissions()
+            .iter()
+            .map(|p| Perm {
+                access: access_of(p),
+                key: p.key().to_vec(),
+                range_end: p.range_end().to_vec(),
+            })
+            .collect();
+        current.roles.insert(role, perms);
+    }
+    for user in auth.user_list().await.map_err(&err)?.users().to_vec() {
+        let roles = auth
+            .user_get(user.clone())
+            .await
+            .map_err(&err)?
+            .roles()
+            .iter()
+            .cloned()
+            .collect();
+        current.users.insert(user, roles);
+    }
+    if enabled {
+        for u in &wanted.users {
+            let (Some(password), true) = (&u.password, current.users.contains_key(&u.name)) else {
+                continue;
+            };
+            if auth
+                .authenticate(u.name.clone(), password.clone())
+                .await
+                .is_err()
+            {
+                current.stale_passwords.insert(u.name.clone());
+            }
+        }
+    }
+    Ok(current)
+}
+
+/// Carries out `changes` in order.
+pub async fn apply(client: &mut Client, endpoint: &str, changes: &[Change]) -> Result<(), Error> {
+    let err = failed(endpoint);
+    let mut auth = client.auth_client();
+    for change in changes {
+        match change {
+            Change::AddRole(r) => drop(auth.role_add(r.clone()).await.map_err(&err)?),
+            Change::Grant(r, p) => {
+                let kind = match p.access {
+                    Access::Read => PermissionType::Read,
+                    Access::Write => PermissionType::Write,
+                    Access::Readwrite => PermissionType::Readwrite,
+                };
+                let perm = Permission::new(kind, p.key.clone()).with_range_end(p.range_end.clone());
+                auth.role_grant_permission(r.clone(), perm)
+                    .await
+                    .map_err(&err)?;
+            }
+            Change::Revoke(r, p) => {
+                let options =
+                    RoleRevokePermissionOptions::new().with_range_end(p.range_end.clone());
+                auth.role_revoke_permission(r.clone(), p.key.clone(), Some(options))
+                    .await
+                    .map_err(&err)?;
+            }
+            Change::AddUser(u, Some(password)) => {
+                auth.user_add(u.clone(), password.clone(), None)
+                    .await
+                    .map_err(&err)?;
+            }
+            Change::AddUser(u, None) => {
+                auth.user_add(
+                    u.clone(),
+                    String::new(),
+                    Some(UserAddOptions::new().with_no_pwd()),
+                )
+                .await
+                .map_err(&err)?;
+            }
+            Change::SetPassword(u, password) => {
+                auth.user_change_password(u.clone(), password.clone())
+                    .await
+                    .map_err(&err)?;
+            }
+            Change::GrantRole(u, r) => drop(
+                auth.user_grant_role(u.clone(), r.clone())
+                    .await
+                    .map_err(&err)?,
+            ),
+            Change::RevokeRole(u, r) => drop(
+                auth.user_revoke_role(u.clone(), r.clone())
+                    .await
+                    .map_err(&err)?,
+            ),
+            Change::Enable => drop(auth.auth_enable().await.map_err(&err)?),
+            Change::Disable => drop(auth.auth_disable().await.map_err(&err)?),
+        }
+    }
+    Ok(())
+}
+
+/// Makes the cluster's auth what `inventory` declares (or, with `plan_only`, only says how);
+/// the changes, nothing without `[auth]`. A cluster that cannot be reached yet (a plan before
+/// the first start) is taken as having no auth at all.
+pub async fn converge(
+    inventory: &Inventory,
+    tls: Option<&cairn_client::TlsFiles>,
+    plan_only: bool,
+) -> Result<Vec<Change>, Error> {
+    let Some(wanted) = wanted(inventory)? else {
+        return Ok(Vec::new());
+    };
+    let connector = connector(inventory, tls)?;
+    let endpoints = inventory.endpoints();
+    let endpoint = endpoints.join(",");
+    let mut client = match connector.connect_to(&endpoints).await {
+        Ok(c) => c,
+        Err(_) if plan_only => return Ok(changes(&wanted, &Current::default())),
+        Err(e) => return Err(e.into()),
+    };
+    let current = match current(&mut client, &endpoint, &wanted).await {
+        Ok(c) => c,
+        Err(_) if plan_only => Current::default(),
+        Err(e) => return Err(e),
+    };
+    let todo = changes(&wanted, &current);
+    if !plan_only {
+        apply(&mut client, &endpoint, &todo).await?;
+    }
+    Ok(todo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perm(access: Access, key: &str, end: &str) -> Perm {
+        Perm {
+            access,
+            key: key.into(),
+            range_end: end.into(),
+        }
+    }
+
+    fn wanted() -> Wanted {
+        Wanted {
+            enabled: true,
+            roles: BTreeMap::from([
+                (ROOT.to_string(), BTreeSet::new()),
+                (
+                    "app".to_string(),
+                    BTreeSet::from([perm(Access::Readwrite, "/app/", "/app0")]),
+                ),
+            ]),
+            users: vec![
+                WantedUser {
+                    name: ROOT.into(),
+                    password: Some("pw".into()),
+                    roles: BTreeSet::from([ROOT.to_string()]),
+                },
+                WantedUser {
+                    name: "app".into(),
+                    password: None,
+                    roles: BTreeSet::from(["app".to_string()]),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn an_empty_cluster_gets_roles_then_users_then_auth_on() {
+        let c = changes(&wanted(), &Current::default());
+        let text: Vec<String> = c.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "auth: add role app",
+                "auth: grant readwrite [\"/app/\", \"/app0\") to role app",
+                "auth: add role root",
+                "auth: add user root",
+                "auth: grant role root to user root",
+                "auth: add user app (no password)",
+                "auth: grant role app to user app",
+                "auth: enable",
+            ]
+        );
+        assert!(
+            text.iter().all(|t| !t.contains("pw")),
+            "no password in a change's text"
+        );
+    }
+
+    #[test]
+    fn a_converged_cluster_needs_nothing_and_drift_is_undone() {
+        let w = wanted();
+        let mut current = Current {
+            enabled: true,
+            roles: w.roles.clone(),
+            users: w
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.roles.clone()))
+                .collect(),
+            stale_passwords: BTreeSet::new(),
+        };
+        assert!(changes(&w, &current).is_empty());
+        // Drift: an extra permission, a changed access, an extra role, a stale password.
+        current
+            .roles
+            .get_mut("app")
+            .unwrap()
+            .insert(perm(Access::Read, "/other", ""));
+        current
+            .users
+            .get_mut("app")
+            .unwrap()
+            .insert(ROOT.to_string());
+        current.stale_passwords.insert(ROOT.into());
+        let c = changes(&w, &current);
+        assert_eq!(
+            c,
+            [
+                Change::Revoke("app".into(), perm(Access::Read, "/other", "")),
+                Change::SetPassword(ROOT.into(), "pw".into()),
+                Change::RevokeRole("app".into(), ROOT.into()),
+            ]
+        );
+        // A changed access on the same range is one grant, no revoke.
+        let mut current2 = current.clone();
+        current2.roles.insert(
+            "app".into(),
+            BTreeSet::from([perm(Access::Read, "/app/", "/app0")]),
+        );
+        assert!(changes(&w, &current2)
+            .iter()
+            .all(|c| !matches!(c, Change::Revoke(..))));
+    }
+}
