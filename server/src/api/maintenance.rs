@@ -162,11 +162,11 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.admin(&req)?;
         let rx = snapshot::stream(self.node.shared().clone(), snapshot::Secrets::Exclude).await;
-        let node = self.node.clone();
         let out = ReceiverStream::new(rx).map(move |chunk| {
             let (blob, remaining_bytes) = chunk?;
+            // etcd 3.4 sends the pieces without a header.
             Ok(SnapshotResponse {
-                header: Some(node.header(node.shared().visible_rev.load(Ordering::Acquire))),
+                header: None,
                 remaining_bytes,
                 blob,
                 version: String::new(),

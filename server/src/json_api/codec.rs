@@ -65,18 +65,29 @@ pub fn result_line(value: &impl Serialize) -> Vec<u8> {
     out
 }
 
-/// A stream's error line, as grpc-gateway writes it.
+/// A stream's error line, as grpc-gateway writes it (its fields in its order).
 pub fn error_line(code: Code, message: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Detail<'a> {
+        grpc_code: i32,
+        http_code: u16,
+        message: &'a str,
+        http_status: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Line<'a> {
+        error: Detail<'a>,
+    }
     let status = http_status(code);
-    let mut out = serde_json::to_vec(&serde_json::json!({
-        "error": {
-            "grpc_code": code as i32,
-            "http_code": status.as_u16(),
-            "message": message,
-            "http_status": status.canonical_reason().unwrap_or_default(),
-        }
-    }))
-    .unwrap_or_default();
+    let line = Line {
+        error: Detail {
+            grpc_code: code as i32,
+            http_code: status.as_u16(),
+            message,
+            http_status: status.canonical_reason().unwrap_or_default(),
+        },
+    };
+    let mut out = serde_json::to_vec(&line).unwrap_or_default();
     out.push(b'\n');
     out
 }

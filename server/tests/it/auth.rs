@@ -1,7 +1,8 @@
 //! Authentication and RBAC against etcd 3.4: etcdctl's user, role and auth commands, and
 //! every kind of request granted and denied, compared step by step with etcd (the oracle);
-//! watches and leases through etcd-client on both; tokens across a leader change and a
-//! restart on a 3-member cluster; JWT with RS256 and ES256 keys.
+//! watches and leases through etcd-client on both; tokens across a leader change, a restart
+//! and a member added on a 3-member cluster; JWT with RS256 and ES256 keys; the client
+//! certificate's CN as the user.
 
 use std::path::Path;
 use std::time::Duration;
@@ -508,7 +509,7 @@ async fn range_with_token(url: &str, token: &str, key: &str) -> Result<usize, to
 }
 
 #[test]
-fn a_token_works_on_every_member_across_a_leader_change_and_restarts() {
+fn a_token_works_on_every_member_across_a_leader_change_a_restart_and_a_new_member() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut cluster = Cluster::builder(Kind::Cairn)
         .size(3)
@@ -573,6 +574,15 @@ fn a_token_works_on_every_member_across_a_leader_change_and_restarts() {
         || works(&url),
     )
     .expect("token on the restarted member");
+    // A member added now (it catches up from the others): the token works there too.
+    let added = cluster.add_member(false).expect("add a member");
+    let url = cluster.member(added).client_url();
+    cairn_testkit::wait_until(
+        "the token to work on the added member",
+        Duration::from_secs(30),
+        || works(&url),
+    )
+    .expect("token on the added member");
 }
 
 /// An RS256 or ES256 key pair in PKCS#8 PEM files, made by openssl.

@@ -297,3 +297,92 @@ fn auth_over_json_answers_like_etcd_3_4() {
         &auth_transcript(&etcd),
     );
 }
+
+/// `POST /v3/maintenance/snapshot`: the status, the shape of every line (its fields), and the
+/// file the base64 pieces make.
+fn snapshot_over_json(m: &Member, token: Option<&str>) -> (String, Vec<String>, Vec<u8>) {
+    use base64::Engine as _;
+    let answer = post_as(m, token, "/v3/maintenance/snapshot", "{}");
+    let (code, body) = answer.split_once(' ').expect("status and body");
+    let mut shapes = Vec::new();
+    let mut file = Vec::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if let Some(result) = v.get("result") {
+            let mut keys: Vec<&str> = result
+                .as_object()
+                .expect("result object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            shapes.push(format!("result {}", keys.join(",")));
+            if let Some(blob) = result["blob"].as_str() {
+                file.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(blob)
+                        .expect("base64 blob"),
+                );
+            }
+        } else {
+            shapes.push(masked_ids(line));
+        }
+    }
+    (code.to_string(), shapes, file)
+}
+
+#[test]
+fn a_snapshot_streams_as_base64_pieces_and_is_refused_without_a_token_like_etcd_3_4() {
+    let (cairn, etcd) = (crate::cairn(), crate::etcd());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for m in [&cairn, &etcd] {
+        for i in 0..50 {
+            let out = m
+                .etcdctl(&["put", &format!("k{i}"), &"v".repeat(10_000)])
+                .expect("put");
+            assert!(out.success(), "{out:?}");
+        }
+    }
+    let (c_code, c_shapes, c_file) = snapshot_over_json(&cairn, None);
+    let (e_code, e_shapes, e_file) = snapshot_over_json(&etcd, None);
+    assert_eq!((c_code.as_str(), e_code.as_str()), ("200", "200"));
+    // The same fields on every line (the number of pieces depends on each server's size).
+    let distinct = |s: &[String]| s.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(
+        distinct(&c_shapes),
+        distinct(&e_shapes),
+        "{c_shapes:?} vs {e_shapes:?}"
+    );
+    assert_eq!(c_shapes.first(), e_shapes.first());
+    // Each server's own tool reads the file the pieces make.
+    let (c_path, e_path) = (dir.path().join("cairn.db"), dir.path().join("etcd.db"));
+    std::fs::write(&c_path, &c_file).expect("write");
+    std::fs::write(&e_path, &e_file).expect("write");
+    let status = Command::new(env!("CARGO_BIN_EXE_cairn-server"))
+        .args(["snapshot", "status"])
+        .arg(&c_path)
+        .output()
+        .expect("cairn-server snapshot status");
+    assert!(status.status.success(), "{status:?}");
+    let status = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status"])
+        .arg(&e_path)
+        .output()
+        .expect("etcdctl snapshot status");
+    assert!(status.status.success(), "{status:?}");
+
+    // With auth on, a snapshot needs an administrator's token.
+    for m in [&cairn, &etcd] {
+        for args in [&["user", "add", "root:pw"][..], &["auth", "enable"]] {
+            assert!(m.etcdctl(args).expect("etcdctl").success());
+        }
+    }
+    let (c_code, c_shapes, _) = snapshot_over_json(&cairn, None);
+    let (e_code, e_shapes, _) = snapshot_over_json(&etcd, None);
+    crate::assert_same(
+        "a snapshot without a token",
+        &[c_code, c_shapes.join("\n")],
+        &[e_code, e_shapes.join("\n")],
+    );
+}
