@@ -3,12 +3,17 @@
 //! etcd and cairn-server in either direction, where the binary snapshot formats differ.
 //! Revisions are not carried over: an import writes the keys as new revisions. Keys and values
 //! are base64 strings, as etcd's own JSON (`etcdctl -w json`, the gateway) writes bytes; dumps
-//! of earlier versions, with arrays of numbers, still import.
+//! of earlier versions, with arrays of numbers, still import. The header carries the auth
+//! state too (roles with their permissions, users with their roles, the switch): etcd never
+//! hands out password hashes, so an import creates missing users without a password and
+//! leaves auth off for the operator to turn on once passwords are set ([`Moved::passwordless`]).
 
 use std::io::{BufRead, Write};
 
 use etcd_client::{GetOptions, LeaseGrantOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
+
+use cairn_client::auth::AuthState;
 
 use crate::{ClusterSpec, Error};
 
@@ -24,6 +29,9 @@ pub struct Header {
     pub revision: i64,
     /// Leases alive at export: (ID, remaining TTL in seconds).
     pub leases: Vec<(i64, i64)>,
+    /// Users, roles and whether auth was on (absent in dumps of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthState>,
 }
 
 /// One key of a dump.
@@ -82,7 +90,7 @@ pub async fn keys_present(cluster: &ClusterSpec) -> Result<i64, Error> {
 }
 
 /// What an export or import moved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Moved {
     /// The revision read at (export) or reached (import).
     pub revision: i64,
@@ -90,6 +98,15 @@ pub struct Moved {
     pub keys: u64,
     /// Leases.
     pub leases: u64,
+    /// Roles.
+    pub roles: u64,
+    /// Users.
+    pub users: u64,
+    /// Users an import created without a password (etcd exports no hashes): they need one
+    /// before auth goes on.
+    pub passwordless: Vec<String>,
+    /// The dump's cluster had auth on (an import leaves it off).
+    pub auth_was_enabled: bool,
 }
 
 /// Writes every key, value and lease of `cluster` (the member with the highest revision).
@@ -114,7 +131,12 @@ pub async fn export(cluster: &ClusterSpec, out: &mut dyn Write) -> Result<Moved,
             leases.push((l.id(), ttl));
         }
     }
-    let header = Header { revision, leases };
+    let auth = cairn_client::auth::read(&mut client, &endpoint).await?;
+    let header = Header {
+        revision,
+        leases,
+        auth: Some(auth),
+    };
     serde_json::to_writer(&mut *out, &header)?;
     out.write_all(b"\n")?;
     let mut from = vec![0u8];
@@ -151,10 +173,15 @@ pub async fn export(cluster: &ClusterSpec, out: &mut dyn Write) -> Result<Moved,
         }
     }
     out.flush()?;
+    let auth = header.auth.as_ref();
     Ok(Moved {
         revision,
         keys,
         leases: header.leases.len() as u64,
+        roles: auth.map_or(0, |a| a.roles.len() as u64),
+        users: auth.map_or(0, |a| a.users.len() as u64),
+        passwordless: Vec::new(),
+        auth_was_enabled: auth.is_some_and(|a| a.enabled),
     })
 }
 
@@ -169,6 +196,10 @@ pub async fn import(cluster: &ClusterSpec, input: &mut dyn BufRead) -> Result<Mo
             revision: member.revision,
             keys: 0,
             leases: 0,
+            roles: 0,
+            users: 0,
+            passwordless: Vec::new(),
+            auth_was_enabled: false,
         });
     };
     let header: Header = serde_json::from_str(&first?)?;
@@ -209,11 +240,71 @@ pub async fn import(cluster: &ClusterSpec, input: &mut dyn BufRead) -> Result<Mo
     if !batch.is_empty() {
         revision = flush(&mut batch).await?;
     }
+    let passwordless = match &header.auth {
+        Some(auth) => import_auth(&mut client, &endpoint, auth).await?,
+        None => Vec::new(),
+    };
+    let auth = header.auth.as_ref();
     Ok(Moved {
         revision,
         keys,
         leases: header.leases.len() as u64,
+        roles: auth.map_or(0, |a| a.roles.len() as u64),
+        users: auth.map_or(0, |a| a.users.len() as u64),
+        passwordless,
+        auth_was_enabled: auth.is_some_and(|a| a.enabled),
     })
+}
+
+/// Creates the dump's roles (with their permissions) and users (with their roles) where the
+/// cluster lacks them; users it creates have no password. Auth is left as it is.
+async fn import_auth(
+    client: &mut etcd_client::Client,
+    endpoint: &str,
+    dump: &AuthState,
+) -> Result<Vec<String>, Error> {
+    let here = cairn_client::auth::read(client, endpoint).await?;
+    let err = |e| Error::etcd(endpoint, e);
+    let mut auth = client.auth_client();
+    for (role, perms) in &dump.roles {
+        let had = here.roles.get(role);
+        if had.is_none() {
+            auth.role_add(role.clone()).await.map_err(err)?;
+        }
+        for p in perms {
+            if had.is_some_and(|h| h.contains(p)) {
+                continue;
+            }
+            let perm = etcd_client::Permission::new(p.perm_type.etcd(), p.key.clone())
+                .with_range_end(p.range_end.clone());
+            auth.role_grant_permission(role.clone(), perm)
+                .await
+                .map_err(err)?;
+        }
+    }
+    let mut passwordless = Vec::new();
+    for (user, roles) in &dump.users {
+        let had = here.users.get(user);
+        if had.is_none() {
+            auth.user_add(
+                user.clone(),
+                String::new(),
+                Some(etcd_client::UserAddOptions::new().with_no_pwd()),
+            )
+            .await
+            .map_err(err)?;
+            passwordless.push(user.clone());
+        }
+        for role in roles {
+            if had.is_some_and(|h| h.contains(role)) {
+                continue;
+            }
+            auth.user_grant_role(user.clone(), role.clone())
+                .await
+                .map_err(err)?;
+        }
+    }
+    Ok(passwordless)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! - [`identity`]: the client certificates the PKI issues and their file names;
 //! - [`tls`]: rustls configurations from those files, and URL parsing;
 //! - [`connect`]: etcd-client connections with timeouts, credentials and leader discovery;
+//! - [`auth`]: a cluster's users, roles and auth switch, as etcd's Auth API gives them;
 //! - [`http`]: `/metrics` and `/health` over reqwest, https with the client certificate;
 //! - [`metrics`]: Prometheus text, parsed by a well-kept parser;
 //! - [`served`]: the certificate chain a member's port presents;
@@ -12,6 +13,7 @@
 //!
 //! Nothing here knows an inventory: callers say which endpoints and which files.
 
+pub mod auth;
 pub mod clock;
 pub mod connect;
 pub mod error;

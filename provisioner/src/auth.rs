@@ -9,41 +9,43 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use cairn_client::auth::{AuthState, PermType, Permission};
 use cairn_client::{Connector, Credentials};
 use cairn_inventory::{Access, Inventory};
-use etcd_client::{
-    Client, Permission, PermissionType, RoleRevokePermissionOptions, UserAddOptions,
-};
+use etcd_client::{Client, RoleRevokePermissionOptions, UserAddOptions};
 
 use crate::Error;
 
 /// The role etcd treats as the administrator's.
 const ROOT: &str = "root";
 
-/// One permission: access, key, range end in etcd's encoding.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Perm {
-    /// What it allows.
-    pub access: Access,
-    /// The key or the range's start.
-    pub key: Vec<u8>,
-    /// Empty for one key, `\0` for every key from `key` on.
-    pub range_end: Vec<u8>,
-}
+/// One permission, as etcd keeps it.
+pub type Perm = Permission;
 
-impl fmt::Display for Perm {
+/// A permission for people: `readwrite ["/app/", "/app0")`.
+struct Shown<'a>(&'a Perm);
+
+impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let access = match self.access {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::Readwrite => "readwrite",
+        let access = match self.0.perm_type {
+            PermType::Read => "read",
+            PermType::Write => "write",
+            PermType::Readwrite => "readwrite",
         };
-        let key = String::from_utf8_lossy(&self.key);
-        match self.range_end.as_slice() {
+        let key = String::from_utf8_lossy(&self.0.key);
+        match self.0.range_end.as_slice() {
             [] => write!(f, "{access} {key:?}"),
             [0] => write!(f, "{access} from {key:?}"),
             end => write!(f, "{access} [{key:?}, {:?})", String::from_utf8_lossy(end)),
         }
+    }
+}
+
+fn perm_type(access: Access) -> PermType {
+    match access {
+        Access::Read => PermType::Read,
+        Access::Write => PermType::Write,
+        Access::Readwrite => PermType::Readwrite,
     }
 }
 
@@ -69,16 +71,13 @@ pub struct Wanted {
     pub users: Vec<WantedUser>,
 }
 
-/// What the cluster has.
+/// What the cluster has: its auth state, and the users whose declared password did not
+/// log in (checked only while auth is on).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Current {
-    /// Whether auth is on.
-    pub enabled: bool,
-    /// Roles and their permissions.
-    pub roles: BTreeMap<String, BTreeSet<Perm>>,
-    /// Users and their roles.
-    pub users: BTreeMap<String, BTreeSet<String>>,
-    /// Users whose declared password did not log in (checked only while auth is on).
+    /// Roles, users, the switch.
+    pub state: AuthState,
+    /// Users whose declared password is not theirs.
     pub stale_passwords: BTreeSet<String>,
 }
 
@@ -109,8 +108,8 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Change::AddRole(r) => write!(f, "auth: add role {r}"),
-            Change::Grant(r, p) => write!(f, "auth: grant {p} to role {r}"),
-            Change::Revoke(r, p) => write!(f, "auth: revoke {p} from role {r}"),
+            Change::Grant(r, p) => write!(f, "auth: grant {} to role {r}", Shown(p)),
+            Change::Revoke(r, p) => write!(f, "auth: revoke {} from role {r}", Shown(p)),
             Change::AddUser(u, Some(_)) => write!(f, "auth: add user {u}"),
             Change::AddUser(u, None) => write!(f, "auth: add user {u} (no password)"),
             Change::SetPassword(u, _) => write!(f, "auth: set the password of user {u}"),
@@ -135,7 +134,7 @@ pub fn wanted(inventory: &Inventory) -> Result<Option<Wanted>, Error> {
                 .permissions
                 .iter()
                 .map(|p| Perm {
-                    access: p.access,
+                    perm_type: perm_type(p.access),
                     key: p.key.clone().into_bytes(),
                     range_end: p.etcd_range_end(),
                 })
@@ -180,7 +179,7 @@ pub fn changes(wanted: &Wanted, current: &Current) -> Vec<Change> {
     // The root role is etcd's by name: a permission list on it means nothing, so it is only
     // created (as etcdctl's auth enable does).
     for (role, perms) in &wanted.roles {
-        let had = current.roles.get(role);
+        let had = current.state.roles.get(role);
         if had.is_none() {
             out.push(Change::AddRole(role.clone()));
         }
@@ -202,7 +201,7 @@ pub fn changes(wanted: &Wanted, current: &Current) -> Vec<Change> {
         }
     }
     for user in &wanted.users {
-        match current.users.get(&user.name) {
+        match current.state.users.get(&user.name) {
             None => {
                 out.push(Change::AddUser(user.name.clone(), user.password.clone()));
                 for r in &user.roles {
@@ -224,20 +223,12 @@ pub fn changes(wanted: &Wanted, current: &Current) -> Vec<Change> {
             }
         }
     }
-    match (wanted.enabled, current.enabled) {
+    match (wanted.enabled, current.state.enabled) {
         (true, false) => out.push(Change::Enable),
         (false, true) => out.push(Change::Disable),
         _ => {}
     }
     out
-}
-
-fn access_of(p: &Permission) -> Access {
-    match PermissionType::try_from(p.get_type()) {
-        Ok(PermissionType::Write) => Access::Write,
-        Ok(PermissionType::Readwrite) => Access::Readwrite,
-        _ => Access::Read,
-    }
 }
 
 fn failed(endpoint: &str) -> impl Fn(etcd_client::Error) -> Error + '_ {
@@ -261,48 +252,12 @@ pub async fn current(
     endpoint: &str,
     wanted: &Wanted,
 ) -> Result<Current, Error> {
-    let err = failed(endpoint);
-    let mut auth = client.auth_client();
-    // etcd 3.4 has no AuthStatus: an Authenticate says whether auth is on.
-    let enabled = match auth.authenticate(ROOT.into(), String::new()).await {
-        Err(etcd_client::Error::GRpcStatus(s)) => {
-            !s.message().contains("authentication is not enabled")
-        }
-        _ => true,
-    };
-    let mut current = Current {
-        enabled,
-        ..Current::default()
-    };
-    for role in auth.role_list().await.map_err(&err)?.roles().to_vec() {
-        let perms = auth
-            .role_get(role.clone())
-            .await
-            .map_err(&err)?
-            .permissions()
-            .iter()
-            .map(|p| Perm {
-                access: access_of(p),
-                key: p.key().to_vec(),
-                range_end: p.range_end().to_vec(),
-            })
-            .collect();
-        current.roles.insert(role, perms);
-    }
-    for user in auth.user_list().await.map_err(&err)?.users().to_vec() {
-        let roles = auth
-            .user_get(user.clone())
-            .await
-            .map_err(&err)?
-            .roles()
-            .iter()
-            .cloned()
-            .collect();
-        current.users.insert(user, roles);
-    }
-    if enabled {
+    let state = cairn_client::auth::read(client, endpoint).await?;
+    let mut stale_passwords = BTreeSet::new();
+    if state.enabled {
+        let mut auth = client.auth_client();
         for u in &wanted.users {
-            let (Some(password), true) = (&u.password, current.users.contains_key(&u.name)) else {
+            let (Some(password), true) = (&u.password, state.users.contains_key(&u.name)) else {
                 continue;
             };
             if auth
@@ -310,11 +265,14 @@ pub async fn current(
                 .await
                 .is_err()
             {
-                current.stale_passwords.insert(u.name.clone());
+                stale_passwords.insert(u.name.clone());
             }
         }
     }
-    Ok(current)
+    Ok(Current {
+        state,
+        stale_passwords,
+    })
 }
 
 /// Carries out `changes` in order.
@@ -325,12 +283,8 @@ pub async fn apply(client: &mut Client, endpoint: &str, changes: &[Change]) -> R
         match change {
             Change::AddRole(r) => drop(auth.role_add(r.clone()).await.map_err(&err)?),
             Change::Grant(r, p) => {
-                let kind = match p.access {
-                    Access::Read => PermissionType::Read,
-                    Access::Write => PermissionType::Write,
-                    Access::Readwrite => PermissionType::Readwrite,
-                };
-                let perm = Permission::new(kind, p.key.clone()).with_range_end(p.range_end.clone());
+                let perm = etcd_client::Permission::new(p.perm_type.etcd(), p.key.clone())
+                    .with_range_end(p.range_end.clone());
                 auth.role_grant_permission(r.clone(), perm)
                     .await
                     .map_err(&err)?;
@@ -415,7 +369,7 @@ mod tests {
 
     fn perm(access: Access, key: &str, end: &str) -> Perm {
         Perm {
-            access,
+            perm_type: perm_type(access),
             key: key.into(),
             range_end: end.into(),
         }
@@ -473,23 +427,27 @@ mod tests {
     fn a_converged_cluster_needs_nothing_and_drift_is_undone() {
         let w = wanted();
         let mut current = Current {
-            enabled: true,
-            roles: w.roles.clone(),
-            users: w
-                .users
-                .iter()
-                .map(|u| (u.name.clone(), u.roles.clone()))
-                .collect(),
+            state: AuthState {
+                enabled: true,
+                roles: w.roles.clone(),
+                users: w
+                    .users
+                    .iter()
+                    .map(|u| (u.name.clone(), u.roles.clone()))
+                    .collect(),
+            },
             stale_passwords: BTreeSet::new(),
         };
         assert!(changes(&w, &current).is_empty());
         // Drift: an extra permission, a changed access, an extra role, a stale password.
         current
+            .state
             .roles
             .get_mut("app")
             .unwrap()
             .insert(perm(Access::Read, "/other", ""));
         current
+            .state
             .users
             .get_mut("app")
             .unwrap()
@@ -506,7 +464,7 @@ mod tests {
         );
         // A changed access on the same range is one grant, no revoke.
         let mut current2 = current.clone();
-        current2.roles.insert(
+        current2.state.roles.insert(
             "app".into(),
             BTreeSet::from([perm(Access::Read, "/app/", "/app0")]),
         );

@@ -193,6 +193,27 @@ async fn logical_export_and_import_move_data_from_etcd_to_cairn_and_back() {
         )
         .await
         .expect("binary key with a lease");
+    // Users and roles travel too (without passwords: etcd exports no hashes).
+    let mut auth = client.auth_client();
+    auth.role_add("app").await.expect("role");
+    auth.role_grant_permission(
+        "app",
+        etcd_client::Permission::read_write("/app/").with_prefix(),
+    )
+    .await
+    .expect("grant");
+    auth.user_add("app", "pw", None).await.expect("user");
+    auth.user_grant_role("app", "app")
+        .await
+        .expect("grant role");
+    let auth_of = |endpoint: String| async move {
+        let mut c = etcd_client::Client::connect([endpoint.as_str()], None)
+            .await
+            .expect("connect");
+        cairn_client::auth::read(&mut c, &endpoint)
+            .await
+            .expect("auth state")
+    };
     let mut out = Vec::new();
     let moved = cairn_backupd::logical::export(&spec(&etcd), &mut out)
         .await
@@ -202,8 +223,12 @@ async fn logical_export_and_import_move_data_from_etcd_to_cairn_and_back() {
         .await
         .expect("import");
     assert_eq!(imported.keys, 250);
+    assert_eq!(imported.passwordless, vec!["app".to_string()]);
     let cairn_endpoint = cairn.member(0).client_url();
     assert_eq!(dump(&cairn_endpoint).await, dump(&etcd_endpoint).await);
+    let source_auth = auth_of(etcd_endpoint.clone()).await;
+    assert_eq!(source_auth.users.len(), 1);
+    assert_eq!(auth_of(cairn_endpoint.clone()).await, source_auth);
     // And back, into a fresh etcd.
     let etcd2 = cluster(Kind::Etcd, 1);
     let mut out2 = Vec::new();
@@ -217,4 +242,5 @@ async fn logical_export_and_import_move_data_from_etcd_to_cairn_and_back() {
         dump(&etcd2.member(0).client_url()).await,
         dump(&etcd_endpoint).await
     );
+    assert_eq!(auth_of(etcd2.member(0).client_url()).await, source_auth);
 }

@@ -279,9 +279,22 @@ pub fn run(cmd: BackupCommand) -> Result<ExitCode, Error> {
                 logical::import(&spec, &mut std::io::BufReader::new(f)).await?
             };
             println!(
-                "{} keys and {} leases at revision {}",
-                moved.keys, moved.leases, moved.revision
+                "{} keys and {} leases at revision {}; {} roles and {} users",
+                moved.keys, moved.leases, moved.revision, moved.roles, moved.users
             );
+            if !moved.passwordless.is_empty() {
+                eprintln!(
+                    "cairn: users created without a password (etcd exports none): {}; set them with etcdctl user passwd{}",
+                    moved.passwordless.join(", "),
+                    if moved.auth_was_enabled {
+                        ", then turn auth on (etcdctl auth enable, or [auth] and cairn provision)"
+                    } else {
+                        ""
+                    }
+                );
+            } else if moved.auth_was_enabled && matches!(cmd, BackupCommand::Import { .. }) {
+                eprintln!("cairn: the dump's cluster had auth on; turn it on here once passwords are right (etcdctl auth enable)");
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let backups = Backups::from_inventory(&inventory, Arc::new(SystemClock))
