@@ -38,6 +38,8 @@ pub struct DatascaleCheck {
     pub steps: Vec<u64>,
     /// TLS, for `https` endpoints.
     pub tls: Option<Tls>,
+    /// A login, for a cluster with auth enabled.
+    pub credentials: Option<cairn_client::Credentials>,
 }
 
 impl DatascaleCheck {
@@ -51,6 +53,7 @@ impl DatascaleCheck {
             prefix: DEFAULT_PREFIX.to_string(),
             steps: DEFAULT_STEPS.into_iter().filter(|&n| n <= max).collect(),
             tls: None,
+            credentials: None,
         }
     }
 
@@ -76,6 +79,7 @@ impl DatascaleCheck {
             key_space_size: count,
             sequential_keys: true,
             tls: self.tls.clone(),
+            credentials: self.credentials.clone(),
             key_prefix: format!("{}{n}/", self.prefix).into_bytes(),
             ..LoadSpec::new(Mode::Put, self.endpoints.clone())
         }

@@ -173,6 +173,8 @@ pub struct PerfCheck {
     pub duration: Duration,
     /// TLS, for `https` endpoints.
     pub tls: Option<Tls>,
+    /// A login, for a cluster with auth enabled.
+    pub credentials: Option<cairn_client::Credentials>,
 }
 
 impl PerfCheck {
@@ -184,6 +186,7 @@ impl PerfCheck {
             prefix: DEFAULT_PREFIX.to_string(),
             duration: DEFAULT_DURATION,
             tls: None,
+            credentials: None,
         }
     }
 
@@ -198,6 +201,7 @@ impl PerfCheck {
             key_space_size: u64::MAX,
             rate: self.profile.writes_per_sec,
             tls: self.tls.clone(),
+            credentials: self.credentials.clone(),
             key_prefix: self.prefix.clone().into_bytes(),
             ..LoadSpec::new(Mode::Put, self.endpoints.clone())
         }

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod error;
+pub mod login_args;
 pub mod progress;
 mod prompt;
 pub mod ssh_args;

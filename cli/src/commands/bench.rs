@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use cairn_client::Credentials;
 
+use crate::login_args::LoginArgs;
 use crate::{Error, Output};
 
 /// `cairn bench ...`: the flags work before or after the mode, as in etcd's benchmark.
@@ -129,13 +130,9 @@ pub struct CommonArgs {
     /// Client key (PEM).
     #[arg(long, global = true, requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Log in as this user (a cluster with auth enabled); the password comes from
-    /// --password-file or CAIRN_PASSWORD. With -i, root and the inventory's root password.
-    #[arg(long, global = true, value_name = "NAME")]
-    pub user: Option<String>,
-    /// A file whose first line is --user's password.
-    #[arg(long, global = true, value_name = "FILE", requires = "user")]
-    pub password_file: Option<PathBuf>,
+    /// A user to log in as (with -i and no --user: root, with the inventory's password).
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Output format.
     #[arg(
         short = 'o',
@@ -221,33 +218,10 @@ pub(crate) fn progress_bar(stop: Stop) -> ProgressBar {
     bar
 }
 
-/// `--user`'s login: its password from `--password-file`, else `CAIRN_PASSWORD`.
-fn login(c: &CommonArgs) -> Result<Option<Credentials>, Error> {
-    let Some(user) = &c.user else {
-        return Ok(None);
-    };
-    let password = match &c.password_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|source| Error::PasswordFile {
-                path: path.clone(),
-                source,
-            })?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        None => std::env::var("CAIRN_PASSWORD").map_err(|_| Error::NoPassword(user.clone()))?,
-    };
-    Ok(Some(Credentials {
-        user: user.clone(),
-        password,
-    }))
-}
-
 /// Runs the workload and prints its report.
 pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
     let mut spec = args.spec();
-    spec.credentials = login(&args.common)?;
+    spec.credentials = args.common.login.credentials()?;
     if let Some(path) = &args.common.inventory {
         let inventory = cairn_inventory::Inventory::load(path)?;
         spec.endpoints = inventory.endpoints();

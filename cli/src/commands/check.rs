@@ -18,6 +18,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use super::bench::{parse_duration, progress_bar};
+use crate::login_args::LoginArgs;
 use crate::{Error, Output};
 
 /// `cairn check ...`.
@@ -59,6 +60,9 @@ pub struct ClusterArgs {
     /// Client key (PEM).
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// A user to log in as.
+    #[command(flatten)]
+    pub login: LoginArgs,
 }
 
 impl ClusterArgs {
@@ -362,7 +366,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
             (None, None) => unreachable!("PATH is required without --inventory"),
         },
         CheckCommand::Perf(p) => {
-            let check = p.check();
+            let check = PerfCheck {
+                credentials: p.cluster.login.credentials()?,
+                ..p.check()
+            };
             let bar = progress_bar(Stop::Duration(check.duration));
             let ticks = bar.clone();
             let report = perf::run_blocking(&check, Arc::new(move |n| ticks.inc(n)));
@@ -372,7 +379,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Error> {
             Ok(exit_code(report.verdict.passed))
         }
         CheckCommand::Datascale(d) => {
-            let check = d.check();
+            let check = DatascaleCheck {
+                credentials: d.cluster.login.credentials()?,
+                ..d.check()
+            };
             let total = check.steps.last().copied().unwrap_or(0);
             let bar = progress_bar(Stop::Total(total));
             let ticks = bar.clone();

@@ -55,14 +55,18 @@ pub struct Holder {
     pub revision: u64,
 }
 
-/// Bound on the simple tokens whose last use a member remembers.
+/// Bound on the tokens a member remembers (simple tokens' last use, verified JWTs).
 const REMEMBERED: usize = 65_536;
 
 /// Issues and checks tokens as `--auth-token` says.
 pub struct Tokens {
     kind: Kind,
     ttl: Duration,
+    /// Simple tokens' last use on this member.
     last_used: Mutex<HashMap<String, Instant>>,
+    /// JWTs whose signature was checked, with their expiry (Unix seconds): a signature is
+    /// verified once per token, not once per request.
+    verified: Mutex<HashMap<String, (Holder, u64)>>,
 }
 
 fn read(path: &str) -> Result<Vec<u8>, TokenConfigError> {
@@ -102,6 +106,7 @@ impl Tokens {
             kind,
             ttl: Duration::from_secs(ttl_secs.max(1)),
             last_used: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -206,23 +211,43 @@ impl Tokens {
     pub fn verify(&self, table: &AuthTable, token: &str) -> Result<Holder, EtcdError> {
         let holder = match &self.kind {
             Kind::Simple => self.verify_simple(table, token)?,
-            Kind::Jwt(jwt) => {
-                let data = jsonwebtoken::decode::<Claims>(
-                    token,
-                    &jwt.decoding,
-                    &jsonwebtoken::Validation::new(jwt.algorithm),
-                )
-                .map_err(|_| EtcdError::InvalidAuthToken)?;
-                Holder {
-                    user: data.claims.username,
-                    revision: data.claims.revision,
-                }
-            }
+            Kind::Jwt(jwt) => self.verify_jwt(jwt, token)?,
         };
         match table.user(&holder.user) {
             Some(u) if u.changed <= holder.revision => Ok(holder),
             _ => Err(EtcdError::InvalidAuthToken),
         }
+    }
+
+    fn verify_jwt(&self, jwt: &Jwt, token: &str) -> Result<Holder, EtcdError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if let Some((holder, exp)) = self.verified.lock().get(token) {
+            if *exp > now {
+                return Ok(holder.clone());
+            }
+        }
+        let data = jsonwebtoken::decode::<Claims>(
+            token,
+            &jwt.decoding,
+            &jsonwebtoken::Validation::new(jwt.algorithm),
+        )
+        .map_err(|_| EtcdError::InvalidAuthToken)?;
+        let holder = Holder {
+            user: data.claims.username,
+            revision: data.claims.revision,
+        };
+        let mut verified = self.verified.lock();
+        if verified.len() >= REMEMBERED {
+            verified.retain(|_, (_, exp)| *exp > now);
+            if verified.len() >= REMEMBERED {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_string(), (holder.clone(), data.claims.exp));
+        Ok(holder)
     }
 
     fn verify_simple(&self, table: &AuthTable, token: &str) -> Result<Holder, EtcdError> {
