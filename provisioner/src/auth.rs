@@ -281,7 +281,9 @@ pub async fn apply(client: &mut Client, endpoint: &str, changes: &[Change]) -> R
     let mut auth = client.auth_client();
     for change in changes {
         match change {
-            Change::AddRole(r) => drop(auth.role_add(r.clone()).await.map_err(&err)?),
+            Change::AddRole(r) => {
+                auth.role_add(r.clone()).await.map_err(&err)?;
+            }
             Change::Grant(r, p) => {
                 let perm = etcd_client::Permission::new(p.perm_type.etcd(), p.key.clone())
                     .with_range_end(p.range_end.clone());
@@ -315,18 +317,22 @@ pub async fn apply(client: &mut Client, endpoint: &str, changes: &[Change]) -> R
                     .await
                     .map_err(&err)?;
             }
-            Change::GrantRole(u, r) => drop(
+            Change::GrantRole(u, r) => {
                 auth.user_grant_role(u.clone(), r.clone())
                     .await
-                    .map_err(&err)?,
-            ),
-            Change::RevokeRole(u, r) => drop(
+                    .map_err(&err)?;
+            }
+            Change::RevokeRole(u, r) => {
                 auth.user_revoke_role(u.clone(), r.clone())
                     .await
-                    .map_err(&err)?,
-            ),
-            Change::Enable => drop(auth.auth_enable().await.map_err(&err)?),
-            Change::Disable => drop(auth.auth_disable().await.map_err(&err)?),
+                    .map_err(&err)?;
+            }
+            Change::Enable => {
+                auth.auth_enable().await.map_err(&err)?;
+            }
+            Change::Disable => {
+                auth.auth_disable().await.map_err(&err)?;
+            }
         }
     }
     Ok(())
