@@ -405,8 +405,8 @@ pub enum FormatError {
         /// The contents' hash, hex.
         actual: String,
     },
-    /// Not a cairn snapshot (e.g. an etcd bbolt snapshot).
-    #[error("not a cairn snapshot (bad magic); etcd snapshots are restored with etcdctl")]
+    /// Neither a cairn snapshot nor an etcd (bbolt) one.
+    #[error("neither a cairn snapshot nor an etcd one (bad magic); give a file from etcdctl snapshot save")]
     Magic,
     /// Written by a newer cairn.
     #[error("snapshot format version {0}, this build reads versions {OLDEST_VERSION} to {FORMAT_VERSION}: use a newer cairn-server")]

@@ -66,6 +66,16 @@ fn role_key(name: &str) -> Vec<u8> {
 }
 
 impl AuthTable {
+    /// A table with auth `enabled` at `revision` and no users or roles yet (an etcd
+    /// snapshot's, being read).
+    pub fn restored(enabled: bool, revision: u64) -> Self {
+        Self {
+            enabled,
+            revision: revision.max(1),
+            ..Self::default()
+        }
+    }
+
     /// Reads the records of `backend`.
     pub fn load(backend: &dyn Backend) -> Result<Self, Error> {
         let mut table = Self::default();

@@ -81,6 +81,14 @@ fn encode_record(kind: u8, kv: &KeyValue) -> Vec<u8> {
     buf
 }
 
+/// A stored record from an encoded `KeyValue` as etcd stores it (a put, or a tombstone).
+pub(crate) fn raw_record(tombstone: bool, encoded: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + encoded.len());
+    buf.push(if tombstone { KIND_TOMBSTONE } else { KIND_PUT });
+    buf.extend_from_slice(encoded);
+    buf
+}
+
 /// Splits a stored record into its kind (put or tombstone) and key-value.
 pub(crate) fn decode_record(raw: &[u8]) -> Result<(u8, KeyValue), Error> {
     let (&kind, body) = raw.split_first().ok_or(Error::CorruptRecord)?;

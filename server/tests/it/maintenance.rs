@@ -226,6 +226,16 @@ async fn hash_at(c: &mut Client, rev: i64) -> (u32, i64) {
     (h.hash(), h.compact_version())
 }
 
+/// 200 puts over 50 keys, then a delete: a history with many versions and a tombstone.
+async fn versions_and_a_tombstone(c: &mut Client) {
+    for i in 0..200 {
+        c.put(format!("k{:03}", i % 50), format!("v{i}"), None)
+            .await
+            .unwrap();
+    }
+    c.delete("k007", None).await.unwrap();
+}
+
 fn restore(snapshot: &Path, data_dir: &Path) -> CmdOutput {
     cairn_snapshot(&[
         "restore",
@@ -247,12 +257,7 @@ fn restore(snapshot: &Path, data_dir: &Path) -> CmdOutput {
 async fn snapshot_restores_the_same_keyspace_and_revisions() {
     let original = cairn();
     let mut c = client(&original).await;
-    for i in 0..200 {
-        c.put(format!("k{:03}", i % 50), format!("v{i}"), None)
-            .await
-            .unwrap();
-    }
-    c.delete("k007", None).await.unwrap();
+    versions_and_a_tombstone(&mut c).await;
     let compact_at = c
         .get("k000", None)
         .await
@@ -705,4 +710,124 @@ fn a_bad_auto_compaction_retention_is_refused_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--auto-compaction-retention"), "{err}");
+}
+
+/// `etcdctl snapshot status FILE -w json`, as JSON.
+fn etcdctl_status(snapshot: &Path) -> serde_json::Value {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "snapshot",
+            "status",
+            snapshot.to_str().unwrap(),
+            "-w",
+            "json",
+        ])
+        .output()
+        .expect("etcdctl snapshot status");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_snapshot_restores_into_cairn_server_with_its_history_leases_and_users() {
+    let original = crate::etcd();
+    let mut c = client(&original).await;
+    versions_and_a_tombstone(&mut c).await;
+    let lease = c.lease_grant(3600, None).await.unwrap().id();
+    c.put("leased", "x", Some(PutOptions::new().with_lease(lease)))
+        .await
+        .unwrap();
+    let rev = c
+        .get("k000", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    let compact_at = rev - 20;
+    c.compact(compact_at, None).await.unwrap();
+    for args in [
+        &["role", "add", "reader"][..],
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "--prefix=true",
+            "read",
+            "k0",
+        ],
+        &["user", "add", "alice:pw"],
+        &["user", "grant-role", "alice", "reader"],
+    ] {
+        assert!(original.etcdctl(args).unwrap().success(), "{args:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("etcd.db");
+    let saved = original
+        .etcdctl(&["snapshot", "save", snap.to_str().unwrap()])
+        .unwrap();
+    assert!(saved.success(), "{saved:?}");
+
+    // cairn-server reads etcd's file as etcdctl does: the same hash, revision, keys and size.
+    let status = cairn_snapshot(&["status", snap.to_str().unwrap(), "-w", "json"]);
+    assert!(status.success(), "{status:?}");
+    let ours: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(ours, etcdctl_status(&snap));
+
+    let data = dir.path().join("restored");
+    let out = restore(&snap, &data);
+    assert!(out.success(), "{out:?}");
+    let restored = cairn_builder().data_dir(data).start().unwrap();
+    let mut r = client(&restored).await;
+    assert_eq!(full_range(&mut r, 0).await, full_range(&mut c, 0).await);
+    assert_eq!(
+        full_range(&mut r, compact_at).await,
+        full_range(&mut c, compact_at).await
+    );
+    assert_eq!(
+        r.get("k000", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision(),
+        c.get("k000", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision()
+    );
+    let too_old = r
+        .get(
+            "k000",
+            Some(GetOptions::new().with_revision(compact_at - 1)),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(too_old.contains("compacted"), "{too_old}");
+    let ttl = r
+        .lease_time_to_live(
+            lease,
+            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (ttl.granted_ttl(), ttl.keys()),
+        (3600, &[b"leased".to_vec()][..])
+    );
+    for args in [
+        &["user", "list"][..],
+        &["role", "get", "reader"],
+        &["user", "get", "alice"],
+    ] {
+        let (ours, theirs) = (
+            restored.etcdctl(args).unwrap(),
+            original.etcdctl(args).unwrap(),
+        );
+        assert_eq!(ours.stdout, theirs.stdout, "{args:?}");
+    }
 }

@@ -71,22 +71,11 @@ fn open_decoder(path: &Path) -> Result<(Meta, Decoder<BufReader<std::fs::File>>)
     Decoder::open(BufReader::with_capacity(1 << 20, file), size).map_err(err)
 }
 
-/// What `snapshot status` reports, with etcdctl's JSON field names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status {
-    /// CRC-32C over the LEASE records (ID and TTL of each) and then the KV records
-    /// (revision and stored record of each); without leases, the same as version 1's.
-    pub hash: u32,
-    /// The revision the snapshot holds.
-    pub revision: i64,
-    /// Number of stored revisions (etcdctl counts every stored key).
-    pub total_key: u64,
-    /// The file's size.
-    pub total_size: u64,
-}
-
-/// Verifies `path` and summarises it.
+/// Verifies `path` and summarises it (an etcd snapshot as etcdctl does).
 pub fn status(path: &Path) -> Result<Status, Error> {
+    if super::etcd::is_etcd(path)? {
+        return super::etcd::status(path);
+    }
     verify(path)?;
     let (meta, mut d) = open_decoder(path)?;
     let err = |source: FormatError| Error::Snapshot {
@@ -148,47 +137,91 @@ pub fn restore_into(path: &Path, backend: &dyn Backend, to: RestoreAs) -> Result
         path: path.to_path_buf(),
         source,
     };
-    let mut batch = WriteBatch::new();
-    let mut n = 0;
+    let mut restorer = Restorer::new(backend);
     while let Some(record) = d.next_record().map_err(err)? {
+        restorer.record(record)?;
+    }
+    restorer.finish(&meta, to)?;
+    Ok(meta)
+}
+
+/// [`restore_into`] for an etcd snapshot: its revisions, leases, users and roles.
+pub fn restore_etcd_into(
+    path: &Path,
+    backend: &dyn Backend,
+    to: RestoreAs,
+    skip_hash_check: bool,
+) -> Result<Meta, Error> {
+    let mut restorer = Restorer::new(backend);
+    let meta = super::etcd::read(path, skip_hash_check, &mut |r| restorer.record(r))?;
+    restorer.finish(&meta, to)?;
+    Ok(meta)
+}
+
+/// Writes records into an empty backend in batches, then the META the restored member needs.
+struct Restorer<'a> {
+    backend: &'a dyn Backend,
+    batch: WriteBatch,
+    n: usize,
+}
+
+impl<'a> Restorer<'a> {
+    fn new(backend: &'a dyn Backend) -> Self {
+        Self {
+            backend,
+            batch: WriteBatch::new(),
+            n: 0,
+        }
+    }
+
+    fn record(&mut self, record: Record) -> Result<(), Error> {
         match record {
             Record::Auth(a) => {
                 // Only auth records: a crafted file must not write the member's own keys.
                 if !a.key.starts_with(AUTH_PREFIX) {
                     return Err(Error::CorruptRecord);
                 }
-                batch.put(a.key, a.value);
+                self.batch.put(a.key, a.value);
             }
-            Record::Lease(l) => batch.put(lease_key(l.id), l.ttl.to_be_bytes().to_vec()),
+            Record::Lease(l) => self
+                .batch
+                .put(lease_key(l.id), l.ttl.to_be_bytes().to_vec()),
             Record::Kv(kv) => {
                 crate::mvcc::store::decode_record(&kv.record)?;
-                batch.put(kv_key(kv.rev), kv.record);
+                self.batch.put(kv_key(kv.rev), kv.record);
             }
         }
-        n += 1;
-        if n % SCAN_BATCH == 0 {
-            backend.write(std::mem::take(&mut batch))?;
+        self.n += 1;
+        if self.n.is_multiple_of(SCAN_BATCH) {
+            self.backend.write(std::mem::take(&mut self.batch))?;
         }
+        Ok(())
     }
-    let u64_be = |v: u64| v.to_be_bytes().to_vec();
-    batch.put(
-        meta::SCHEMA.to_vec(),
-        u64_be(crate::mvcc::store::SCHEMA_VERSION),
-    );
-    if let RestoreAs::Member(identity) = to {
-        batch.put(meta::CLUSTER_ID.to_vec(), u64_be(identity.cluster_id));
-        batch.put(meta::MEMBER_ID.to_vec(), u64_be(identity.member_id));
-        batch.put(meta::APPLIED_INDEX.to_vec(), u64_be(meta.applied_index));
-    }
-    if meta.compact_revision > 0 {
-        batch.put(
-            meta::COMPACT_SCHEDULED.to_vec(),
-            u64_be(meta.compact_revision as u64),
+
+    fn finish(mut self, meta: &Meta, to: RestoreAs) -> Result<(), Error> {
+        let u64_be = |v: u64| v.to_be_bytes().to_vec();
+        self.batch.put(
+            meta::SCHEMA.to_vec(),
+            u64_be(crate::mvcc::store::SCHEMA_VERSION),
         );
+        if let RestoreAs::Member(identity) = to {
+            self.batch
+                .put(meta::CLUSTER_ID.to_vec(), u64_be(identity.cluster_id));
+            self.batch
+                .put(meta::MEMBER_ID.to_vec(), u64_be(identity.member_id));
+            self.batch
+                .put(meta::APPLIED_INDEX.to_vec(), u64_be(meta.applied_index));
+        }
+        if meta.compact_revision > 0 {
+            self.batch.put(
+                meta::COMPACT_SCHEDULED.to_vec(),
+                u64_be(meta.compact_revision as u64),
+            );
+        }
+        self.backend.write(self.batch)?;
+        self.backend.flush()?;
+        Ok(())
     }
-    backend.write(batch)?;
-    backend.flush()?;
-    Ok(meta)
 }
 
 /// etcdutl's `snapshot restore` flags.
@@ -237,7 +270,8 @@ pub fn restore(path: &Path, opts: &RestoreOptions) -> Result<Meta, Error> {
         }
         .into());
     }
-    if !opts.skip_hash_check {
+    let etcd = super::etcd::is_etcd(path)?;
+    if !opts.skip_hash_check && !etcd {
         verify(path)?;
     }
     let identity = crate::identity::Identity::derive(
@@ -254,7 +288,11 @@ pub fn restore(path: &Path, opts: &RestoreOptions) -> Result<Meta, Error> {
         } else {
             RestoreAs::Member(identity)
         };
-        restore_into(path, &backend, to)
+        if etcd {
+            restore_etcd_into(path, &backend, to, opts.skip_hash_check)
+        } else {
+            restore_into(path, &backend, to)
+        }
     })();
     if result.is_err() {
         // Leave nothing half-made behind: the next attempt must find the data dir absent.

@@ -364,3 +364,17 @@ impl<R: Read> Decoder<R> {
         }
     }
 }
+
+/// What `snapshot status` reports, with etcdctl's JSON field names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// CRC-32C over the LEASE records (ID and TTL of each) and then the KV records
+    /// (revision and stored record of each); without leases, the same as version 1's.
+    pub hash: u32,
+    /// The revision the snapshot holds.
+    pub revision: i64,
+    /// Number of stored revisions (etcdctl counts every stored key).
+    pub total_key: u64,
+    /// The file's size.
+    pub total_size: u64,
+}

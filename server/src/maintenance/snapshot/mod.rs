@@ -50,12 +50,14 @@
 //! is abandoned (logged, and ended with an error for the client).
 
 mod capture;
+mod etcd;
 mod file;
 mod format;
 pub mod version;
 
 pub use capture::*;
 pub use file::*;
+pub use format::Status;
 
 #[cfg(test)]
 mod tests {
