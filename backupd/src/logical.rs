@@ -13,7 +13,7 @@ use std::io::{BufRead, Write};
 use etcd_client::{GetOptions, LeaseGrantOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
-use cairn_client::auth::AuthState;
+use cairn_client::auth::{AuthState, Change};
 
 use crate::{ClusterSpec, Error};
 
@@ -264,46 +264,31 @@ async fn import_auth(
     dump: &AuthState,
 ) -> Result<Vec<String>, Error> {
     let here = cairn_client::auth::read(client, endpoint).await?;
-    let err = |e| Error::etcd(endpoint, e);
-    let mut auth = client.auth_client();
+    let mut changes = Vec::new();
+    let mut passwordless = Vec::new();
     for (role, perms) in &dump.roles {
         let had = here.roles.get(role);
         if had.is_none() {
-            auth.role_add(role.clone()).await.map_err(err)?;
+            changes.push(Change::AddRole(role.clone()));
         }
-        for p in perms {
-            if had.is_some_and(|h| h.contains(p)) {
-                continue;
-            }
-            let perm = etcd_client::Permission::new(p.perm_type.etcd(), p.key.clone())
-                .with_range_end(p.range_end.clone());
-            auth.role_grant_permission(role.clone(), perm)
-                .await
-                .map_err(err)?;
+        for p in perms.iter().filter(|p| !had.is_some_and(|h| h.contains(p))) {
+            changes.push(Change::Grant(role.clone(), p.clone()));
         }
     }
-    let mut passwordless = Vec::new();
     for (user, roles) in &dump.users {
         let had = here.users.get(user);
         if had.is_none() {
-            auth.user_add(
-                user.clone(),
-                String::new(),
-                Some(etcd_client::UserAddOptions::new().with_no_pwd()),
-            )
-            .await
-            .map_err(err)?;
+            changes.push(Change::AddUser(user.clone(), None));
             passwordless.push(user.clone());
         }
-        for role in roles {
-            if had.is_some_and(|h| h.contains(role)) {
-                continue;
-            }
-            auth.user_grant_role(user.clone(), role.clone())
-                .await
-                .map_err(err)?;
+        for role in roles
+            .iter()
+            .filter(|r| !had.is_some_and(|h| h.contains(*r)))
+        {
+            changes.push(Change::GrantRole(user.clone(), role.clone()));
         }
     }
+    cairn_client::auth::apply(client, endpoint, &changes).await?;
     Ok(passwordless)
 }
 

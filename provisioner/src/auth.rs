@@ -7,39 +7,17 @@
 //! text, a plan or a log.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use cairn_client::auth::{AuthState, PermType, Permission};
+pub use cairn_client::auth::Change;
+use cairn_client::auth::{apply, AuthState, PermType, Permission};
 use cairn_client::{Connector, Credentials};
 use cairn_inventory::{Access, Inventory};
-use etcd_client::{Client, RoleRevokePermissionOptions, UserAddOptions};
+use etcd_client::Client;
 
 use crate::Error;
 
 /// The role etcd treats as the administrator's.
 const ROOT: &str = "root";
-
-/// One permission, as etcd keeps it.
-pub type Perm = Permission;
-
-/// A permission for people: `readwrite ["/app/", "/app0")`.
-struct Shown<'a>(&'a Perm);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let access = match self.0.perm_type {
-            PermType::Read => "read",
-            PermType::Write => "write",
-            PermType::Readwrite => "readwrite",
-        };
-        let key = String::from_utf8_lossy(&self.0.key);
-        match self.0.range_end.as_slice() {
-            [] => write!(f, "{access} {key:?}"),
-            [0] => write!(f, "{access} from {key:?}"),
-            end => write!(f, "{access} [{key:?}, {:?})", String::from_utf8_lossy(end)),
-        }
-    }
-}
 
 fn perm_type(access: Access) -> PermType {
     match access {
@@ -66,7 +44,7 @@ pub struct Wanted {
     /// Whether auth is on.
     pub enabled: bool,
     /// Roles with every permission they have.
-    pub roles: BTreeMap<String, BTreeSet<Perm>>,
+    pub roles: BTreeMap<String, BTreeSet<Permission>>,
     /// Users, root first.
     pub users: Vec<WantedUser>,
 }
@@ -81,59 +59,19 @@ pub struct Current {
     pub stale_passwords: BTreeSet<String>,
 }
 
-/// One change to the cluster's auth.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// A new role.
-    AddRole(String),
-    /// A permission for a role.
-    Grant(String, Perm),
-    /// A permission taken from a role.
-    Revoke(String, Perm),
-    /// A new user (with its password, if any).
-    AddUser(String, Option<String>),
-    /// A new password for a user.
-    SetPassword(String, String),
-    /// A role for a user.
-    GrantRole(String, String),
-    /// A role taken from a user.
-    RevokeRole(String, String),
-    /// Auth on.
-    Enable,
-    /// Auth off.
-    Disable,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::AddRole(r) => write!(f, "auth: add role {r}"),
-            Change::Grant(r, p) => write!(f, "auth: grant {} to role {r}", Shown(p)),
-            Change::Revoke(r, p) => write!(f, "auth: revoke {} from role {r}", Shown(p)),
-            Change::AddUser(u, Some(_)) => write!(f, "auth: add user {u}"),
-            Change::AddUser(u, None) => write!(f, "auth: add user {u} (no password)"),
-            Change::SetPassword(u, _) => write!(f, "auth: set the password of user {u}"),
-            Change::GrantRole(u, r) => write!(f, "auth: grant role {r} to user {u}"),
-            Change::RevokeRole(u, r) => write!(f, "auth: revoke role {r} from user {u}"),
-            Change::Enable => write!(f, "auth: enable"),
-            Change::Disable => write!(f, "auth: disable"),
-        }
-    }
-}
-
 /// What `inventory`'s `[auth]` asks for; `None` without one.
 pub fn wanted(inventory: &Inventory) -> Result<Option<Wanted>, Error> {
     let Some(auth) = &inventory.auth else {
         return Ok(None);
     };
-    let mut roles: BTreeMap<String, BTreeSet<Perm>> = auth
+    let mut roles: BTreeMap<String, BTreeSet<Permission>> = auth
         .roles
         .iter()
         .map(|r| {
             let perms = r
                 .permissions
                 .iter()
-                .map(|p| Perm {
+                .map(|p| Permission {
                     perm_type: perm_type(p.access),
                     key: p.key.clone().into_bytes(),
                     range_end: p.etcd_range_end(),
@@ -231,10 +169,6 @@ pub fn changes(wanted: &Wanted, current: &Current) -> Vec<Change> {
     out
 }
 
-fn failed(endpoint: &str) -> impl Fn(etcd_client::Error) -> Error + '_ {
-    move |source| Error::Client(cairn_client::Error::from_etcd(endpoint.to_string(), source))
-}
-
 /// How the provisioner reaches the cluster for auth: the admin certificate with TLS, and
 /// root's password when there is one.
 pub fn connector(
@@ -275,69 +209,6 @@ pub async fn current(
     })
 }
 
-/// Carries out `changes` in order.
-pub async fn apply(client: &mut Client, endpoint: &str, changes: &[Change]) -> Result<(), Error> {
-    let err = failed(endpoint);
-    let mut auth = client.auth_client();
-    for change in changes {
-        match change {
-            Change::AddRole(r) => {
-                auth.role_add(r.clone()).await.map_err(&err)?;
-            }
-            Change::Grant(r, p) => {
-                let perm = etcd_client::Permission::new(p.perm_type.etcd(), p.key.clone())
-                    .with_range_end(p.range_end.clone());
-                auth.role_grant_permission(r.clone(), perm)
-                    .await
-                    .map_err(&err)?;
-            }
-            Change::Revoke(r, p) => {
-                let options =
-                    RoleRevokePermissionOptions::new().with_range_end(p.range_end.clone());
-                auth.role_revoke_permission(r.clone(), p.key.clone(), Some(options))
-                    .await
-                    .map_err(&err)?;
-            }
-            Change::AddUser(u, Some(password)) => {
-                auth.user_add(u.clone(), password.clone(), None)
-                    .await
-                    .map_err(&err)?;
-            }
-            Change::AddUser(u, None) => {
-                auth.user_add(
-                    u.clone(),
-                    String::new(),
-                    Some(UserAddOptions::new().with_no_pwd()),
-                )
-                .await
-                .map_err(&err)?;
-            }
-            Change::SetPassword(u, password) => {
-                auth.user_change_password(u.clone(), password.clone())
-                    .await
-                    .map_err(&err)?;
-            }
-            Change::GrantRole(u, r) => {
-                auth.user_grant_role(u.clone(), r.clone())
-                    .await
-                    .map_err(&err)?;
-            }
-            Change::RevokeRole(u, r) => {
-                auth.user_revoke_role(u.clone(), r.clone())
-                    .await
-                    .map_err(&err)?;
-            }
-            Change::Enable => {
-                auth.auth_enable().await.map_err(&err)?;
-            }
-            Change::Disable => {
-                auth.auth_disable().await.map_err(&err)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Makes the cluster's auth what `inventory` declares (or, with `plan_only`, only says how);
 /// the changes, nothing without `[auth]`. A cluster that cannot be reached yet (a plan before
 /// the first start) is taken as having no auth at all.
@@ -373,8 +244,8 @@ pub async fn converge(
 mod tests {
     use super::*;
 
-    fn perm(access: Access, key: &str, end: &str) -> Perm {
-        Perm {
+    fn perm(access: Access, key: &str, end: &str) -> Permission {
+        Permission {
             perm_type: perm_type(access),
             key: key.into(),
             range_end: end.into(),

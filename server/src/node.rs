@@ -15,6 +15,7 @@ use crate::kv::{Applied, Snapshot};
 use crate::lessor::Lessor;
 use crate::metrics::{Metrics, ScrapeState};
 use crate::mvcc::auth::AuthTable;
+use crate::mvcc::lease::LeaseTable;
 use crate::mvcc::MvccStore;
 use crate::proto::cairnpb::internal_request::Request;
 use crate::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, ResponseHeader};
@@ -117,11 +118,7 @@ impl Node {
     pub fn authorize<T>(
         &self,
         req: &tonic::Request<T>,
-        check: impl FnOnce(
-            &AuthTable,
-            Option<&str>,
-            &dyn Fn(i64) -> Vec<Vec<u8>>,
-        ) -> Result<(), EtcdError>,
+        check: impl FnOnce(&AuthTable, Option<&str>, &LeaseTable) -> Result<(), EtcdError>,
     ) -> Result<Caller, Error> {
         self.authorize_as(&self.credentials(req), check)
     }
@@ -130,23 +127,12 @@ impl Node {
     pub fn authorize_as(
         &self,
         creds: &auth::Credentials,
-        check: impl FnOnce(
-            &AuthTable,
-            Option<&str>,
-            &dyn Fn(i64) -> Vec<Vec<u8>>,
-        ) -> Result<(), EtcdError>,
+        check: impl FnOnce(&AuthTable, Option<&str>, &LeaseTable) -> Result<(), EtcdError>,
     ) -> Result<Caller, Error> {
         let store = self.shared.store.read();
         let table = store.auth();
         let caller = auth::resolve(table, &self.auth.tokens, creds)?;
-        let lease_keys = |id: i64| -> Vec<Vec<u8>> {
-            store
-                .leases()
-                .get(id)
-                .map(|l| l.keys.iter().cloned().collect())
-                .unwrap_or_default()
-        };
-        check(table, caller.user(), &lease_keys)?;
+        check(table, caller.user(), store.leases())?;
         Ok(caller)
     }
 

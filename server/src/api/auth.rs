@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::auth::{self, perm, token};
+use crate::auth::{self, perm, token, Caller};
 use crate::kv::Applied;
 use crate::node::Node;
 use crate::proto::cairnpb::internal_request::Request as Cmd;
@@ -31,15 +31,25 @@ impl AuthService {
         Some(self.node.header(self.node.visible_revision()))
     }
 
+    /// The caller of `req`, once it is known to be an administrator.
+    fn admin<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        Ok(self
+            .node
+            .authorize(req, |t, user, _| perm::admin(t, user))?)
+    }
+
     /// Checks that the caller of `req` is an administrator, then applies `cmd` as them.
     async fn change<T>(
         &self,
         req: &Request<T>,
         cmd: Cmd,
     ) -> Result<Option<ResponseHeader>, Status> {
-        let caller = self
-            .node
-            .authorize(req, |t, user, _| perm::admin(t, user))?;
+        let caller = self.admin(req)?;
+        self.apply(cmd, caller).await
+    }
+
+    /// Applies `cmd` as `caller`, an administrator.
+    async fn apply(&self, cmd: Cmd, caller: Caller) -> Result<Option<ResponseHeader>, Status> {
         match self.node.propose_as(cmd, caller).await? {
             Applied::Auth => Ok(self.header()),
             other => Err(Status::internal(format!(
@@ -148,9 +158,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
-        self.node
-            .authorize(&req, |t, user, _| perm::admin(t, user))?;
-        let mut r = req.get_ref().clone();
+        let caller = self.admin(&req)?;
+        let mut r = req.into_inner();
         if r.name.is_empty() {
             return Err(EtcdError::UserEmpty.into());
         }
@@ -159,7 +168,7 @@ impl Auth for AuthService {
             r.hashed_password = self.hash(std::mem::take(&mut r.password)).await?;
         }
         r.password.clear();
-        let header = self.change(&req, Cmd::UserAdd(r)).await?;
+        let header = self.apply(Cmd::UserAdd(r), caller).await?;
         Ok(Response::new(AuthUserAddResponse { header }))
     }
 
@@ -188,8 +197,7 @@ impl Auth for AuthService {
         req: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
         self.node.read_barrier().await?;
-        self.node
-            .authorize(&req, |t, user, _| perm::admin(t, user))?;
+        self.admin(&req)?;
         let users = self
             .node
             .read(|s| s.store.auth().users().map(|(n, _)| n.clone()).collect());
@@ -203,8 +211,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        let cmd = Cmd::UserDelete(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self
+            .apply(Cmd::UserDelete(req.into_inner()), caller)
+            .await?;
         Ok(Response::new(AuthUserDeleteResponse { header }))
     }
 
@@ -212,14 +222,13 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        self.node
-            .authorize(&req, |t, user, _| perm::admin(t, user))?;
-        let mut r = req.get_ref().clone();
+        let caller = self.admin(&req)?;
+        let mut r = req.into_inner();
         if r.hashed_password.is_empty() {
             r.hashed_password = self.hash(std::mem::take(&mut r.password)).await?;
         }
         r.password.clear();
-        let header = self.change(&req, Cmd::UserChangePassword(r)).await?;
+        let header = self.apply(Cmd::UserChangePassword(r), caller).await?;
         Ok(Response::new(AuthUserChangePasswordResponse { header }))
     }
 
@@ -227,8 +236,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        let cmd = Cmd::UserGrantRole(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self
+            .apply(Cmd::UserGrantRole(req.into_inner()), caller)
+            .await?;
         Ok(Response::new(AuthUserGrantRoleResponse { header }))
     }
 
@@ -236,8 +247,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        let cmd = Cmd::UserRevokeRole(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self
+            .apply(Cmd::UserRevokeRole(req.into_inner()), caller)
+            .await?;
         Ok(Response::new(AuthUserRevokeRoleResponse { header }))
     }
 
@@ -245,8 +258,8 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
-        let cmd = Cmd::RoleAdd(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self.apply(Cmd::RoleAdd(req.into_inner()), caller).await?;
         Ok(Response::new(AuthRoleAddResponse { header }))
     }
 
@@ -284,8 +297,7 @@ impl Auth for AuthService {
         req: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
         self.node.read_barrier().await?;
-        self.node
-            .authorize(&req, |t, user, _| perm::admin(t, user))?;
+        self.admin(&req)?;
         let roles = self
             .node
             .read(|s| s.store.auth().role_names().cloned().collect());
@@ -299,8 +311,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        let cmd = Cmd::RoleDelete(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self
+            .apply(Cmd::RoleDelete(req.into_inner()), caller)
+            .await?;
         Ok(Response::new(AuthRoleDeleteResponse { header }))
     }
 
@@ -308,8 +322,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        let cmd = Cmd::RoleGrantPermission(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self
+            .apply(Cmd::RoleGrantPermission(req.into_inner()), caller)
+            .await?;
         Ok(Response::new(AuthRoleGrantPermissionResponse { header }))
     }
 
@@ -317,8 +333,10 @@ impl Auth for AuthService {
         &self,
         req: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        let cmd = Cmd::RoleRevokePermission(req.get_ref().clone());
-        let header = self.change(&req, cmd).await?;
+        let caller = self.admin(&req)?;
+        let header = self
+            .apply(Cmd::RoleRevokePermission(req.into_inner()), caller)
+            .await?;
         Ok(Response::new(AuthRoleRevokePermissionResponse { header }))
     }
 }

@@ -121,8 +121,8 @@ impl Lease for LeaseService {
         self.node.authorize(&req, |t, user, leases| {
             perm::authenticated(t, user)?;
             if keys {
-                for key in leases(id) {
-                    perm::range(t, user, &key, &[], Access::Read)?;
+                for key in leases.get(id).iter().flat_map(|l| &l.keys) {
+                    perm::range(t, user, key, &[], Access::Read)?;
                 }
             }
             Ok(())

@@ -3,6 +3,7 @@
 //! inside one merged interval of them. The `root` role may do everything.
 
 use crate::mvcc::auth::AuthTable;
+use crate::mvcc::lease::LeaseTable;
 use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::authpb::Permission;
 use crate::proto::cairnpb::internal_request::Request;
@@ -145,11 +146,11 @@ pub fn put(
     table: &AuthTable,
     user: Option<&str>,
     p: &PutRequest,
-    lease_keys: &dyn Fn(i64) -> Vec<Vec<u8>>,
+    leases: &LeaseTable,
 ) -> Result<(), EtcdError> {
     range(table, user, &p.key, &[], Access::Write)?;
     if p.lease != 0 {
-        lease(table, user, p.lease, lease_keys)?;
+        lease(table, user, p.lease, leases)?;
     }
     if p.prev_kv {
         range(table, user, &p.key, &[], Access::Read)?;
@@ -175,7 +176,7 @@ pub fn txn(
     table: &AuthTable,
     user: Option<&str>,
     t: &TxnRequest,
-    lease_keys: &dyn Fn(i64) -> Vec<Vec<u8>>,
+    leases: &LeaseTable,
 ) -> Result<(), EtcdError> {
     for c in &t.compare {
         range(table, user, &c.key, &c.range_end, Access::Read)?;
@@ -185,9 +186,9 @@ pub fn txn(
             Some(request_op::Request::RequestRange(r)) => {
                 range(table, user, &r.key, &r.range_end, Access::Read)?;
             }
-            Some(request_op::Request::RequestPut(p)) => put(table, user, p, lease_keys)?,
+            Some(request_op::Request::RequestPut(p)) => put(table, user, p, leases)?,
             Some(request_op::Request::RequestDeleteRange(d)) => delete(table, user, d)?,
-            Some(request_op::Request::RequestTxn(inner)) => txn(table, user, inner, lease_keys)?,
+            Some(request_op::Request::RequestTxn(inner)) => txn(table, user, inner, leases)?,
             None => {}
         }
     }
@@ -199,13 +200,13 @@ pub fn lease(
     table: &AuthTable,
     user: Option<&str>,
     id: i64,
-    lease_keys: &dyn Fn(i64) -> Vec<Vec<u8>>,
+    leases: &LeaseTable,
 ) -> Result<(), EtcdError> {
     if !table.enabled() {
         return Ok(());
     }
-    for key in lease_keys(id) {
-        range(table, user, &key, &[], Access::Write)?;
+    for key in leases.get(id).iter().flat_map(|l| &l.keys) {
+        range(table, user, key, &[], Access::Write)?;
     }
     Ok(())
 }
@@ -215,13 +216,13 @@ pub fn command(
     table: &AuthTable,
     user: Option<&str>,
     request: &Request,
-    lease_keys: &dyn Fn(i64) -> Vec<Vec<u8>>,
+    leases: &LeaseTable,
 ) -> Result<(), EtcdError> {
     match request {
-        Request::Put(p) => put(table, user, p, lease_keys),
+        Request::Put(p) => put(table, user, p, leases),
         Request::DeleteRange(d) => delete(table, user, d),
-        Request::Txn(t) => txn(table, user, t, lease_keys),
-        Request::LeaseRevoke(r) => lease(table, user, r.id, lease_keys),
+        Request::Txn(t) => txn(table, user, t, leases),
+        Request::LeaseRevoke(r) => lease(table, user, r.id, leases),
         Request::Compaction(_) | Request::LeaseGrant(_) => authenticated(table, user),
         Request::AuthEnable(_)
         | Request::AuthDisable(_)
@@ -323,7 +324,7 @@ mod tests {
     fn every_txn_branch_and_compare_is_checked() {
         use crate::proto::etcdserverpb::{Compare, RangeRequest, RequestOp};
         let t = table(&[(PermType::Readwrite, "a", ""), (PermType::Read, "b", "")]);
-        let none = |_| Vec::new();
+        let none = LeaseTable::default();
         let put_op = |k: &str| RequestOp {
             request: Some(request_op::Request::RequestPut(PutRequest {
                 key: k.as_bytes().to_vec(),

@@ -239,14 +239,12 @@ impl Tokens {
             user: data.claims.username,
             revision: data.claims.revision,
         };
-        let mut verified = self.verified.lock();
-        if verified.len() >= REMEMBERED {
-            verified.retain(|_, (_, exp)| *exp > now);
-            if verified.len() >= REMEMBERED {
-                verified.clear();
-            }
-        }
-        verified.insert(token.to_string(), (holder.clone(), data.claims.exp));
+        remember(
+            &mut self.verified.lock(),
+            token,
+            (holder.clone(), data.claims.exp),
+            |(_, exp)| *exp > now,
+        );
         Ok(holder)
     }
 
@@ -283,16 +281,22 @@ impl Tokens {
             used.remove(token);
             return Err(invalid);
         }
-        if used.len() >= REMEMBERED {
-            let ttl = self.ttl;
-            used.retain(|_, at| now.duration_since(*at) <= ttl);
-            if used.len() >= REMEMBERED {
-                used.clear();
-            }
-        }
-        used.insert(token.to_string(), now);
+        let ttl = self.ttl;
+        remember(&mut used, token, now, |at| now.duration_since(*at) <= ttl);
         Ok(Holder { user, revision })
     }
+}
+
+/// Records `value` for `token` in a map of at most [`REMEMBERED`] entries: when full, the
+/// entries `live` rejects go first, and everything if that is not enough.
+fn remember<V>(map: &mut HashMap<String, V>, token: &str, value: V, live: impl Fn(&V) -> bool) {
+    if map.len() >= REMEMBERED {
+        map.retain(|_, v| live(v));
+        if map.len() >= REMEMBERED {
+            map.clear();
+        }
+    }
+    map.insert(token.to_string(), value);
 }
 
 fn mac(key: &[u8], body: &str) -> String {

@@ -133,15 +133,8 @@ fn recheck_auth(store: &MvccStore, cmd: &InternalRequest, request: &Request) -> 
     if cmd.auth_revision == 0 || !table.enabled() || cmd.auth_revision == table.revision() {
         return Ok(());
     }
-    let lease_keys = |id: i64| -> Vec<Vec<u8>> {
-        store
-            .leases()
-            .get(id)
-            .map(|l| l.keys.iter().cloned().collect())
-            .unwrap_or_default()
-    };
     let user = Some(cmd.auth_user.as_str()).filter(|u| !u.is_empty());
-    auth::perm::command(table, user, request, &lease_keys)?;
+    auth::perm::command(table, user, request, store.leases())?;
     Ok(())
 }
 

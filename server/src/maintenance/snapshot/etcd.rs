@@ -3,7 +3,7 @@
 //! read as cairn's records, so `cairn-server snapshot restore` moves a cluster from etcd with
 //! its revisions, leases, users and roles. The bbolt file is read by bbolt-rs.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use bbolt_rs::{BucketApi, DbApi, TxApi};
@@ -11,7 +11,7 @@ use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use super::format::{
-    AuthRecord, FormatError, KvRecord, LeaseRecord, Meta, Record, Status, HASH_LEN,
+    hex, AuthRecord, FormatError, KvRecord, LeaseRecord, Meta, Record, Status, HASH_LEN,
 };
 use crate::mvcc::auth::{AuthTable, AuthUser};
 use crate::mvcc::revision::Revision;
@@ -61,54 +61,31 @@ pub fn is_etcd(path: &Path) -> Result<bool, Error> {
     Ok(magic == BOLT_MAGIC)
 }
 
-/// The bbolt database of the snapshot at `path`, in a file of its own under `scratch`: the
-/// trailer (when the size says there is one, as etcd decides) is checked, unless
-/// `skip_hash_check`, and cut off, as etcd's restore does.
-fn database(
-    path: &Path,
-    scratch: &Path,
-    skip_hash_check: bool,
-) -> Result<std::path::PathBuf, Error> {
+/// Checks the SHA-256 trailer of the snapshot at `path` (when its size says there is one, as
+/// etcd decides), unless `skip_hash_check`. bbolt reads the file as it is: the trailer lies
+/// past its last page.
+fn check_trailer(path: &Path, skip_hash_check: bool) -> Result<(), Error> {
     let size = std::fs::metadata(path).map_err(file_error(path))?.len();
-    let has_hash = size % 512 == HASH_LEN as u64;
-    let db_len = if has_hash {
-        size - HASH_LEN as u64
-    } else {
-        size
-    };
+    if skip_hash_check || size % 512 != HASH_LEN as u64 {
+        return Ok(());
+    }
     let mut input = std::io::BufReader::new(std::fs::File::open(path).map_err(file_error(path))?);
-    let db = scratch.join("db");
-    let mut out = std::fs::File::create(&db).map_err(file_error(&db))?;
     let mut sha = Sha256::new();
-    let mut left = db_len;
-    let mut buf = vec![0u8; 1 << 20];
-    while left > 0 {
-        let n = input
-            .read(&mut buf[..left.min(1 << 20) as usize])
-            .map_err(file_error(path))?;
-        if n == 0 {
-            return Err(snapshot_error(path, FormatError::Size(size)));
-        }
-        sha.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(file_error(&db))?;
-        left -= n as u64;
+    std::io::copy(&mut (&mut input).take(size - HASH_LEN as u64), &mut sha)
+        .map_err(file_error(path))?;
+    let mut trailer = [0u8; HASH_LEN];
+    input.read_exact(&mut trailer).map_err(file_error(path))?;
+    let actual = sha.finalize();
+    if actual.as_slice() != trailer {
+        return Err(snapshot_error(
+            path,
+            FormatError::HashMismatch {
+                expected: hex(&trailer),
+                actual: hex(&actual),
+            },
+        ));
     }
-    if has_hash && !skip_hash_check {
-        let mut trailer = [0u8; HASH_LEN];
-        input.read_exact(&mut trailer).map_err(file_error(path))?;
-        let actual = sha.finalize();
-        if actual.as_slice() != trailer {
-            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-            return Err(snapshot_error(
-                path,
-                FormatError::HashMismatch {
-                    expected: hex(&trailer),
-                    actual: hex(&actual),
-                },
-            ));
-        }
-    }
-    Ok(db)
+    Ok(())
 }
 
 fn bolt_error(path: &Path) -> impl Fn(bbolt_rs::Error) -> Error + '_ {
@@ -133,9 +110,8 @@ fn revision(key: &[u8]) -> Option<(Revision, bool)> {
 /// What `etcdctl snapshot status` reports of an etcd snapshot, computed as etcd computes it
 /// (CRC-32C over every bucket's name, keys and values; the revision of the last key).
 pub fn status(path: &Path) -> Result<Status, Error> {
-    let scratch = tempfile::tempdir().map_err(file_error(path))?;
-    let db = database(path, scratch.path(), false)?;
-    let bolt = bbolt_rs::Bolt::open_ro(&db).map_err(bolt_error(path))?;
+    check_trailer(path, false)?;
+    let bolt = bbolt_rs::Bolt::open_ro(path).map_err(bolt_error(path))?;
     let mut hash = 0u32;
     let (mut rev, mut total_key, mut total_size) = (0i64, 0u64, 0u64);
     bolt.view(|tx| {
@@ -172,9 +148,8 @@ pub fn read(
     skip_hash_check: bool,
     sink: &mut dyn FnMut(Record) -> Result<(), Error>,
 ) -> Result<Meta, Error> {
-    let scratch = tempfile::tempdir().map_err(file_error(path))?;
-    let db = database(path, scratch.path(), skip_hash_check)?;
-    let bolt = bbolt_rs::Bolt::open_ro(&db).map_err(bolt_error(path))?;
+    check_trailer(path, skip_hash_check)?;
+    let bolt = bbolt_rs::Bolt::open_ro(path).map_err(bolt_error(path))?;
     let mut meta = Meta::default();
     let mut outcome: Result<(), Error> = Ok(());
     bolt.view(|tx| {

@@ -12,10 +12,6 @@ use crate::mvcc::store::{kv_key, meta};
 use crate::mvcc::{Backend, SledBackend, WriteBatch};
 use crate::Error;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Checks `path`'s SHA-256 trailer against its contents, reading it once, in pieces.
 pub fn verify(path: &Path) -> Result<(), Error> {
     let err = |source: FormatError| Error::Snapshot {

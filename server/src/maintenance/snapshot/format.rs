@@ -39,6 +39,11 @@ pub(crate) const LEASE_LEN: usize = 16;
 
 pub use crate::error::FormatError;
 
+/// `bytes` as lowercase hex, as sha256sum prints a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What the META record says: the point in history the snapshot captures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
