@@ -403,14 +403,21 @@ async fn watch_and_lease_steps(m: &Member) -> Vec<String> {
         ),
         other => format!("denied watch: {:?}", other.map(|_| ())),
     });
+    // The put first, the watch from its revision: the event arrives however the watch's
+    // creation and the put interleave.
+    let put = root.put("mine/k", "v", None).await.expect("put");
+    let from = put.header().expect("header").revision();
     let mut mine = carol
         .watch(
             "mine/",
-            Some(etcd_client::WatchOptions::new().with_prefix()),
+            Some(
+                etcd_client::WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(from),
+            ),
         )
         .await
         .expect("watch stream");
-    root.put("mine/k", "v", None).await.expect("put");
     let event = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match mine.message().await {
